@@ -1,0 +1,43 @@
+// Package rules is the drop logic of the example IPS bridge: a small subset of
+// Suricata's rule language, parsed from text and matched against raw Ethernet
+// frames.
+//
+// A rule reads
+//
+//	action proto src sport dir dst dport (options)
+//
+// with one rule per line; blank lines and lines starting with # are ignored.
+//
+//   - action is drop, alert, pass or reject. A reject rule drops the packet and
+//     asks the caller to tell the endpoints (see [BuildReject]).
+//   - proto is ip (any IPv4 or IPv6 packet), tcp, udp, icmp or icmpv6. As in
+//     Suricata, icmp matches both ICMPv4 and ICMPv6.
+//   - src and dst are any, an IPv4 or IPv6 address or CIDR prefix, a list in
+//     [...] (comma separated, may nest), or any of these negated with !.
+//   - sport and dport are any, a port, a range a:b (also a: and :b), a list
+//     such as [80,443,1000:2000], or any of these negated with !.
+//   - dir is -> or <>; <> also matches with source and destination swapped.
+//   - options are msg:"..."; sid:N; rev:N; content:"..."; and nocase;
+//     sid is required and unique within a [Set]. Content strings may hold hex
+//     sections such as |0d 0a| and the escapes \" \; and \\. Every content of
+//     a rule must occur somewhere in the payload, in any order. nocase applies
+//     to the content just before it. Any other option is a parse error: a rule
+//     file meant for Suricata fails loudly here instead of matching less than
+//     its author believes.
+//
+// Content is searched in the TCP or UDP payload for tcp and udp rules, and in
+// the whole IP payload (everything after the IPv4 header or the IPv6
+// extension headers) for ip, icmp and icmpv6 rules. Non-first fragments carry
+// no L4 header, so rules with ports never match them, and their content is
+// searched in the fragment's IP payload.
+//
+// [Set.Match] decodes a frame (Ethernet, up to two 802.1Q/802.1ad tags, IPv4
+// or IPv6 with extension headers, TCP, UDP, ICMP, ICMPv6), runs one
+// Aho-Corasick pass over the payload for all content patterns of all rules,
+// and resolves the verdict in Suricata's default action order: pass, drop,
+// reject, alert. It allocates nothing once its [Result] has been used, and a
+// Set is safe for concurrent use with one Result per goroutine.
+//
+// The package works on byte slices only and imports nothing from afbridge, so
+// it can be used with any capture or bridging mechanism.
+package rules
