@@ -1,6 +1,14 @@
 package rules
 
-import "bytes"
+import (
+	"bytes"
+	"errors"
+	"math"
+)
+
+// errTooManyPatterns is returned when the DFA would not fit int32 offsets,
+// hundreds of megabytes of content patterns.
+var errTooManyPatterns = errors.New("content patterns too large for one automaton")
 
 // automaton is an Aho-Corasick matcher over every content pattern of a Set,
 // compiled into a DFA so that scanning costs one table load per payload byte.
@@ -18,7 +26,8 @@ type automaton struct {
 	// class maps an input byte, folded to lower case, to its column.
 	class  [256]uint8
 	nclass int
-	// delta[s*nclass+c] is the state after reading a byte of class c in s.
+	// delta[s*nclass+c] is the state after reading a byte of class c in
+	// state s, stored as its row offset t*nclass, negated if t has outputs.
 	delta []int32
 	// outs[outStart[s]:outStart[s+1]] are the ids of the patterns that end
 	// in state s, including those reached through failure links.
@@ -38,7 +47,7 @@ func lower(c byte) byte {
 
 // newAutomaton compiles pats (nocase[i] says whether pats[i] ignores case).
 // Pattern ids are indexes into pats. Empty patterns are not allowed.
-func newAutomaton(pats [][]byte, nocase []bool) *automaton {
+func newAutomaton(pats [][]byte, nocase []bool) (*automaton, error) {
 	a := &automaton{pats: pats, nocase: nocase}
 
 	var used [256]bool
@@ -122,33 +131,57 @@ func newAutomaton(pats [][]byte, nocase []bool) *automaton {
 		a.outs = append(a.outs, outsOf[s]...)
 	}
 	a.outStart[n] = int32(len(a.outs))
-	return a
+
+	if len(a.delta) > math.MaxInt32 {
+		return nil, errTooManyPatterns
+	}
+
+	// Store each target as its row offset, negated when the target state
+	// has outputs, so the scan loop does one load and one sign test per
+	// byte. The root has no outputs (there are no empty patterns), so no
+	// target is ambiguous.
+	for i, t := range a.delta {
+		v := t * int32(nc)
+		if a.outStart[t] != a.outStart[t+1] {
+			v = -v
+		}
+		a.delta[i] = v
+	}
+	return a, nil
 }
 
 // scan runs the automaton over data and sets bit id in all for every pattern
 // id found, and also in tail for those whose occurrence starts at or after
 // index tailFrom. That lets one pass serve both rules that search the whole
 // IP payload and rules that search only the TCP or UDP payload after the L4
-// header. all and tail must hold at least len(pats) bits.
-func (a *automaton) scan(data []byte, tailFrom int, all, tail []uint64) {
-	nc := a.nclass
+// header. Each id is appended to found the first time its bit is set in all,
+// so the caller visits only the patterns that occurred. all and tail must
+// hold len(pats) bits and be zero; found must have room for len(pats) ids.
+func (a *automaton) scan(data []byte, tailFrom int, all, tail []uint64, found []int32) []int32 {
+	delta, class := a.delta, &a.class
 	s := int32(0)
 	for i, c := range data {
-		s = a.delta[int(s)*nc+int(a.class[c])]
-		lo, hi := a.outStart[s], a.outStart[s+1]
-		if lo == hi {
+		s = delta[s+int32(class[c])]
+		if s >= 0 {
 			continue
 		}
-		for _, id := range a.outs[lo:hi] {
+		s = -s
+		st := s / int32(a.nclass)
+		for _, id := range a.outs[a.outStart[st]:a.outStart[st+1]] {
 			p := a.pats[id]
 			start := i + 1 - len(p)
 			if !a.nocase[id] && !bytes.Equal(data[start:i+1], p) {
 				continue
 			}
-			all[id>>6] |= 1 << (uint(id) & 63)
+			w, bit := id>>6, uint64(1)<<(uint(id)&63)
+			if all[w]&bit == 0 {
+				all[w] |= bit
+				found = append(found, id)
+			}
 			if start >= tailFrom {
-				tail[id>>6] |= 1 << (uint(id) & 63)
+				tail[w] |= bit
 			}
 		}
 	}
+	return found
 }

@@ -1,6 +1,9 @@
 package rules
 
-import "net/netip"
+import (
+	"net/netip"
+	"slices"
+)
 
 // MaxAlerts is the capacity of Result.Alerts: how many matching alert, drop
 // and reject rules one frame reports. Further matches are counted in
@@ -11,13 +14,27 @@ const MaxAlerts = 16
 // concurrent use as long as each goroutine has its own Result.
 type Set struct {
 	rules []*Rule
-	// groups[g] lists, in file order, the indexes of the rules that can
+	// plain[g] lists, in file order, the rules without content that can
 	// match a packet of protocol group g: the cheap protocol pre-filter.
-	groups   [numGroups][]int32
-	maxGroup int
-	ac       *automaton // nil when no rule has content
-	words    int        // uint64 words in a pattern bitset
+	plain [numGroups][]int32
+	// byPattern[id] lists the rules with content whose fast pattern (their
+	// longest content) is pattern id. Such a rule is looked at only when
+	// its fast pattern occurred in the frame, as in Suricata's prefilter.
+	byPattern [][]int32
+	// scan[g] says which bytes the automaton must read for group g:
+	// none, the L4 payload, or the whole IP payload.
+	scan  [numGroups]scanRegion
+	ac    *automaton // nil when no rule has content
+	words int        // uint64 words in a pattern bitset
 }
+
+type scanRegion uint8
+
+const (
+	scanNone scanRegion = iota
+	scanL4Payload
+	scanIPPayload
+)
 
 // Protocol groups for the pre-filter.
 const (
@@ -43,8 +60,23 @@ func groupOf(proto uint8) int {
 	return groupOther
 }
 
-// compile builds the pre-filter groups and the content automaton.
-func compile(rules []*Rule) *Set {
+// groupMask returns the protocol groups a rule's protocol covers.
+func groupMask(p Proto) uint8 {
+	switch p {
+	case ProtoTCP:
+		return 1 << groupTCP
+	case ProtoUDP:
+		return 1 << groupUDP
+	case ProtoICMP:
+		return 1<<groupICMP | 1<<groupICMPv6
+	case ProtoICMPv6:
+		return 1 << groupICMPv6
+	}
+	return 1<<numGroups - 1
+}
+
+// compile builds the pre-filter tables and the content automaton.
+func compile(rules []*Rule) (*Set, error) {
 	s := &Set{rules: rules}
 	type key struct {
 		pat    string
@@ -54,23 +86,9 @@ func compile(rules []*Rule) *Set {
 	var pats [][]byte
 	var nocase []bool
 	for i, r := range rules {
-		var gs []int
-		switch r.Proto {
-		case ProtoIP:
-			gs = []int{groupTCP, groupUDP, groupICMP, groupICMPv6, groupOther}
-		case ProtoTCP:
-			gs = []int{groupTCP}
-		case ProtoUDP:
-			gs = []int{groupUDP}
-		case ProtoICMP:
-			gs = []int{groupICMP, groupICMPv6}
-		case ProtoICMPv6:
-			gs = []int{groupICMPv6}
-		}
-		for _, g := range gs {
-			s.groups[g] = append(s.groups[g], int32(i))
-		}
+		r.groups = groupMask(r.Proto)
 		r.patterns = r.patterns[:0]
+		fast, fastLen := int32(-1), 0
 		for _, c := range r.contents {
 			k := key{string(c.pattern), c.nocase}
 			id, ok := ids[k]
@@ -79,18 +97,39 @@ func compile(rules []*Rule) *Set {
 				ids[k] = id
 				pats = append(pats, c.pattern)
 				nocase = append(nocase, c.nocase)
+				s.byPattern = append(s.byPattern, nil)
 			}
 			r.patterns = append(r.patterns, id)
+			if len(c.pattern) > fastLen {
+				fast, fastLen = id, len(c.pattern)
+			}
+		}
+		for g := range numGroups {
+			if r.groups&(1<<g) == 0 {
+				continue
+			}
+			switch {
+			case fast < 0:
+				s.plain[g] = append(s.plain[g], int32(i))
+			case r.usesIPPayload():
+				s.scan[g] = scanIPPayload
+			default:
+				s.scan[g] = max(s.scan[g], scanL4Payload)
+			}
+		}
+		if fast >= 0 {
+			s.byPattern[fast] = append(s.byPattern[fast], int32(i))
 		}
 	}
-	for _, g := range s.groups {
-		s.maxGroup = max(s.maxGroup, len(g))
-	}
 	if len(pats) > 0 {
-		s.ac = newAutomaton(pats, nocase)
+		ac, err := newAutomaton(pats, nocase)
+		if err != nil {
+			return nil, err
+		}
+		s.ac = ac
 		s.words = (len(pats) + 63) / 64
 	}
-	return s
+	return s, nil
 }
 
 // Rules returns the rules in file order. The slice and the rules belong to
@@ -124,8 +163,9 @@ type Result struct {
 	Overflow int
 
 	// Scratch space sized for one Set, kept across calls.
-	hits []uint64 // two bitsets: whole IP payload, then L4 payload
-	cand []int32  // rules whose header matched
+	hits    []uint64 // two bitsets: whole IP payload, then L4 payload
+	found   []int32  // pattern ids in the order they first occurred
+	matched []int32  // indexes of the rules that matched
 }
 
 // NewResult returns a Result with its scratch space sized for s, so that even
@@ -143,8 +183,11 @@ func (r *Result) grow(s *Set) {
 	if len(r.hits) < 2*s.words {
 		r.hits = make([]uint64, 2*s.words)
 	}
-	if cap(r.cand) < s.maxGroup {
-		r.cand = make([]int32, 0, s.maxGroup)
+	if cap(r.found) < len(s.byPattern) {
+		r.found = make([]int32, 0, len(s.byPattern))
+	}
+	if cap(r.matched) < len(s.rules) {
+		r.matched = make([]int32, 0, len(s.rules))
 	}
 }
 
@@ -152,6 +195,10 @@ func (r *Result) grow(s *Set) {
 // rules and returns the verdict, also stored in r.Action. r is overwritten.
 // A frame that is not IPv4 or IPv6 matches nothing. Match does not keep
 // frame and allocates nothing once r has been used with s.
+//
+// Rules without content are checked by header. For rules with content, one
+// Aho-Corasick pass over the payload finds every pattern that occurs, and
+// only the rules whose longest content is among them are checked further.
 func (s *Set) Match(frame []byte, r *Result) Action {
 	r.grow(s)
 	r.Action, r.Rule, r.Alerts, r.Overflow = NoMatch, nil, r.Alerts[:0], 0
@@ -159,47 +206,49 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 		return NoMatch
 	}
 	p := &r.Packet
+	g := groupOf(p.Proto)
 
-	// Header pass: protocol group, then ports, then addresses.
-	cand := r.cand[:0]
-	scanFrom, needScan := p.end, false
-	for _, i := range s.groups[groupOf(p.Proto)] {
-		rule := s.rules[i]
-		if !rule.matchHeader(p) {
-			continue
+	matched := r.matched[:0]
+	for _, i := range s.plain[g] {
+		if s.rules[i].matchHeader(p) {
+			matched = append(matched, i)
 		}
-		cand = append(cand, i)
-		if len(rule.patterns) > 0 {
-			needScan = true
-			if rule.usesIPPayload() {
-				scanFrom = p.l4Off
-			} else {
-				scanFrom = min(scanFrom, p.payOff)
+	}
+
+	from := p.end
+	switch s.scan[g] {
+	case scanIPPayload:
+		from = p.l4Off
+	case scanL4Payload:
+		from = p.payOff
+	}
+	if from < p.end {
+		ipHits, l4Hits := r.hits[:s.words], r.hits[s.words:2*s.words]
+		clear(r.hits[:2*s.words])
+		r.found = s.ac.scan(frame[from:p.end], p.payOff-from, ipHits, l4Hits, r.found[:0])
+		for _, id := range r.found {
+			for _, i := range s.byPattern[id] {
+				rule := s.rules[i]
+				if rule.groups&(1<<g) == 0 {
+					continue
+				}
+				hits := l4Hits
+				if rule.usesIPPayload() {
+					hits = ipHits
+				}
+				if hasAll(hits, rule.patterns) && rule.matchHeader(p) {
+					matched = append(matched, i)
+				}
 			}
 		}
+		// Content rules were found in pattern order; report in file order.
+		slices.Sort(matched)
 	}
-	r.cand = cand
-	if len(cand) == 0 {
-		return NoMatch
-	}
-
-	// Content pass: one automaton run over the bytes any candidate needs.
-	ipHits, l4Hits := r.hits[:s.words], r.hits[s.words:2*s.words]
-	if needScan {
-		clear(r.hits[:2*s.words])
-		s.ac.scan(frame[scanFrom:p.end], p.payOff-scanFrom, ipHits, l4Hits)
-	}
+	r.matched = matched
 
 	var first [Reject + 1]*Rule
-	for _, i := range cand {
+	for _, i := range matched {
 		rule := s.rules[i]
-		hits := l4Hits
-		if rule.usesIPPayload() {
-			hits = ipHits
-		}
-		if !hasAll(hits, rule.patterns) {
-			continue
-		}
 		if first[rule.Action] == nil {
 			first[rule.Action] = rule
 		}

@@ -111,7 +111,11 @@ func Parse(r io.Reader, file string) (*Set, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	return compile(rules), nil
+	set, err := compile(rules)
+	if err != nil {
+		return nil, fmt.Errorf("rules: compiling %s: %w", file, err)
+	}
+	return set, nil
 }
 
 // parser reads one line. Every method leaves pos after what it consumed.

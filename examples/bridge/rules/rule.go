@@ -28,8 +28,10 @@ type Rule struct {
 	sport, dport list
 	bidir        bool
 	contents     []content
-	// patterns are the Set's pattern ids for contents, filled in by compile.
+	// patterns are the Set's pattern ids for contents and groups the
+	// protocol groups the rule applies to, both filled in by compile.
 	patterns []int32
+	groups   uint8
 }
 
 // content is one content option: the bytes to find and whether case is
