@@ -152,21 +152,22 @@ func (c *Conn) Recv(buf []byte, timeout time.Duration) (int, uint8, error) {
 			return 0, 0, os.NewSyscallError("poll", err)
 		}
 		if n > 0 {
-			break
+			n, from, err := unix.Recvfrom(c.fd, buf, unix.MSG_DONTWAIT)
+			if err == nil {
+				var pkt uint8
+				if ll, ok := from.(*unix.SockaddrLinklayer); ok {
+					pkt = ll.Pkttype
+				}
+				return n, pkt, nil
+			}
+			if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
+				return 0, 0, os.NewSyscallError("recvfrom", err)
+			}
 		}
 		if time.Now().After(deadline) {
 			return 0, 0, os.ErrDeadlineExceeded
 		}
 	}
-	n, from, err := unix.Recvfrom(c.fd, buf, unix.MSG_DONTWAIT)
-	if err != nil {
-		return 0, 0, os.NewSyscallError("recvfrom", err)
-	}
-	var pkt uint8
-	if ll, ok := from.(*unix.SockaddrLinklayer); ok {
-		pkt = ll.Pkttype
-	}
-	return n, pkt, nil
 }
 
 // Collect receives incoming test frames (IsTest, not PACKET_OUTGOING) until want have arrived or
@@ -178,8 +179,11 @@ func (c *Conn) Collect(want int, idle, max time.Duration) [][]byte {
 	for len(out) < want && time.Now().Before(end) {
 		wait := min(idle, time.Until(end))
 		n, pkt, err := c.Recv(buf, wait)
-		if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
 			break
+		}
+		if err != nil {
+			continue // a transient socket error (sk_err) is reported once; keep collecting
 		}
 		if pkt == unix.PACKET_OUTGOING || !IsTest(buf[:n]) {
 			continue

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/afbridge/afbridge/internal/netns"
 	"golang.org/x/sys/unix"
@@ -166,10 +167,18 @@ func Veth(tb testing.TB, a *netns.NS, nameA string, b *netns.NS, nameB string, c
 		mtu = 1500
 	}
 	// ip(8) opens a netns argument that contains a slash as a path: fd 3 is b's namespace.
-	err := a.Do(func() error {
+	// A duplicate, closed here: wrapping b's own descriptor in a second *os.File would let that
+	// file's finalizer close the namespace (or whatever reuses the number) later.
+	dup, err := unix.FcntlInt(uintptr(b.Fd()), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		tb.Fatalf("dup netns fd: %v", err)
+	}
+	nsFile := os.NewFile(uintptr(dup), "netns")
+	defer nsFile.Close()
+	err = a.Do(func() error {
 		cmd := exec.Command("ip", "link", "add", nameA, "mtu", strconv.Itoa(mtu), "type", "veth",
 			"peer", "name", nameB, "mtu", strconv.Itoa(mtu), "netns", "/proc/self/fd/3")
-		cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(b.Fd()), "netns")}
+		cmd.ExtraFiles = []*os.File{nsFile}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("ip link add %s type veth peer %s: %w: %s", nameA, nameB, err, strings.TrimSpace(string(out)))
 		}
@@ -195,8 +204,25 @@ func Veth(tb testing.TB, a *netns.NS, nameA string, b *netns.NS, nameB string, c
 	if !cfg.Down {
 		la.Run(tb, "ip", "link", "set", nameA, "up")
 		lb.Run(tb, "ip", "link", "set", nameB, "up")
+		WaitLinkUp(tb, la)
+		WaitLinkUp(tb, lb)
 	}
 	return la, lb
+}
+
+// WaitLinkUp waits (at most 5 s) until the kernel's link watcher has finished bringing l up:
+// operational state UP and a real qdisc attached. Until then the device's qdisc is noop and drops
+// every frame sent, which would make a test's first frames vanish at random.
+func WaitLinkUp(tb testing.TB, l Link) {
+	tb.Helper()
+	var out string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		out = MustRun(tb, l.NS, "ip", "-o", "link", "show", "dev", l.Name)
+		if strings.Contains(out, "state UP") && !strings.Contains(out, "qdisc noop") {
+			return
+		}
+	}
+	tb.Fatalf("%s did not come up within 5s: %s", l.Name, out)
 }
 
 // Pair is the two-namespace fixture of socket tests: the socket under test opens Local inside
