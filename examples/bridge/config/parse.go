@@ -131,7 +131,8 @@ func (p *parser) yamlError(err error) {
 func (p *parser) top(root *yaml.Node) {
 	root = deref(root)
 	if isNull(root) {
-		p.errorf(root.Line, "no %s section: the document is empty", section)
+		// The null node sits past the last comment: no useful line.
+		p.errorf(0, "no %s section: the document is empty", section)
 		return
 	}
 	if root.Kind != yaml.MappingNode {
@@ -337,7 +338,7 @@ func (p *parser) advise(ifc *Interface, from map[string]int) {
 		p.notef(ifc.Line, "%s", msg)
 		return
 	}
-	if ifc.Defrag {
+	if ifc.Defrag && ifc.CopyIface != "" {
 		// PACKET_FANOUT_FLAG_DEFRAG hands the socket the reassembled
 		// datagram, which cannot be sent out if larger than the MTU.
 		p.notef(at("defrag"), "defrag on %q with copy-mode %s: reassembled datagrams larger than the MTU of %q cannot be forwarded; Suricata's IPS example sets defrag: no",
@@ -458,12 +459,13 @@ func intField(lo, hi int64, want string, set func(*Interface, int)) decoder {
 // scalar returns the text of v, reporting an error naming want if v is a
 // list, a mapping or empty.
 func (p *parser) scalar(key, who string, v *yaml.Node, want string) (string, bool) {
-	v = deref(v)
-	if v.Kind != yaml.ScalarNode || isNull(v) {
-		p.errorf(v.Line, "%s for %s: expected %s, got %s", key, who, want, describe(v))
+	// Errors point at v itself: for an alias, that is where it is used.
+	d := deref(v)
+	if d.Kind != yaml.ScalarNode || isNull(d) {
+		p.errorf(v.Line, "%s: expected %s, got %s", subject(key, who), want, describe(d))
 		return "", false
 	}
-	return v.Value, true
+	return d.Value, true
 }
 
 // boolean accepts the forms Suricata's ConfValIsTrue and ConfValIsFalse
@@ -481,7 +483,7 @@ func (p *parser) boolean(key, who string, v *yaml.Node) (bool, bool) {
 	case "no", "false", "off", "0":
 		return false, true
 	}
-	p.errorf(v.Line, "%s for %s: expected %s, got %s", key, who, want, describe(v))
+	p.errorf(v.Line, "%s: expected %s, got %s", subject(key, who), want, describe(v))
 	return false, false
 }
 
@@ -494,7 +496,7 @@ func (p *parser) integer(key, who string, v *yaml.Node, lo, hi int64, want strin
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < lo || n > hi {
-		p.errorf(deref(v).Line, "%s for %s: expected %s, got %s", key, who, want, describe(v))
+		p.errorf(v.Line, "%s: expected %s, got %s", subject(key, who), want, describe(v))
 		return 0, false
 	}
 	return n, true
@@ -518,7 +520,7 @@ func enum[T fmt.Stringer](p *parser, key, who string, v *yaml.Node, vals []T, fo
 			return vals[i], true
 		}
 	}
-	p.errorf(deref(v).Line, "%s for %s: expected %s, got %s", key, who, want, describe(v))
+	p.errorf(v.Line, "%s: expected %s, got %s", subject(key, who), want, describe(v))
 	return zero, false
 }
 
@@ -544,12 +546,17 @@ func (p *parser) ifname(key, who string, v *yaml.Node) string {
 	default:
 		return s
 	}
-	if who == "" {
-		p.errorf(deref(v).Line, "%s %s is not a valid interface name: %s", key, describe(v), why)
-	} else {
-		p.errorf(deref(v).Line, "%s for %s: %s is not a valid interface name: %s", key, who, describe(v), why)
-	}
+	p.errorf(v.Line, "%s: %s is not a valid interface name: %s", subject(key, who), describe(v), why)
 	return ""
+}
+
+// subject names a value in messages: the key, and the entry when known
+// (the interface key itself is read before the entry has a name).
+func subject(key, who string) string {
+	if who == "" {
+		return key
+	}
+	return key + " for " + who
 }
 
 // deref follows an alias to its anchored node. yaml.v3 rejects an alias
