@@ -592,6 +592,56 @@ func TestParseErrors(t *testing.T) {
 			want: []*Error{want(2, `interface: expected an interface name, got nothing`)},
 		},
 		{
+			name: "interface dot",
+			data: doc("af-packet:", "  - interface: .."),
+			want: []*Error{want(2, `interface: ".." is not a valid interface name: the kernel forbids it`)},
+		},
+		{
+			name: "copy-iface a mapping",
+			data: doc("af-packet:", "  - interface: eth0", "    copy-iface: {a: b}"),
+			want: []*Error{want(3, `copy-iface for "eth0": expected an interface name, got a mapping`)},
+		},
+		{
+			name: "cluster-type a list",
+			data: doc("af-packet:", "  - interface: eth0", "    cluster-type: [cluster_flow]"),
+			want: []*Error{want(3, `cluster-type for "eth0": expected one of cluster_flow, cluster_cpu, cluster_qm, cluster_round_robin, cluster_random, cluster_rollover, cluster_ebpf, got a list`)},
+		},
+		{
+			name: "ring-size empty",
+			data: doc("af-packet:", "  - interface: eth0", "    ring-size:"),
+			want: []*Error{want(3, `ring-size for "eth0": expected a number of frames from 1 to 2147483647, got nothing`)},
+		},
+		{
+			name: "key not a name",
+			data: doc("af-packet:", "  - interface: eth0", "    ? [a, b]", "    : 1"),
+			want: []*Error{want(3, `a list key in af-packet entry for "eth0": keys must be plain names`)},
+		},
+		{
+			name: "syntax error in a second document",
+			data: doc("af-packet:", "  - interface: eth0", "---", "a: [", "b"),
+			want: []*Error{want(4, `did not find expected ',' or ']'`)},
+		},
+		{
+			name: "YAML block entry inside a flow list",
+			data: doc("af-packet: [", "  - a"),
+			want: []*Error{want(2, `did not find expected node content`)},
+		},
+		{
+			name: "YAML syntax error on the first line",
+			data: doc("af-packet: [a}", "x: 1"),
+			want: []*Error{want(1, `did not find expected ',' or ']'`)},
+		},
+		{
+			name: "YAML scanner error",
+			data: doc("af-packet:", "  - interface: eth0", "    threads: 1: 2"),
+			want: []*Error{want(3, `mapping values are not allowed in this context`)},
+		},
+		{
+			name: "YAML unterminated quote",
+			data: doc("af-packet:", "  - interface: eth0", `    copy-iface: "eth1`, "x: 1"),
+			want: []*Error{want(3, `found unexpected end of stream`)},
+		},
+		{
 			name: "entry without interface",
 			data: doc("af-packet:", "  - threads: 1", "    copy-mode: ips"),
 			want: []*Error{want(2, `af-packet entry has no interface key`)},
@@ -649,12 +699,12 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "YAML syntax error",
 			data: doc("af-packet:", "  - interface: eth0", "    threads: [1,"),
-			want: []*Error{want(3, `did not find expected node content`)},
+			want: []*Error{want(4, `did not find expected node content`)},
 		},
 		{
 			name: "YAML 1.2 directive",
 			data: doc("%YAML 1.2", "---", "af-packet: []"),
-			want: []*Error{{File: "s.yaml", Msg: "found incompatible YAML document"}},
+			want: []*Error{want(1, "found incompatible YAML document")},
 		},
 		{
 			name: "every error in one pass",

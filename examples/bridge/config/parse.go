@@ -26,8 +26,8 @@ const section = "af-packet"
 // defaultName is Suricata's name for the entry that holds defaults.
 const defaultName = "default"
 
-// maxThreads is PACKET_FANOUT_MAX, the most sockets a fanout group takes
-// since Linux 4.20.
+// maxThreads is PACKET_FANOUT_MAX, the kernel's ceiling on the sockets in
+// one fanout group (older kernels stop at 256; the library finds out).
 const maxThreads = 1 << 16
 
 // Parse reads the af-packet section of data, a YAML document. name is used
@@ -84,7 +84,7 @@ func (p *parser) notef(line int, format string, args ...any) {
 }
 
 // yamlLine matches the position yaml.v3 puts in its syntax errors.
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+var yamlLine = regexp.MustCompile(`^line (\d+): `)
 
 // document decodes data and returns its top-level node, or nil when there
 // is nothing to read (an error has then been recorded).
@@ -99,9 +99,9 @@ func (p *parser) document(data []byte) *yaml.Node {
 		}
 		return nil
 	}
-	// Suricata reads one document; a second one is most likely a stray
-	// "---", worth a note but harmless. A syntax error in it is still an
-	// error, as Suricata would refuse the file.
+	// Only the first document is read; a second one is most likely a
+	// stray "---", worth a note but harmless. A syntax error in it is
+	// still an error: the file as a whole is broken.
 	var more yaml.Node
 	switch err := dec.Decode(&more); {
 	case err == nil:
@@ -117,14 +117,36 @@ func (p *parser) document(data []byte) *yaml.Node {
 	return doc.Content[0]
 }
 
+// parserProblems are the messages of yaml.v3's parser (not its scanner).
+// For these it prints the 0-based line of the mark, and drops the line
+// altogether when that is 0, so one is added back.
+var parserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
+// yamlError records a yaml.v3 syntax error with the line taken out of its
+// text, so it reads like every other error.
 func (p *parser) yamlError(err error) {
-	msg := err.Error()
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		p.errorf(line, "%s", msg[len(m[0]):])
-		return
+		line, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
 	}
-	p.errorf(0, "%s", strings.TrimPrefix(msg, "yaml: "))
+	if parserProblems[msg] {
+		line++
+	}
+	p.errorf(line, "%s", msg)
 }
 
 // top walks the top-level mapping, reading af-packet and noting the rest.
