@@ -210,6 +210,8 @@ func defaults(name string, line int) Interface {
 // on A go out of B according to AToB, and frames received on B go out of A
 // according to BToA. A is the entry that comes first in the file.
 type Bridge struct {
+	// A and B are the two entries, resolved; A.CopyIface is B.Name and
+	// B.CopyIface is A.Name.
 	A, B Interface
 	// AToB is A's copy-mode; BToA is B's. Suricata lets them differ, for
 	// example ips one way and tap the other.
