@@ -42,6 +42,9 @@ func (l ErrorList) Error() string {
 	case 1:
 		return l[0].Error()
 	}
+	if len(l) == 2 {
+		return l[0].Error() + " (and 1 more error)"
+	}
 	return fmt.Sprintf("%s (and %d more errors)", l[0], len(l)-1)
 }
 
@@ -552,7 +555,11 @@ func (p *parser) options(r *Rule) *ParseError {
 				if name == "rev" {
 					what = "an integer from 0 to 4294967295"
 				}
-				return p.errorf(valPos, "expected %s to be %s, found %s", name, what, p.found(valPos))
+				found := p.found(valPos)
+				if tok != "" {
+					found = strconv.Quote(tok)
+				}
+				return p.errorf(valPos, "expected %s to be %s, found %s", name, what, found)
 			}
 			if name == "sid" {
 				haveSID = true
@@ -618,7 +625,7 @@ func (p *parser) quoted(hex bool, key string) ([]byte, *ParseError) {
 				return nil, p.errorf(hexOpen, `unterminated hex section: expected "|"`)
 			case unhex(c) >= 0:
 				if p.pos+1 >= len(p.s) || unhex(p.s[p.pos+1]) < 0 {
-					return nil, p.errorf(p.pos, "expected two hex digits per byte in hex section, found %s", p.found(p.pos))
+					return nil, p.errorf(p.pos, "expected two hex digits per byte in hex section, found %q", p.s[p.pos:min(p.pos+2, len(p.s))])
 				}
 				out = append(out, byte(unhex(c)<<4|unhex(p.s[p.pos+1])))
 				p.pos += 2

@@ -56,6 +56,8 @@ func TestParseValid(t *testing.T) {
 		{name: "port list", in: `alert tcp any any -> any [80,443,1000:2000] (sid:1;)`},
 		{name: "negated port", in: `alert tcp any !80 -> any any (sid:1;)`},
 		{name: "negated port list", in: `alert tcp any any -> any ![80,443] (sid:1;)`},
+		{name: "negated list of a negation", in: `alert tcp ![[!10.0.0.1]] any -> any ![!80] (sid:1;)`,
+			want: `alert tcp ![!10.0.0.1] any -> any ![!80] (sid:1;)`},
 		{name: "nested port list", in: `alert tcp any any -> any [1:1024,![22,[23,25]]] (sid:1;)`},
 		{name: "bidirectional", in: `alert tcp any any <> any any (sid:1;)`},
 		{name: "content", in: `alert tcp any any -> any any (content:"GET"; sid:1;)`},
@@ -225,13 +227,13 @@ func TestParseErrors(t *testing.T) {
 		{"option without separator", hdr + `(sid 1;)`, 35,
 			`expected ":" or ";" after option "sid", found "1;)"`},
 		{"missing sid", hdr + `(msg:"x";)`, 30, `missing required option "sid"`},
-		{"sid zero", hdr + `(sid:0;)`, 35, `expected sid to be an integer from 1 to 4294967295, found "0;)"`},
-		{"sid negative", hdr + `(sid:-1;)`, 35, `expected sid to be an integer from 1 to 4294967295, found "-1;)"`},
+		{"sid zero", hdr + `(sid:0;)`, 35, `expected sid to be an integer from 1 to 4294967295, found "0"`},
+		{"sid negative", hdr + `(sid:-1;)`, 35, `expected sid to be an integer from 1 to 4294967295, found "-1"`},
 		{"sid too big", hdr + `(sid:4294967296;)`, 35,
-			`expected sid to be an integer from 1 to 4294967295, found "4294967296;)"`},
-		{"sid quoted", hdr + `(sid:"1";)`, 35, `expected sid to be an integer from 1 to 4294967295, found "\"1\";)"`},
+			`expected sid to be an integer from 1 to 4294967295, found "4294967296"`},
+		{"sid quoted", hdr + `(sid:"1";)`, 35, `expected sid to be an integer from 1 to 4294967295, found "\"1\""`},
 		{"sid without value", hdr + `(sid;)`, 31, `option "sid" needs a value`},
-		{"rev not a number", hdr + `(sid:1; rev:x;)`, 42, `expected rev to be an integer from 0 to 4294967295, found "x;)"`},
+		{"rev not a number", hdr + `(sid:1; rev:x;)`, 42, `expected rev to be an integer from 0 to 4294967295, found "x"`},
 		{"duplicate sid option", hdr + `(sid:1; sid:2;)`, 38, `duplicate option "sid"`},
 		{"duplicate msg", hdr + `(msg:"a"; msg:"b"; sid:1;)`, 40, `duplicate option "msg"`},
 		{"msg unquoted", hdr + `(msg:hello; sid:1;)`, 35, `expected quoted string after "msg:", found "hello;"`},
@@ -242,9 +244,9 @@ func TestParseErrors(t *testing.T) {
 		{"unescaped semicolon", hdr + `(content:"a;b"; sid:1;)`, 41, `unescaped ";" in quoted string: write \;`},
 		{"bad escape", hdr + `(content:"a\nb"; sid:1;)`, 41, `invalid escape "\\n": only \", \; and \\ are allowed`},
 		{"trailing backslash", hdr + `(content:"a\`, 39, `unterminated quoted string: expected "\""`},
-		{"odd hex", hdr + `(content:"|414|"; sid:1;)`, 43, `expected two hex digits per byte in hex section, found "4|\";"`},
-		{"split hex byte", hdr + `(content:"|4 1|"; sid:1;)`, 41, `expected two hex digits per byte in hex section, found "4"`},
-		{"bad hex digit", hdr + `(content:"|4g|"; sid:1;)`, 41, `expected two hex digits per byte in hex section, found "4g|\";"`},
+		{"odd hex", hdr + `(content:"|414|"; sid:1;)`, 43, `expected two hex digits per byte in hex section, found "4|"`},
+		{"split hex byte", hdr + `(content:"|4 1|"; sid:1;)`, 41, `expected two hex digits per byte in hex section, found "4 "`},
+		{"bad hex digit", hdr + `(content:"|4g|"; sid:1;)`, 41, `expected two hex digits per byte in hex section, found "4g"`},
 		{"non hex in section", hdr + `(content:"|zz|"; sid:1;)`, 41, `expected hex digit in hex section, found "z"`},
 		{"unterminated hex", hdr + `(content:"|41"; sid:1;)`, 40, `unterminated hex section: expected "|"`},
 		{"empty hex", hdr + `(content:"a||"; sid:1;)`, 41, `empty hex section`},
@@ -284,7 +286,7 @@ func TestParseErrorList(t *testing.T) {
 	assert.Equal(t, &ParseError{File: "multi.rules", Line: 2, Col: 35, Msg: "duplicate sid 1 (first used on line 1)"}, list[0])
 	assert.Equal(t, &ParseError{File: "multi.rules", Line: 3, Col: 1,
 		Msg: `expected action (alert, drop, pass or reject), found "bogus"`}, list[1])
-	assert.Equal(t, "multi.rules:2:35: duplicate sid 1 (first used on line 1) (and 1 more errors)", err.Error())
+	assert.Equal(t, "multi.rules:2:35: duplicate sid 1 (first used on line 1) (and 1 more error)", err.Error())
 
 	var pe *ParseError
 	require.True(t, errors.As(err, &pe))

@@ -227,6 +227,10 @@ func (l *list) format(b *strings.Builder, port bool) {
 		l.items[0].format(b, port)
 		return
 	}
+	l.formatBracketed(b, port)
+}
+
+func (l *list) formatBracketed(b *strings.Builder, port bool) {
 	b.WriteByte('[')
 	for i := range l.items {
 		if i > 0 {
@@ -237,6 +241,15 @@ func (l *list) format(b *strings.Builder, port bool) {
 	b.WriteByte(']')
 }
 
+// startsWithNot reports whether format writes the list starting with "!".
+func (l *list) startsWithNot() bool {
+	if len(l.items) != 1 {
+		return false
+	}
+	it := &l.items[0]
+	return it.neg || (it.sub != nil && it.sub.startsWithNot())
+}
+
 func (it *item) format(b *strings.Builder, port bool) {
 	if it.neg {
 		b.WriteByte('!')
@@ -244,6 +257,9 @@ func (it *item) format(b *strings.Builder, port bool) {
 	switch {
 	case it.any:
 		b.WriteString("any")
+	case it.sub != nil && it.neg && it.sub.startsWithNot():
+		// ![!x] must keep its brackets: !!x does not parse.
+		it.sub.formatBracketed(b, port)
 	case it.sub != nil:
 		it.sub.format(b, port)
 	case port:
