@@ -69,8 +69,8 @@ func ParseFile(path string) (*Set, error) {
 
 // Parse reads rules from r, one per line, and compiles them into a Set. file
 // names the input in errors. If any rule is invalid, Parse returns a nil Set
-// and an [ErrorList] holding a [*ParseError] for each invalid rule; an error
-// reading r is returned as it is.
+// and an [ErrorList] holding a [*ParseError] for each invalid rule. An error
+// reading r is returned wrapped, so errors.Is sees it.
 func Parse(r io.Reader, file string) (*Set, error) {
 	br := bufio.NewReader(r)
 	var (

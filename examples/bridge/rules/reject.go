@@ -22,7 +22,8 @@ const (
 
 // MaxRejectLen is the largest frame BuildReject writes: an Ethernet header
 // with MaxVLANs tags and a 1280-byte IPv6 packet, the ICMPv6 error limit of
-// RFC 4443 section 2.4(c). An out buffer of this size is always enough.
+// RFC 4443 section 2.4(c): 1302 bytes. An out buffer of this size is
+// always enough.
 const MaxRejectLen = ethHeaderLen + MaxVLANs*vlanTagLen + 1280
 
 // Errors returned by BuildReject.
@@ -56,16 +57,18 @@ const (
 // BuildReject writes into out the frame that carries out a reject verdict
 // towards one endpoint of frame, the offending Ethernet frame, and returns
 // its length. A reject rule needs up to two frames: call BuildReject with
-// ToSource and with ToDestination, and send each one with n > 0 on the port
-// the offending frame came from (ToSource) or was going to (ToDestination).
+// ToSource and with ToDestination, and send each one with n > 0 out of the
+// bridge side the offending frame came in on (ToSource) or was heading for
+// (ToDestination).
 //
-// For TCP both directions get a RST, built as Linux's REJECT target builds
-// it so that the receiver accepts it:
+// For TCP both directions get a RST with sequence numbers the receiver
+// accepts:
 //   - ToSource comes from the destination: MACs, addresses and ports are
-//     swapped. If the offending segment carries an ACK, the RST's sequence
-//     number is that acknowledgment number, which is exactly what the
-//     source expects next. Otherwise (a SYN) it is RST|ACK with sequence 0
-//     and acknowledges the segment, as RFC 793 requires in SYN-SENT.
+//     swapped. As Linux's REJECT --reject-with tcp-reset builds it: if the
+//     offending segment carries an ACK, the RST's sequence number is that
+//     acknowledgment number, exactly what the source expects next;
+//     otherwise (a SYN) it is RST|ACK with sequence 0 acknowledging the
+//     segment, as RFC 793 requires in SYN-SENT.
 //   - ToDestination comes from the source, with the offending segment's
 //     headers kept: its sequence number is the segment's plus its length
 //     (payload, plus one each for SYN and FIN), and it repeats the

@@ -211,6 +211,10 @@ func TestBuildRejectUDP(t *testing.T) {
 	})
 }
 
+func TestMaxRejectLen(t *testing.T) {
+	assert.Equal(t, 14+2*4+1280, MaxRejectLen)
+}
+
 func TestBuildRejectRefuses(t *testing.T) {
 	out := make([]byte, MaxRejectLen)
 	tcp := tcp4("10.0.0.1", "10.0.0.2", 1, 2, "x")

@@ -47,9 +47,11 @@ func (r *Rule) usesIPPayload() bool {
 	return r.Proto == ProtoIP || r.Proto == ProtoICMP || r.Proto == ProtoICMPv6
 }
 
-// String returns the rule in canonical form: lists and numbers as parsed,
-// options in the order msg, content (with nocase), sid, rev. Parsing the
-// result gives an equal rule.
+// String returns the rule in a canonical form: keywords in lower case,
+// single spaces, ranges written out (1024: as 1024:65535), one-item lists
+// without brackets, content bytes that are not printable ASCII in hex, and
+// options in the order msg, content (with nocase), sid, rev. Parsing it gives
+// a rule that matches the same packets and prints the same.
 func (r *Rule) String() string {
 	var b strings.Builder
 	b.WriteString(r.Action.String())
