@@ -70,11 +70,10 @@ const (
 //     otherwise (a SYN) it is RST|ACK with sequence 0 acknowledging the
 //     segment, as RFC 793 requires in SYN-SENT.
 //   - ToDestination comes from the source, with the offending segment's
-//     headers kept: its sequence number is the segment's plus its length
-//     (payload, plus one each for SYN and FIN), and it repeats the
-//     segment's ACK. A stack that insists on RFC 5961's exact match answers
-//     this with a challenge ACK when the dropped segment carried data; the
-//     source, already reset, then resets the destination itself.
+//     headers kept: its sequence number is the segment's own, since the
+//     segment is dropped and the destination still expects exactly that
+//     number (RFC 5961 makes Linux accept a RST only there), and it repeats
+//     the segment's ACK.
 //
 // For UDP the source gets an ICMP port unreachable (ICMPv4 type 3 code 3,
 // quoting the offending IPv4 header and 8 bytes of its payload; or ICMPv6
@@ -210,7 +209,9 @@ func buildRST(frame []byte, p *Packet, dir Direction, out []byte) (int, error) {
 			oflags |= TCPAck
 		}
 	} else {
-		oseq = seq + seglen
+		// The offending segment is dropped, so the destination still expects its sequence
+		// number: Linux accepts a RST only at exactly rcv_nxt (RFC 5961).
+		oseq = seq
 		if flags&TCPAck != 0 {
 			oack = ack
 			oflags |= TCPAck

@@ -92,33 +92,33 @@ func TestBuildRejectTCP(t *testing.T) {
 			name:     "established with data",
 			frame:    frameSpec{src: "10.0.0.1", dst: "10.0.0.2", proto: protoTCP, sport: 40000, dport: 80, seq: 1000, ack: 2000, flags: TCPAck | TCPPsh, payload: make([]byte, 100)},
 			toSource: tcpReply{sport: 80, dport: 40000, seq: 2000, ack: 0, flags: TCPRst},
-			toDest:   tcpReply{sport: 40000, dport: 80, seq: 1100, ack: 2000, flags: TCPRst | TCPAck},
+			toDest:   tcpReply{sport: 40000, dport: 80, seq: 1000, ack: 2000, flags: TCPRst | TCPAck},
 		},
 		{
 			name:     "syn",
 			frame:    frameSpec{src: "10.0.0.1", dst: "10.0.0.2", proto: protoTCP, sport: 40000, dport: 23, seq: 5000, flags: TCPSyn},
 			toSource: tcpReply{sport: 23, dport: 40000, seq: 0, ack: 5001, flags: TCPRst | TCPAck},
-			toDest:   tcpReply{sport: 40000, dport: 23, seq: 5001, ack: 0, flags: TCPRst},
+			toDest:   tcpReply{sport: 40000, dport: 23, seq: 5000, ack: 0, flags: TCPRst},
 		},
 		{
 			name:     "fin with data and sequence wrap",
 			frame:    frameSpec{src: "10.0.0.1", dst: "10.0.0.2", proto: protoTCP, sport: 1, dport: 2, seq: 0xfffffffa, ack: 7, flags: TCPFin | TCPAck, payload: make([]byte, 10)},
 			toSource: tcpReply{sport: 2, dport: 1, seq: 7, flags: TCPRst},
-			toDest:   tcpReply{sport: 1, dport: 2, seq: 5, ack: 7, flags: TCPRst | TCPAck},
+			toDest:   tcpReply{sport: 1, dport: 2, seq: 0xfffffffa, ack: 7, flags: TCPRst | TCPAck},
 		},
 		{
 			name: "options and padding do not count as data",
 			frame: frameSpec{src: "10.0.0.1", dst: "10.0.0.2", proto: protoTCP, sport: 1, dport: 2, seq: 100, ack: 200, flags: TCPAck,
 				ipOpts: 8, tcpOpts: 12, payload: []byte("abc"), pad: 20},
 			toSource: tcpReply{sport: 2, dport: 1, seq: 200, flags: TCPRst},
-			toDest:   tcpReply{sport: 1, dport: 2, seq: 103, ack: 200, flags: TCPRst | TCPAck},
+			toDest:   tcpReply{sport: 1, dport: 2, seq: 100, ack: 200, flags: TCPRst | TCPAck},
 		},
 		{
 			name: "ipv6 with extension headers and QinQ",
 			frame: frameSpec{tags: qinq, src: "2001:db8::1", dst: "2001:db8::2", proto: protoTCP, sport: 443, dport: 50000, seq: 1, ack: 2,
 				flags: TCPAck, ext: ext, payload: []byte("hello")},
 			toSource: tcpReply{sport: 50000, dport: 443, seq: 2, flags: TCPRst},
-			toDest:   tcpReply{sport: 443, dport: 50000, seq: 6, ack: 2, flags: TCPRst | TCPAck},
+			toDest:   tcpReply{sport: 443, dport: 50000, seq: 1, ack: 2, flags: TCPRst | TCPAck},
 		},
 	}
 	for _, tt := range tests {
