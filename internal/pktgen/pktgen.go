@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -103,6 +104,7 @@ func Tag(frame []byte, tpid, tci uint16) []byte {
 type Conn struct {
 	fd      int
 	ifindex int
+	to      unix.SockaddrLinklayer // reused, so Send allocates nothing
 }
 
 // Open opens a raw socket on ifindex. Call it inside the interface's namespace. It receives all
@@ -116,16 +118,22 @@ func Open(ifindex int) (*Conn, error) {
 		unix.Close(fd)
 		return nil, os.NewSyscallError("bind", err)
 	}
+	// Auxdata carries the VLAN tag the receiving kernel strips, so Recv can show the frame as it
+	// was on the wire.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("setsockopt PACKET_AUXDATA", err)
+	}
 	// Generous buffers: tests send bursts and must not lose frames to a small default.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20)
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 16<<20)
-	return &Conn{fd: fd, ifindex: ifindex}, nil
+	return &Conn{fd: fd, ifindex: ifindex, to: unix.SockaddrLinklayer{Ifindex: ifindex}}, nil
 }
 
 // Send transmits one frame, retrying briefly while the kernel reports its queue full.
 func (c *Conn) Send(frame []byte) error {
 	for try := 0; ; try++ {
-		err := unix.Sendto(c.fd, frame, 0, &unix.SockaddrLinklayer{Ifindex: c.ifindex})
+		err := unix.Sendto(c.fd, frame, 0, &c.to)
 		if err == nil {
 			return nil
 		}
@@ -137,8 +145,8 @@ func (c *Conn) Send(frame []byte) error {
 }
 
 // Recv waits up to timeout for one frame, copies it into buf and returns its length and
-// packet type (unix.PACKET_HOST, PACKET_OUTGOING, ...). A VLAN tag the kernel stripped is
-// not restored. It returns os.ErrDeadlineExceeded on timeout.
+// packet type (unix.PACKET_HOST, PACKET_OUTGOING, ...). An outer VLAN tag the kernel stripped
+// is put back, so the frame reads as it was on the wire. It returns os.ErrDeadlineExceeded on timeout.
 func (c *Conn) Recv(buf []byte, timeout time.Duration) (int, uint8, error) {
 	ms := int(timeout / time.Millisecond)
 	if ms < 1 {
@@ -152,22 +160,51 @@ func (c *Conn) Recv(buf []byte, timeout time.Duration) (int, uint8, error) {
 			return 0, 0, os.NewSyscallError("poll", err)
 		}
 		if n > 0 {
-			n, from, err := unix.Recvfrom(c.fd, buf, unix.MSG_DONTWAIT)
+			n, pkt, err := c.recv(buf)
 			if err == nil {
-				var pkt uint8
-				if ll, ok := from.(*unix.SockaddrLinklayer); ok {
-					pkt = ll.Pkttype
-				}
 				return n, pkt, nil
 			}
 			if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
-				return 0, 0, os.NewSyscallError("recvfrom", err)
+				return 0, 0, os.NewSyscallError("recvmsg", err)
 			}
 		}
 		if time.Now().After(deadline) {
 			return 0, 0, os.ErrDeadlineExceeded
 		}
 	}
+}
+
+// recv reads one frame and puts back the outer VLAN tag the kernel stripped into skb metadata.
+func (c *Conn) recv(buf []byte) (int, uint8, error) {
+	var oob [64]byte
+	n, oobn, _, from, err := unix.Recvmsg(c.fd, buf, oob[:], unix.MSG_DONTWAIT)
+	if err != nil {
+		return 0, 0, err
+	}
+	var pkt uint8
+	if ll, ok := from.(*unix.SockaddrLinklayer); ok {
+		pkt = ll.Pkttype
+	}
+	msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+	for _, m := range msgs {
+		if m.Header.Level != unix.SOL_PACKET || m.Header.Type != unix.PACKET_AUXDATA || len(m.Data) < 20 {
+			continue
+		}
+		// struct tpacket_auxdata: status, len, snaplen (u32), mac, net, vlan_tci, vlan_tpid (u16).
+		status := binary.NativeEndian.Uint32(m.Data[0:])
+		tci := binary.NativeEndian.Uint16(m.Data[16:])
+		tpid := binary.NativeEndian.Uint16(m.Data[18:])
+		if status&unix.TP_STATUS_VLAN_VALID != 0 && n >= 12 && n+4 <= len(buf) {
+			if status&unix.TP_STATUS_VLAN_TPID_VALID == 0 {
+				tpid = unix.ETH_P_8021Q
+			}
+			copy(buf[16:n+4], buf[12:n])
+			binary.BigEndian.PutUint16(buf[12:], tpid)
+			binary.BigEndian.PutUint16(buf[14:], tci)
+			n += 4
+		}
+	}
+	return n, pkt, nil
 }
 
 // Collect receives incoming test frames (IsTest, not PACKET_OUTGOING) until want have arrived or
@@ -191,6 +228,50 @@ func (c *Conn) Collect(want int, idle, max time.Duration) [][]byte {
 		out = append(out, append([]byte(nil), buf[:n]...))
 	}
 	return out
+}
+
+// CountTest reads frames without allocating until want incoming test frames have arrived, no
+// frame arrived for idle, or stop returns true; it returns how many arrived. Benchmarks use it
+// as a sink that adds no garbage of its own to allocation counts. It is not safe to use
+// together with Recv or Collect on the same Conn.
+func (c *Conn) CountTest(want int, idle time.Duration, stop func() bool, progress func(int)) int {
+	tv := unix.NsecToTimeval(int64(idle))
+	_ = unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	defer func() {
+		var zero unix.Timeval
+		_ = unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &zero)
+	}()
+	var buf [65536]byte
+	var peer unix.RawSockaddrLinklayer
+	n := 0
+	for n < want && (stop == nil || !stop()) {
+		m, err := recvFrom(c.fd, buf[:], &peer)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			break // SO_RCVTIMEO: idle
+		}
+		if peer.Pkttype == unix.PACKET_OUTGOING || !IsTest(buf[:m]) {
+			continue
+		}
+		n++
+		if progress != nil {
+			progress(n)
+		}
+	}
+	return n
+}
+
+// recvFrom is recvfrom(2) into a caller-owned sockaddr: x/sys/unix's Recvfrom allocates one.
+func recvFrom(fd int, p []byte, from *unix.RawSockaddrLinklayer) (int, error) {
+	l := uint32(unix.SizeofSockaddrLinklayer)
+	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0,
+		uintptr(unsafe.Pointer(from)), uintptr(unsafe.Pointer(&l)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // Close closes the socket.

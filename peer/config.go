@@ -1,0 +1,126 @@
+package peer
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/afbridge/afbridge/fanout"
+	"github.com/afbridge/afbridge/ring"
+	"github.com/afbridge/afbridge/verdict"
+	"golang.org/x/net/bpf"
+)
+
+// CopyMode says what happens to the frames received on a side, as Suricata's copy-mode does.
+type CopyMode uint8
+
+const (
+	// IPS forwards frames the verdict passes and drops the others. It is the zero value.
+	IPS CopyMode = iota
+	// Tap forwards every frame; the verdict is still asked, and its drops are counted as
+	// would-drops. Use it to trial rules on live traffic.
+	Tap
+)
+
+// String returns "ips" or "tap".
+func (m CopyMode) String() string {
+	switch m {
+	case IPS:
+		return "ips"
+	case Tap:
+		return "tap"
+	}
+	return fmt.Sprintf("CopyMode(%d)", uint8(m))
+}
+
+// ParseCopyMode parses Suricata's copy-mode names "ips" and "tap".
+func ParseCopyMode(s string) (CopyMode, error) {
+	switch s {
+	case "ips":
+		return IPS, nil
+	case "tap":
+		return Tap, nil
+	}
+	return 0, fmt.Errorf("peer: copy mode %q is neither ips nor tap", s)
+}
+
+// Policy is what happens to a frame whose verdict panicked.
+type Policy uint8
+
+const (
+	// FailOpen forwards the frame: the network stays up when inspection fails. It is the zero
+	// value, as in most inline IPS deployments.
+	FailOpen Policy = iota
+	// FailClosed drops the frame: nothing passes uninspected.
+	FailClosed
+)
+
+// String returns "fail-open" or "fail-closed".
+func (p Policy) String() string {
+	if p == FailClosed {
+		return "fail-closed"
+	}
+	return "fail-open"
+}
+
+// Side configures one interface of the bridge.
+type Side struct {
+	// Interface is the interface's name, in the network namespace of the goroutine that calls
+	// Start.
+	Interface string
+	// Threads is the number of sockets (and so workers) on this side; zero means 1. Both sides
+	// must have the same number.
+	Threads int
+	// ClusterID is the fanout group id; zero lets the kernel pick a unique one. The two sides must
+	// not share an id.
+	ClusterID uint16
+	// ClusterType is the fanout mode; the zero value is fanout.Hash (Suricata's cluster_flow), the
+	// only mode that keeps both directions of a flow on one worker.
+	ClusterType fanout.Mode
+	// Defrag makes the kernel reassemble IPv4 fragments before fanout, so every fragment of a
+	// datagram reaches one worker and the verdict sees the whole datagram. Datagrams larger than
+	// the egress MTU are fragmented again on the way out.
+	Defrag bool
+	// CopyMode is what happens to frames received on this side: IPS (the zero value) or Tap.
+	CopyMode CopyMode
+	// Ring sets the ring version and geometry. MTU and VnetHdr are filled in by the bridge.
+	Ring ring.Config
+	// Filter is a cBPF program for frames received on this side: frames it rejects are neither
+	// forwarded nor counted. Nil means none.
+	Filter []bpf.Instruction
+	// QdiscBypass sends this side's frames with PACKET_QDISC_BYPASS: faster on real NICs, but
+	// invisible to tcpdump on the port, and incompatible with software segmentation of GSO frames.
+	QdiscBypass bool
+	// DisablePromisc leaves the interface out of promiscuous mode (Suricata's disable-promisc).
+	// An inline bridge normally needs promiscuous mode to see frames for other hosts.
+	DisablePromisc bool
+	// BufferSize sets SO_RCVBUF and SO_SNDBUF in bytes on this side's sockets; zero keeps the
+	// kernel's default. Rings do not use the socket buffer, so this matters only without them.
+	BufferSize int
+}
+
+// Config describes a bridge between two interfaces.
+type Config struct {
+	// A and B are the two sides.
+	A, B Side
+	// Verdict makes the Handler of each worker; nil passes every frame.
+	Verdict verdict.Factory
+	// OnPanic is what happens to a frame whose Handler panicked; the zero value is FailOpen.
+	OnPanic Policy
+	// Batch is the most frames a worker moves in one direction before it flushes; zero means 64.
+	Batch int
+	// NoVnetHdr turns off PACKET_VNET_HDR. The bridge then completes unfinished checksums in
+	// software and counts GSO super-frames as oversize instead of letting the kernel segment
+	// them: only useful on kernels or devices where the vnet header misbehaves.
+	NoVnetHdr bool
+	// Logger receives events (start, stop, link changes); nil discards them.
+	Logger *slog.Logger
+}
+
+const defaultBatch = 64
+
+func (s Side) threads() int {
+	if s.Threads <= 0 {
+		return 1
+	}
+	return s.Threads
+}

@@ -1,0 +1,19 @@
+// Package peer builds an inline layer-2 bridge out of AF_PACKET sockets: every frame received on
+// interface A leaves through interface B and back, unless the program's verdict drops it. It is
+// Suricata's AF_PACKET IPS mode (copy-mode ips|tap, copy-iface, equal threads, one cluster-id per
+// side) as a Go package.
+//
+// Each side opens Threads sockets that join one fanout group, in index order. Worker i owns socket
+// A[i] and socket B[i] and serves both directions: it copies each frame from one socket's RX ring
+// into the other socket's TX ring slot (restoring the VLAN tag the kernel stripped), asks the
+// worker's verdict.Handler about the frame in place, and commits or discards the slot; one send
+// flushes the whole batch. The kernel's fanout hash is symmetric, so with equal thread counts both
+// directions of a flow meet on the same worker, in order: a stateful verdict sees whole flows
+// without a lock. No frame is ever forwarded truncated or corrupt: with PACKET_VNET_HDR on both
+// sides the kernel finishes offloaded checksums and segments GSO super-frames on transmit;
+// frames that cannot be sent intact are counted, never mangled.
+//
+// Validate refuses configurations that cannot work; Preflight reports what makes an IPS silently
+// ineffective (a port enslaved to a kernel bridge, IP addresses or forwarding on the ports, a port
+// without carrier, offloads that produce frames above the MTU).
+package peer

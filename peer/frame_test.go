@@ -1,0 +1,289 @@
+package peer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// ipv4UDP builds an untagged Ethernet/IPv4/UDP frame with a correct IP header checksum and a UDP
+// checksum field holding only the pseudo-header sum, as checksum offload leaves it.
+func ipv4UDP(payload int, opts []byte, partial bool) []byte {
+	ihl := 20 + len(opts)
+	f := make([]byte, 14+ihl+8+payload)
+	copy(f, []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00})
+	ip := f[14:]
+	ip[0] = 0x40 | byte(ihl/4)
+	binary.BigEndian.PutUint16(ip[2:], uint16(ihl+8+payload))
+	binary.BigEndian.PutUint16(ip[4:], 0x1234)
+	ip[8], ip[9] = 64, 17
+	copy(ip[12:], []byte{198, 18, 0, 1, 198, 18, 0, 2})
+	copy(ip[20:], opts)
+	binary.BigEndian.PutUint16(ip[10:], ^fold(sum(0, ip[:ihl])))
+	udp := ip[ihl:]
+	binary.BigEndian.PutUint16(udp[0:], 4000)
+	binary.BigEndian.PutUint16(udp[2:], 5000)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+payload))
+	for i := range payload {
+		udp[8+i] = byte(i*7 + 3)
+	}
+	pseudo := sum(0, ip[12:20]) + 17 + uint32(8+payload)
+	if partial {
+		binary.BigEndian.PutUint16(udp[6:], fold(pseudo))
+	} else {
+		binary.BigEndian.PutUint16(udp[6:], ^fold(sum(pseudo, udp)))
+	}
+	return f
+}
+
+// udpChecksumOK verifies a UDP/IPv4 checksum independently of completeChecksum.
+func udpChecksumOK(f []byte) bool {
+	_, n := l3(f)
+	ip := f[n:]
+	ihl := int(ip[0]&0xf) * 4
+	udp := ip[ihl:binary.BigEndian.Uint16(ip[2:])]
+	s := sum(0, ip[12:20]) + 17 + uint32(len(udp))
+	return fold(sum(s, udp)) == 0xffff
+}
+
+func TestBuildVLANRestore(t *testing.T) {
+	frame := ipv4UDP(30, nil, false)
+	tests := []struct {
+		name      string
+		vlan      bool
+		tpid, tci uint16
+		vnet      bool
+		wantTPID  uint16
+	}{
+		{"untagged", false, 0, 0, false, 0},
+		{"802.1Q TCI 0", true, tpid8021Q, 0, false, tpid8021Q},
+		{"802.1Q TCI 100", true, tpid8021Q, 100, false, tpid8021Q},
+		{"802.1ad", true, tpid8021AD, 7, false, tpid8021AD},
+		{"tag without TPID means 802.1Q", true, 0, 5, false, tpid8021Q},
+		{"802.1ad with vnet", true, tpid8021AD, 9, true, tpid8021AD},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := inFrame{data: frame, wireLen: len(frame), vlan: tt.vlan, tpid: tt.tpid, tci: tt.tci}
+			dst := make([]byte, 4096)
+			n, hdr, out := build(dst, &in, egress{vnet: tt.vnet, mtu: 1500})
+			require.Equal(t, built, out)
+			got := dst[hdr:n]
+			if !tt.vlan {
+				assert.Equal(t, frame, got)
+				return
+			}
+			assert.Equal(t, frame[:12], got[:12])
+			assert.Equal(t, tt.wantTPID, binary.BigEndian.Uint16(got[12:]))
+			assert.Equal(t, tt.tci, binary.BigEndian.Uint16(got[14:]))
+			assert.Equal(t, frame[12:], got[16:])
+		})
+	}
+}
+
+func TestBuildVnetShiftsOffsets(t *testing.T) {
+	frame := ipv4UDP(3000, nil, true)
+	vnet := make([]byte, 10)
+	vnet[0] = vnetFlagNeedsCsum
+	vnet[1] = 1 // GSO TCPv4: not checked here, only the offsets
+	binary.LittleEndian.PutUint16(vnet[2:], 66)
+	binary.LittleEndian.PutUint16(vnet[4:], 1448)
+	binary.LittleEndian.PutUint16(vnet[6:], 34)
+	binary.LittleEndian.PutUint16(vnet[8:], 6)
+	in := inFrame{data: frame, wireLen: len(frame), vnet: vnet, vlan: true, tpid: tpid8021Q, tci: 3}
+	dst := make([]byte, 8192)
+	n, hdr, out := build(dst, &in, egress{vnet: true, mtu: 1500})
+	require.Equal(t, built, out, "a GSO frame is never oversize")
+	assert.Equal(t, 10, hdr)
+	assert.Equal(t, 10+len(frame)+4, n)
+	assert.Equal(t, uint16(70), binary.LittleEndian.Uint16(dst[2:]), "hdr_len grows by the tag")
+	assert.Equal(t, uint16(1448), binary.LittleEndian.Uint16(dst[4:]))
+	assert.Equal(t, uint16(38), binary.LittleEndian.Uint16(dst[6:]), "csum_start grows by the tag")
+	assert.Equal(t, uint16(6), binary.LittleEndian.Uint16(dst[8:]))
+	assert.Equal(t, vnet[2:4], []byte{66, 0}, "the received header is not modified")
+}
+
+func TestBuildOutcomes(t *testing.T) {
+	full := ipv4UDP(1472, nil, false) // 1514 bytes: exactly MTU 1500
+	tests := []struct {
+		name string
+		in   inFrame
+		eg   egress
+		dst  int
+		want outcome
+	}{
+		{"fits", inFrame{data: full, wireLen: len(full)}, egress{mtu: 1500}, 9000, built},
+		{"truncated capture", inFrame{data: full[:100], wireLen: len(full)}, egress{mtu: 1500}, 9000, truncated},
+		{"runt", inFrame{data: full[:10], wireLen: 10}, egress{mtu: 1500}, 9000, malformed},
+		{"slot too small", inFrame{data: full, wireLen: len(full)}, egress{mtu: 1500}, 1000, oversize},
+		{"802.1Q at full MTU fits", inFrame{data: full, wireLen: len(full), vlan: true, tpid: tpid8021Q}, egress{mtu: 1500}, 9000, built},
+		{"802.1ad IPv4 at full MTU without vnet is fragmented", inFrame{data: full, wireLen: len(full), vlan: true, tpid: tpid8021AD},
+			egress{mtu: 1500}, 9000, needsFrag},
+		{"802.1ad at full MTU with vnet fits", inFrame{data: full, wireLen: len(full), vlan: true, tpid: tpid8021AD},
+			egress{mtu: 1500, vnet: true}, 9000, built},
+		{"above MTU, IPv4 without DF: fragment", inFrame{data: full, wireLen: len(full)}, egress{mtu: 1000}, 9000, needsFrag},
+		{"non-IP above MTU", inFrame{data: append([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x88, 0xb5}, make([]byte, 1600)...), wireLen: 1614},
+			egress{mtu: 1500}, 9000, oversize},
+		{"unfinished checksum on non-IP", inFrame{data: full[:60:60], wireLen: 60, csumNotReady: true}, egress{mtu: 1500}, 9000, malformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := append([]byte(nil), tt.in.data...)
+			tt.in.data = data
+			if tt.name == "unfinished checksum on non-IP" {
+				binary.BigEndian.PutUint16(data[12:], 0x88b5)
+			}
+			_, _, out := build(make([]byte, tt.dst), &tt.in, tt.eg)
+			assert.Equal(t, tt.want, out)
+		})
+	}
+}
+
+func TestCompleteChecksum(t *testing.T) {
+	f := ipv4UDP(101, nil, true)
+	require.False(t, udpChecksumOK(f))
+	in := inFrame{data: f, wireLen: len(f), csumNotReady: true}
+	dst := make([]byte, 2048)
+	n, hdr, out := build(dst, &in, egress{mtu: 1500})
+	require.Equal(t, built, out)
+	assert.True(t, udpChecksumOK(dst[hdr:n]))
+
+	// Tagged: the checksum is found behind the tag.
+	in.vlan, in.tpid, in.tci = true, tpid8021AD, 1
+	n, hdr, out = build(dst, &in, egress{mtu: 1500})
+	require.Equal(t, built, out)
+	assert.True(t, udpChecksumOK(dst[hdr:n]))
+}
+
+func TestFragment(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []byte
+		mtu  int
+		vnet bool
+		vlan bool
+	}{
+		{"4000 bytes at MTU 1500", nil, 1500, false, false},
+		{"with vnet and tag", nil, 1500, true, true},
+		{"options, copied and not", []byte{0x07, 3, 0, 1, 0x94, 4, 0, 0}, 576, false, false},
+		{"odd MTU", nil, 1001, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := ipv4UDP(4000-8, tc.opts, false)
+			in := inFrame{data: f, wireLen: len(f), vlan: tc.vlan, tpid: tpid8021Q, tci: 4}
+			big := make([]byte, 70000)
+			n, _, out := build(big, &in, egress{mtu: tc.mtu, vnet: tc.vnet})
+			require.Equal(t, needsFrag, out)
+			whole := big[:n]
+			var fr fragmenter
+			require.True(t, fr.reset(whole, tc.mtu, tc.vnet))
+			_, l2 := l3(whole)
+			var payload []byte
+			next := 0
+			for i := range 100 {
+				slot := make([]byte, 2048)
+				m := fr.next(slot)
+				if m == 0 {
+					break
+				}
+				frag := slot[:m]
+				if tc.vnet {
+					assert.Equal(t, make([]byte, 10), frag[:10])
+					frag = frag[10:]
+				}
+				assert.Equal(t, whole[:l2], frag[:l2], "fragment %d keeps the L2 header", i)
+				ip := frag[l2:]
+				ihl := int(ip[0]&0xf) * 4
+				assert.LessOrEqual(t, len(ip), tc.mtu)
+				assert.Equal(t, len(ip), int(binary.BigEndian.Uint16(ip[2:])))
+				assert.Equal(t, uint16(0xffff), fold(sum(0, ip[:ihl])), "header checksum")
+				fo := binary.BigEndian.Uint16(ip[6:])
+				assert.Equal(t, next, int(fo&0x1fff)*8)
+				if i > 0 && len(tc.opts) > 0 {
+					assert.Equal(t, 24, ihl, "only the copied option survives")
+					assert.Equal(t, byte(0x94), ip[20])
+				}
+				payload = append(payload, ip[ihl:]...)
+				next += len(ip) - ihl
+				if fo&0x2000 == 0 {
+					assert.Zero(t, fr.next(slot), "nothing after the last fragment")
+					break
+				}
+			}
+			ihl := 20 + len(tc.opts)
+			assert.True(t, bytes.Equal(whole[l2+ihl:], payload), "fragments reassemble to the datagram")
+		})
+	}
+}
+
+func TestFragmentRefusesDF(t *testing.T) {
+	f := ipv4UDP(3000, nil, false)
+	f[14+6] |= 0x40
+	in := inFrame{data: f, wireLen: len(f)}
+	_, _, out := build(make([]byte, 9000), &in, egress{mtu: 1500})
+	assert.Equal(t, oversize, out)
+}
+
+func TestBuildAllocatesNothing(t *testing.T) {
+	f := ipv4UDP(500, nil, true)
+	in := inFrame{data: f, wireLen: len(f), vlan: true, tpid: tpid8021Q, csumNotReady: true}
+	dst := make([]byte, 2048)
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { build(dst, &in, egress{mtu: 1500}) }))
+}
+
+// FuzzBuild feeds arbitrary frame metadata (VLAN tags, vnet headers with any GSO fields,
+// truncated captures) through the TX slot code: it must never panic, never write past the slot,
+// and what it builds must be the received frame with the tag restored.
+func FuzzBuild(f *testing.F) {
+	f.Add(ipv4UDP(100, nil, true), 0, []byte{1, 1, 66, 0, 0xa8, 5, 34, 0, 16, 0}, true, uint16(0x8100), uint16(5), true, 1500, true, 4096)
+	f.Add(ipv4UDP(1472, nil, false), 1514, []byte{}, false, uint16(0), uint16(0), false, 1500, false, 2048)
+	f.Add(ipv4UDP(4000, []byte{0x94, 4, 0, 0}, false), 0, []byte{}, true, uint16(0x88a8), uint16(0), false, 576, false, 70000)
+	f.Add([]byte{1, 2, 3}, 3, []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, false, uint16(0), uint16(0), true, 1500, true, 100)
+	f.Fuzz(func(t *testing.T, data []byte, wireLen int, vnet []byte, vlan bool, tpid, tci uint16, csum bool, mtu int, egVnet bool, slot int) {
+		if wireLen <= 0 {
+			wireLen = len(data)
+		}
+		if mtu < 68 || mtu > 65535 || slot < 0 || slot > 1<<17 {
+			return
+		}
+		orig := append([]byte(nil), data...)
+		in := inFrame{data: data, wireLen: wireLen, vnet: vnet, vlan: vlan, tpid: tpid, tci: tci, csumNotReady: csum}
+		dst := make([]byte, slot)
+		n, hdr, out := build(dst, &in, egress{vnet: egVnet, mtu: mtu})
+		require.Equal(t, orig, data, "the received frame is never modified")
+		switch out {
+		case built:
+			require.LessOrEqual(t, n, slot)
+			got := dst[hdr:n]
+			tag := 0
+			if vlan {
+				tag = 4
+			}
+			require.Equal(t, len(data)+tag, len(got))
+			require.Equal(t, data[:12], got[:12])
+			if !csum || egVnet {
+				require.Equal(t, data[12:], got[12+tag:])
+			}
+		case needsFrag:
+			var fr fragmenter
+			if !fr.reset(dst[:n], mtu, egVnet) {
+				return
+			}
+			buf := make([]byte, mtu+64)
+			total := 0
+			for range 70000 {
+				m := fr.next(buf)
+				if m == 0 {
+					break
+				}
+				total++
+			}
+			require.Positive(t, total)
+		case truncated:
+			require.Less(t, len(data), wireLen)
+		}
+	})
+}

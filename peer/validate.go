@@ -1,0 +1,94 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/afbridge/afbridge/afpacket"
+	"github.com/afbridge/afbridge/fanout"
+)
+
+// ConfigError is a configuration that cannot work. Its message names both interfaces and both
+// values where two sides disagree.
+type ConfigError struct {
+	Field string // "Threads", "MTU", "ClusterID", "Interface", ...
+	Msg   string
+	Err   error // the underlying cause, if any (for example an interface lookup error)
+}
+
+func (e *ConfigError) Error() string { return "peer: " + e.Msg }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Validate checks cfg against the interfaces in the calling goroutine's network namespace and
+// returns every problem found, joined; nil means the bridge can be started. It refuses: a missing
+// interface name or interface, an interface peered with itself, unequal thread counts, unequal
+// MTUs, the same non-zero cluster id on both sides, and fanout modes or flags the kernel lacks.
+func Validate(cfg Config) error {
+	var errs []error
+	bad := func(field string, err error, format string, args ...any) {
+		errs = append(errs, &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...), Err: err})
+	}
+	a, b := cfg.A, cfg.B
+	if a.Interface == "" || b.Interface == "" {
+		bad("Interface", nil, "both sides need an interface (A is %q, B is %q)", a.Interface, b.Interface)
+		return errors.Join(errs...)
+	}
+	if a.Interface == b.Interface {
+		bad("Interface", nil, "interface %s is peered with itself: A and B must be two different interfaces", a.Interface)
+	}
+	if a.Threads < 0 || b.Threads < 0 {
+		bad("Threads", nil, "threads cannot be negative (%s has %d, %s has %d)", a.Interface, a.Threads, b.Interface, b.Threads)
+	} else if a.threads() != b.threads() {
+		bad("Threads", nil, "threads differ: %s has %d, %s has %d; both sides need the same number, so that both directions of a flow meet on one worker",
+			a.Interface, a.threads(), b.Interface, b.threads())
+	}
+	if a.ClusterID != 0 && a.ClusterID == b.ClusterID {
+		bad("ClusterID", nil, "%s and %s both use cluster id %d; each side needs its own fanout group (or 0 for a kernel-chosen id)",
+			a.Interface, b.Interface, a.ClusterID)
+	}
+	for _, s := range []Side{a, b} {
+		if s.ClusterType > fanout.EBPF {
+			bad("ClusterType", nil, "%s: unknown cluster type %d", s.Interface, s.ClusterType)
+		}
+		if s.ClusterType == fanout.EBPF {
+			bad("ClusterType", nil, "%s: cluster type ebpf needs a loaded program, which peer does not take yet; use hash (cluster_flow)", s.Interface)
+		}
+		if s.CopyMode > Tap {
+			bad("CopyMode", nil, "%s: unknown copy mode %d", s.Interface, s.CopyMode)
+		}
+	}
+	if cfg.Batch < 0 {
+		bad("Batch", nil, "batch %d is negative", cfg.Batch)
+	}
+	if cfg.OnPanic > FailClosed {
+		bad("OnPanic", nil, "unknown failure policy %d", cfg.OnPanic)
+	}
+
+	ia, erra := afpacket.InterfaceByName(a.Interface)
+	ib, errb := afpacket.InterfaceByName(b.Interface)
+	if erra != nil {
+		bad("Interface", erra, "side A: %v", erra)
+	}
+	if errb != nil {
+		bad("Interface", errb, "side B: %v", errb)
+	}
+	if erra == nil && errb == nil && ia.MTU != ib.MTU {
+		bad("MTU", nil, "MTUs differ: %s has %d, %s has %d; frames that fit one side would be dropped on the other; set both to the same MTU (ip link set DEV mtu N)",
+			a.Interface, ia.MTU, b.Interface, ib.MTU)
+	}
+	for _, s := range []Side{a, b} {
+		if s.Defrag && !fanout.Supported(fanout.FlagDefrag) {
+			bad("Defrag", nil, "%s: this kernel does not support fanout defrag", s.Interface)
+		}
+		rc := s.Ring
+		rc.MTU = max(ia.MTU, ib.MTU)
+		rc.VnetHdr = !cfg.NoVnetHdr
+		if rc.TXFrameCount == 0 {
+			rc.TXFrameCount = 1 // only to check the geometry; the bridge sizes it
+		}
+		if _, err := rc.Resolve(); err != nil {
+			bad("Ring", err, "%s: %v", s.Interface, err)
+		}
+	}
+	return errors.Join(errs...)
+}

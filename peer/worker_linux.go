@@ -1,0 +1,322 @@
+//go:build linux
+
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/afbridge/afbridge/ring"
+	"github.com/afbridge/afbridge/verdict"
+	"golang.org/x/sys/unix"
+)
+
+// scratchLen holds the largest frame the kernel hands over: a 64 KiB datagram (reassembled or
+// GSO) with its Ethernet header, two VLAN tags and a vnet header.
+const scratchLen = math.MaxUint16 + 14 + 8 + vnetHdrLen
+
+// pollIdle bounds a worker's sleep, so a lost wake-up can never stall it for long.
+const pollIdle = 200 // ms
+
+// worker owns socket i of both sides and moves frames both ways. Nothing in it is shared with
+// other goroutines except the published counters, so the hot path takes no lock.
+type worker struct {
+	b     *Bridge
+	idx   int
+	batch int
+	h     verdict.Handler
+	fail  verdict.Verdict // verdict applied when h panics
+	dirs  [2]direction
+	pfd   [3]unix.PollFd
+
+	frame   ring.Frame
+	pkt     verdict.Packet
+	scratch []byte
+	frag    fragmenter
+}
+
+type direction struct {
+	rx       *ring.RX
+	tx       *ring.TX
+	in, out  verdict.Interface
+	dir      verdict.Direction
+	mode     CopyMode
+	eg       egress
+	c        Counters
+	pub      published
+	txFull   bool
+	rejected uint64
+}
+
+func newWorker(b *Bridge, i int) *worker {
+	w := &worker{b: b, idx: i, batch: b.cfg.Batch, h: b.cfg.Verdict.New(i), scratch: make([]byte, scratchLen)}
+	if b.cfg.OnPanic == FailClosed {
+		w.fail = verdict.Drop
+	}
+	for d := range w.dirs {
+		in, out := &b.sides[d], &b.sides[1-d]
+		w.dirs[d] = direction{
+			rx:   in.maps[i].RX,
+			tx:   out.maps[i].TX,
+			in:   verdict.Interface{Index: in.ifi.Index, Name: in.ifi.Name},
+			out:  verdict.Interface{Index: out.ifi.Index, Name: out.ifi.Name},
+			dir:  verdict.Direction(d),
+			mode: in.cfg.CopyMode,
+			eg:   egress{vnet: !b.cfg.NoVnetHdr, mtu: out.ifi.MTU},
+		}
+		w.pfd[d].Fd = int32(in.fds[i])
+	}
+	w.pfd[2] = unix.PollFd{Fd: int32(b.wakeFD), Events: unix.POLLIN}
+	return w
+}
+
+func (w *worker) run() {
+	defer w.b.wg.Done()
+	defer func() {
+		if p := recover(); p != nil {
+			w.b.fail(fmt.Errorf("peer: worker %d: %v", w.idx, p))
+		}
+	}()
+	for !w.b.stop.Load() {
+		moved := w.pump(&w.dirs[verdict.AToB]) + w.pump(&w.dirs[verdict.BToA])
+		if moved == 0 {
+			w.wait()
+		}
+	}
+	// Frames already committed leave before the rings are unmapped; the flush also ends any
+	// open reservation, which would otherwise hold the ring's mapping.
+	for d := range w.dirs {
+		w.flush(&w.dirs[d])
+		w.dirs[d].pub.store(&w.dirs[d].c)
+	}
+}
+
+// pump moves up to one batch of frames in one direction and returns how many it took from the RX
+// ring. Each frame is copied once, into the TX slot it will leave from; the verdict reads it
+// there; one send flushes the batch.
+func (w *worker) pump(d *direction) int {
+	n, committed := 0, 0
+	d.txFull = false
+	for n < w.batch {
+		slot, ok := d.tx.Reserve()
+		if !ok && committed > 0 {
+			w.flush(d)
+			committed = 0
+			slot, ok = d.tx.Reserve()
+		}
+		if !ok {
+			// The frame stays in the RX ring: backpressure, and the kernel counts what overflows.
+			d.c.TXRingFull++
+			d.txFull = true
+			break
+		}
+		f := &w.frame
+		if !d.rx.Next(f) {
+			break
+		}
+		n++
+		if f.PacketType == ring.PacketOutgoing {
+			// Sent by this host out of the port (kernels before 6.2 deliver these to fanout
+			// members): never bridged.
+			d.c.Outgoing++
+			continue
+		}
+		d.c.Received++
+		in := inFrame{
+			data:         f.Data,
+			wireLen:      f.Len,
+			vnet:         f.Vnet,
+			vlan:         f.Status&ring.StatusVLANValid != 0,
+			tpid:         f.VLANTPID,
+			tci:          f.VLANTCI,
+			csumNotReady: f.Status&ring.StatusCsumNotReady != 0,
+		}
+		if f.Status&ring.StatusVLANTPIDValid == 0 {
+			in.tpid = 0
+		}
+		if f.Truncated() {
+			d.c.Truncated++
+			continue
+		}
+		buf := slot
+		if need := len(f.Data) + vlanLen + vnetHdrLen; need > len(slot) {
+			buf = w.scratch // may be a reassembled datagram that fragments fit the slots
+		}
+		m, hdr, out := build(buf, &in, d.eg)
+		switch {
+		case out == built && len(buf) != len(slot):
+			d.c.Oversize++
+		case out == built:
+			if !w.judge(d, buf[hdr:m], f) {
+				continue
+			}
+			if err := d.tx.Commit(m); err != nil {
+				if errors.Is(err, ring.ErrOversize) {
+					d.c.Oversize++
+				} else {
+					d.c.TXErrors++
+				}
+				continue
+			}
+			d.c.Forwarded++
+			committed++
+		case out == needsFrag:
+			if len(buf) == len(slot) {
+				copy(w.scratch, buf[:m]) // fragments are written over the slot
+			}
+			if !w.judge(d, w.scratch[:m], f) {
+				continue
+			}
+			committed += w.fragment(d, w.scratch[:m], &committed)
+		case out == truncated:
+			d.c.Truncated++
+		case out == malformed:
+			d.c.Malformed++
+		default:
+			d.c.Oversize++
+		}
+	}
+	if committed > 0 {
+		w.flush(d)
+	}
+	if n > 0 {
+		_ = d.rx.Release()
+		d.pub.store(&d.c)
+	}
+	return n
+}
+
+// judge asks the verdict about data and reports whether the frame is to be forwarded; it counts
+// drops, would-drops and panics.
+func (w *worker) judge(d *direction, data []byte, f *ring.Frame) bool {
+	p := &w.pkt
+	p.Data, p.Len, p.In, p.Out, p.Dir, p.Worker = data, f.Len, d.in, d.out, d.dir, w.idx
+	p.Time = f.Timestamp()
+	p.Status = 0
+	if f.Status&ring.StatusCsumNotReady != 0 {
+		p.Status |= verdict.ChecksumNotReady
+	}
+	if f.Status&ring.StatusCsumValid != 0 {
+		p.Status |= verdict.ChecksumValid
+	}
+	if f.Status&ring.StatusGSOTCP != 0 || len(f.Vnet) >= vnetHdrLen && f.Vnet[1] != vnetGSONone {
+		p.Status |= verdict.GSO
+	}
+	if f.Status&ring.StatusVLANValid != 0 {
+		p.Status |= verdict.VLAN
+	}
+	v := w.decide(d, p)
+	p.Data = nil
+	if v == verdict.Pass {
+		return true
+	}
+	if d.mode == Tap {
+		d.c.WouldDrop++
+		return true
+	}
+	d.c.Dropped++
+	return false
+}
+
+func (w *worker) decide(d *direction, p *verdict.Packet) (v verdict.Verdict) {
+	defer func() {
+		if r := recover(); r != nil {
+			d.c.Panics++
+			v = w.fail
+		}
+	}()
+	return w.h.Handle(p)
+}
+
+// fragment sends the IPv4 datagram in frame as fragments that fit the egress MTU. It returns the
+// number of slots committed; *committed is the caller's count, reset when a flush makes room.
+func (w *worker) fragment(d *direction, frame []byte, committed *int) int {
+	if !w.frag.reset(frame, d.eg.mtu, d.eg.vnet) {
+		d.c.Oversize++
+		return 0
+	}
+	sent := 0
+	for range 1 << 14 {
+		slot, ok := d.tx.Reserve()
+		if !ok {
+			w.flush(d)
+			*committed, sent = 0, 0
+			if slot, ok = d.tx.Reserve(); !ok {
+				d.c.TXRingFull++
+				d.c.TXErrors++ // the datagram is lost: its first fragments left without the rest
+				return sent
+			}
+		}
+		k := w.frag.next(slot)
+		if k == 0 {
+			break
+		}
+		if err := d.tx.Commit(k); err != nil {
+			d.c.TXErrors++
+			return sent
+		}
+		sent++
+		d.c.Fragments++
+	}
+	d.c.Forwarded++
+	return sent
+}
+
+// flush sends the committed frames, retrying a few times when the kernel is short of buffers,
+// and books frames the kernel rejected as TX errors rather than forwarded.
+func (w *worker) flush(d *direction) {
+	for range 4 {
+		err := d.tx.Flush()
+		if err == nil {
+			break
+		}
+		d.c.FlushErrors++
+		if !errors.Is(err, unix.ENOBUFS) && !errors.Is(err, unix.EAGAIN) {
+			break
+		}
+	}
+	if r := d.tx.Rejected(); r != d.rejected {
+		delta := r - d.rejected
+		d.rejected = r
+		d.c.Forwarded -= delta
+		d.c.TXErrors += delta
+	}
+}
+
+// wait sleeps until a ring has frames, a full TX ring has room again, or the bridge wakes the
+// worker. A direction whose TX ring is full waits for room (POLLOUT on the egress socket) rather
+// than for frames, which are already waiting.
+func (w *worker) wait() {
+	ab, ba := &w.dirs[verdict.AToB], &w.dirs[verdict.BToA]
+	w.pfd[0].Events = pollEvents(ab.txFull, ba.txFull) // socket A: RX of A->B, TX of B->A
+	w.pfd[1].Events = pollEvents(ba.txFull, ab.txFull) // socket B: RX of B->A, TX of A->B
+	for i := range w.pfd {
+		w.pfd[i].Revents = 0
+	}
+	_, err := unix.Poll(w.pfd[:], pollIdle)
+	if err != nil && err != unix.EINTR {
+		w.b.fail(fmt.Errorf("peer: worker %d: poll: %w", w.idx, err))
+		return
+	}
+	for i := range 2 {
+		if w.pfd[i].Revents&unix.POLLERR != 0 {
+			// A pending socket error (ENETDOWN when the link drops) keeps POLLERR raised until it
+			// is read; read it so the worker sleeps instead of spinning.
+			_, _ = unix.GetsockoptInt(int(w.pfd[i].Fd), unix.SOL_SOCKET, unix.SO_ERROR)
+		}
+	}
+	// The wake descriptor is never read: it stays readable once the bridge stops, so every
+	// worker sees it.
+}
+
+func pollEvents(rxBlocked, txFull bool) int16 {
+	var ev int16
+	if !rxBlocked {
+		ev |= unix.POLLIN
+	}
+	if txFull {
+		ev |= unix.POLLOUT
+	}
+	return ev
+}
