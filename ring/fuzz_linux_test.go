@@ -250,10 +250,63 @@ func FuzzCheckTX(f *testing.F) {
 				require.LessOrEqual(t, n, m+18)
 			} else {
 				require.NotZero(t, h.GSOSize)
+				require.NotEqual(t, uint16(0xffff), h.GSOSize)
+			}
+			if h.Flags&VnetNeedsCsum != 0 {
+				require.LessOrEqual(t, int(h.CsumStart)+int(h.CsumOffset)+2, n)
 			}
 		} else {
 			require.LessOrEqual(t, n, m+18)
 		}
 		require.GreaterOrEqual(t, n, 14)
 	})
+}
+
+func TestCheckTX(t *testing.T) {
+	eth := func(n int, ethertype uint16) []byte {
+		f := make([]byte, n)
+		binary.BigEndian.PutUint16(f[12:], ethertype)
+		return f
+	}
+	vnet := func(h VnetHdr, n int) []byte {
+		p := make([]byte, VnetHdrLen+n)
+		h.Put(p)
+		return p
+	}
+	tcp := VnetHdr{Flags: VnetNeedsCsum, GSOType: VnetGSOTCPv4, HdrLen: 66, GSOSize: 1448, CsumStart: 34, CsumOffset: 16}
+	for _, tc := range []struct {
+		name string
+		p    []byte
+		vnet bool
+		want error
+	}{
+		{"minimum", eth(14, 0x0800), false, nil},
+		{"short", eth(14, 0x0800)[:13], false, ErrMalformed},
+		{"full MTU", eth(1514, 0x0800), false, nil},
+		{"above MTU", eth(1515, 0x0800), false, ErrOversize},
+		{"802.1Q above MTU by its tag", eth(1518, unix.ETH_P_8021Q), false, nil},
+		{"802.1Q above MTU by more", eth(1519, unix.ETH_P_8021Q), false, ErrOversize},
+		{"802.1ad above MTU by its tag", eth(1518, unix.ETH_P_8021AD), false, ErrOversize},
+		{"vnet: no header", make([]byte, 9), true, ErrMalformed},
+		{"vnet: short frame", vnet(VnetHdr{}, 13), true, ErrMalformed},
+		{"vnet: plain frame", vnet(VnetHdr{}, 1514), true, nil},
+		{"vnet: plain frame with a tag's room", vnet(VnetHdr{}, 1518), true, nil},
+		{"vnet: plain frame above MTU", vnet(VnetHdr{}, 1519), true, ErrOversize},
+		{"vnet: checksum only", vnet(VnetHdr{Flags: VnetNeedsCsum, CsumStart: 34, CsumOffset: 16}, 60), true, nil},
+		{"vnet: checksum beyond frame", vnet(VnetHdr{Flags: VnetNeedsCsum, CsumStart: 34, CsumOffset: 16}, 51), true, ErrMalformed},
+		{"vnet: hdr_len beyond frame", vnet(VnetHdr{HdrLen: 100}, 60), true, ErrMalformed},
+		{"vnet: TCP GSO super-frame", vnet(tcp, 65000), true, nil},
+		{"vnet: TCP GSO with ECN", vnet(VnetHdr{Flags: VnetNeedsCsum, GSOType: VnetGSOTCPv6 | VnetGSOECN, GSOSize: 1428, CsumStart: 54, CsumOffset: 16}, 9000), true, nil},
+		{"vnet: GSO size 0", vnet(VnetHdr{GSOType: VnetGSOTCPv4}, 9000), true, ErrMalformed},
+		{"vnet: GSO_BY_FRAGS", vnet(VnetHdr{GSOType: VnetGSOTCPv4, GSOSize: 0xffff}, 9000), true, ErrMalformed},
+		{"vnet: TCP checksum elsewhere", vnet(VnetHdr{Flags: VnetNeedsCsum, GSOType: VnetGSOTCPv4, GSOSize: 1448, CsumStart: 34, CsumOffset: 6}, 9000), true, ErrMalformed},
+		{"vnet: UDP L4 GSO", vnet(VnetHdr{Flags: VnetNeedsCsum, GSOType: VnetGSOUDPL4, GSOSize: 1472, CsumStart: 34, CsumOffset: 6}, 9000), true, nil},
+		{"vnet: UDP L4 GSO without checksum", vnet(VnetHdr{GSOType: VnetGSOUDPL4, GSOSize: 1472}, 9000), true, ErrMalformed},
+		{"vnet: ECN alone", vnet(VnetHdr{GSOType: VnetGSOECN}, 60), true, ErrMalformed},
+		{"vnet: unknown GSO type", vnet(VnetHdr{GSOType: 2, GSOSize: 1000}, 9000), true, ErrMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, checkTX(tc.p, tc.vnet, 1500))
+		})
+	}
 }
