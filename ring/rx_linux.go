@@ -194,9 +194,9 @@ func (r *RX) release() {
 var errAllHeld = errors.New("ring: every RX slot is handed out; call Release before Wait")
 
 // Wait blocks until Next has a frame, the socket's read deadline passes
-// (os.ErrDeadlineExceeded) or the Map is closed (an error matching os.ErrClosed). It waits in
-// the runtime's network poller, holding no OS thread. Release frames first: a full ring gets no
-// new ones.
+// (os.ErrDeadlineExceeded itself, unwrapped) or the Map is closed (an error matching
+// os.ErrClosed). It waits in the runtime's network poller, holding no OS thread. Release
+// frames first: when Next has handed out every slot, no frame can arrive and Wait fails at once.
 func (r *RX) Wait() error {
 	if !r.m.enter() {
 		return errClosed

@@ -115,6 +115,12 @@ func (t *TX) Commit(n int) error {
 // frames stay committed, and the caller may Flush again, a bounded number of times, then
 // Discard them. Frames the kernel refused are skipped (PACKET_LOSS) and counted by Rejected.
 func (t *TX) Flush() error {
+	if !t.holding && t.pending == 0 {
+		if t.m.closed.Load() {
+			return errClosed
+		}
+		return nil // nothing to send, and the mapping is not touched
+	}
 	entered := !t.holding
 	if entered {
 		if !t.m.enter() {
@@ -355,7 +361,10 @@ func (t *TX) Free() int {
 
 // Rejected returns the number of committed frames the kernel refused to send (EMSGSIZE,
 // EINVAL); with PACKET_LOSS they are skipped without holding up the frames behind them. Any
-// goroutine may call it.
+// goroutine may call it. The kernel only reports the bytes it sent, so when a flush loses
+// several frames of different sizes the count is the fewest frames that add up to the loss.
+// The kernel also logs "af_packet: packet size is too long" for each frame refused for its
+// size; with Config.MTU right, Commit refuses those first.
 func (t *TX) Rejected() uint64 { return t.rejected.Load() }
 
 // MaxLen returns the most bytes a slot carries: the length of the slices Reserve returns,
