@@ -1,0 +1,51 @@
+// Command bridge is an inline IPS bridge built on afbridge: it forwards every frame between two
+// interfaces, through AF_PACKET rings, and drops, rejects or logs frames by Suricata-style rules.
+//
+// Usage:
+//
+//	bridge -i IFACE_A:IFACE_B [-threads N] [-mode ips|tap] [-rules FILE] [-eve FILE] [-stats DURATION] [-metrics ADDR]
+//	bridge -c FILE [-i IFACE_A:IFACE_B] [-rules FILE] [-eve FILE] [-stats DURATION] [-metrics ADDR]
+//	bridge --demo
+//
+// -i names the two interfaces to bridge; -threads sets the number of workers (default 1), each
+// owning one socket on each side; -mode ips (the default) drops what the rules drop, -mode tap
+// forwards everything and counts would-drops.
+//
+// -c reads the af-packet section of a Suricata-style YAML file, for example an existing
+// suricata.yaml: every pair of entries whose copy-iface name each other, with copy-mode ips or
+// tap, becomes a bridge, and all of them run. Suricata's keys keep their meaning: interface,
+// threads, cluster-id, cluster-type, defrag, copy-mode, copy-iface, use-mmap, mmap-locked,
+// tpacket-v3, ring-size (frames per socket; with tpacket-v3 it sizes the block count as Suricata
+// does), block-size, block-timeout, buffer-size, disable-promisc and checksum-checks (which only
+// an IDS uses: it is noted and ignored). Other sections of the file are ignored, with a note. With
+// -i as well, only the bridge between those two interfaces runs. use-mmap: no is refused: the
+// bridge forwards through mmap'd rings only.
+//
+// -rules loads a rule file (see package rules for the language): drop discards the frame, reject
+// discards it and resets the TCP connection at both ends (or answers UDP with an ICMP port
+// unreachable), alert logs and forwards, pass forwards and overrides the others. -eve appends one
+// Suricata EVE JSON alert event a line to FILE ("-" is standard output). -stats prints, every
+// DURATION, a line per direction with frames and bits per second, forwarded, dropped, would-drop
+// and kernel drops over the interval. -metrics serves the counters as Prometheus metrics on
+// http://ADDR/metrics, labelled by direction and worker.
+//
+// Once every socket is open the bridge prints, on standard error, any preflight findings, then one
+// line per bridge:
+//
+//	bridging eth0 <-> eth1 (ips, 2 workers)
+//
+// Signals: SIGINT and SIGTERM stop the bridge gracefully (frames in flight are sent), print the
+// final counters and exit 0. SIGHUP reloads the rule file without losing a frame and reopens the
+// EVE file (for log rotation); a rule file with an error is refused with its file:line:col and
+// the rules already loaded stay in force.
+//
+// Exit status: 0 after a clean stop; 2 for bad flags, configuration or rules (the message names
+// the file, line and reason); 1 for a failure at run time, such as missing privileges (the bridge
+// needs CAP_NET_RAW and CAP_NET_ADMIN).
+//
+// --demo needs root and nothing else: it builds three network namespaces (client, bridge,
+// server) joined by veth pairs, addressed from 198.18.0.0/15 only, bridges the two middle ports,
+// and shows a ping and an HTTP transfer through the bridge, a rule loaded while it runs that
+// blocks one request while others pass, the EVE event it logs and the final counters; then it
+// removes everything it created, also after Ctrl-C or a failure.
+package main

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/afbridge/afbridge/examples/bridge/eve"
+	"github.com/afbridge/afbridge/examples/bridge/rules"
+	"github.com/afbridge/afbridge/peer"
+	"golang.org/x/sys/unix"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitRuntime = 1 // the bridge could not run: privileges, memory, a worker failed
+	exitUsage   = 2 // bad flags, configuration or rules
+)
+
+// drainTimeout bounds the graceful stop; past it the process exits anyway.
+const drainTimeout = 30 * time.Second
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the whole program; it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	stderr = &syncWriter{w: stderr}
+	o, err := parseFlags(args, stderr)
+	var uerr *usageError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &uerr):
+		fmt.Fprintf(stderr, "bridge: %v\n%s(bridge -h lists the flags)\n", uerr, synopsis)
+		return exitUsage
+	case err != nil:
+		return exitUsage // the flag package printed the error and the usage
+	}
+	if o.demo {
+		return runDemo(stdout, stderr)
+	}
+	a := &app{o: o, stdout: stdout, stderr: stderr, eng: &engine{}}
+	return a.serve()
+}
+
+// app is a running bridge binary: its bridges, the rules they share and the counters of reloads.
+type app struct {
+	o              *options
+	stdout, stderr io.Writer
+	eng            *engine
+	bridges        []*bridge
+
+	ruleCount                atomic.Int64
+	reloadsOK, reloadsFailed atomic.Uint64
+}
+
+func (a *app) printf(format string, args ...any) { fmt.Fprintf(a.stderr, format+"\n", args...) }
+
+// errorf prints every error joined in err on its own line, each after prefix.
+func (a *app) errorf(prefix string, err error) {
+	for _, e := range flatten(err) {
+		a.printf("bridge: %s%s", prefix, strings.TrimPrefix(e.Error(), "peer: "))
+	}
+}
+
+// flatten lists the errors joined in err (errors.Join, rules.ErrorList), depth first.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
+
+func (a *app) serve() int {
+	o := a.o
+	// Caught from the start, so a signal while the sockets open still stops the bridge cleanly.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	var set *rules.Set
+	if o.rules != "" {
+		var err error
+		if set, err = rules.ParseFile(o.rules); err != nil {
+			a.errorf("", err)
+			return exitUsage
+		}
+		a.ruleCount.Store(int64(set.Len()))
+	}
+
+	var specs []spec
+	if o.config != "" {
+		var err error
+		specs, err = specsFromConfig(o, func(n string) { a.printf("note: %s", n) })
+		if err != nil {
+			a.errorf("", err)
+			return exitUsage
+		}
+	} else {
+		specs = []spec{specFromFlags(o)}
+	}
+	bad := false
+	for _, s := range specs {
+		if err := peer.Validate(s.cfg); err != nil {
+			a.errorf(s.where, err)
+			bad = true
+		}
+	}
+	if bad {
+		return exitUsage
+	}
+
+	if o.eve != "" {
+		w, err := eve.Open(o.eve, 0)
+		if err != nil {
+			a.printf("bridge: -eve: %v", err)
+			return exitUsage
+		}
+		a.eng.eve = w
+		defer w.Close() // after the bridges have stopped: a worker may still be writing
+	}
+	var metrics *metricsServer
+	if o.metrics != "" {
+		var err error
+		if metrics, err = listenMetrics(o.metrics); err != nil {
+			a.printf("bridge: -metrics: %v", err)
+			a.printf("  what to do: choose a free address and port with -metrics, such as 127.0.0.1:9101")
+			return exitRuntime
+		}
+		defer metrics.close()
+	}
+
+	logger := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	for _, s := range specs {
+		s.cfg.Logger = logger
+		a.bridges = append(a.bridges, newBridge(a.eng, s.cfg, s.where, set))
+	}
+	for _, b := range a.bridges {
+		for _, f := range peer.Preflight(b.cfg) {
+			a.printf("preflight: %s", f)
+		}
+	}
+	for i, b := range a.bridges {
+		if err := b.start(); err != nil {
+			a.printf("bridge: cannot start %s: %v", b.name(), err)
+			if h := runtimeHint(err); h != "" {
+				a.printf("  what to do: %s", h)
+			}
+			for _, started := range a.bridges[:i] {
+				started.br.Close()
+				started.closeInject()
+			}
+			return exitRuntime
+		}
+	}
+	for _, b := range a.bridges {
+		a.printf("%s", b.banner())
+	}
+	if metrics != nil {
+		metrics.serve(newCollector(a))
+	}
+	return a.loop(sigs)
+}
+
+// loop forwards until a signal stops it or a bridge fails, then drains and prints the totals.
+func (a *app) loop(sigs chan os.Signal) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		b   *bridge
+		err error
+	}
+	done := make(chan result, len(a.bridges))
+	for _, b := range a.bridges {
+		go func() { done <- result{b, b.br.Run(ctx)} }()
+	}
+	var tick <-chan time.Time
+	prev := make([]snapshot, len(a.bridges))
+	if a.o.stats > 0 {
+		t := time.NewTicker(a.o.stats)
+		defer t.Stop()
+		tick = t.C
+		for i, b := range a.bridges {
+			prev[i] = b.snapshot()
+		}
+	}
+
+	code, running := exitOK, len(a.bridges)
+wait:
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				a.reload()
+				continue
+			}
+			a.printf("bridge: %v: stopping, draining frames in flight", s)
+			break wait
+		case r := <-done:
+			running--
+			a.printf("bridge: %s stopped: %v", r.b.name(), r.err)
+			a.printf("  what to do: check that both interfaces still exist and are up (ip link); the log above says what failed")
+			code = exitRuntime
+			break wait
+		case <-tick:
+			for i, b := range a.bridges {
+				cur := b.snapshot()
+				for _, l := range b.intervalLines(prev[i], cur) {
+					a.printf("%s", l)
+				}
+				prev[i] = cur
+			}
+			a.warnEVE()
+		}
+	}
+
+	// The kernel's counters go with the sockets Close releases: read them first.
+	before := make([]snapshot, len(a.bridges))
+	for i, b := range a.bridges {
+		before[i] = b.snapshot()
+	}
+	cancel()
+	stopped := make(chan struct{})
+	go func() {
+		for range running {
+			if r := <-done; r.err != nil {
+				a.printf("bridge: %s: %v", r.b.name(), r.err)
+				code = exitRuntime
+			}
+		}
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case s := <-sigs:
+		a.printf("bridge: %v again: exiting without draining", s)
+		return exitRuntime
+	case <-time.After(drainTimeout):
+		a.printf("bridge: the workers did not stop within %v; exiting", drainTimeout)
+		return exitRuntime
+	}
+	for _, b := range a.bridges {
+		b.closeInject()
+	}
+	a.printFinal(before)
+	return code
+}
+
+// printFinal prints the totals of the whole run.
+func (a *app) printFinal(before []snapshot) {
+	a.printf("final stats:")
+	for i, b := range a.bridges {
+		s := b.snapshot().withKernel(before[i])
+		a.printf(" %s, %s:", b.name(), s.at.Sub(b.started).Round(time.Millisecond))
+		for _, l := range b.finalLines(s) {
+			a.printf("%s", l)
+		}
+	}
+	e := a.eng
+	line := fmt.Sprintf("  rules %d, alerts %d, reject frames sent %d", a.ruleCount.Load(), e.alerts.Load(), e.rejects.Load())
+	if n := e.rejectErrs.Load(); n > 0 {
+		line += fmt.Sprintf(" (%d failed: %v)", n, e.lastRejectErr())
+	}
+	if e.eve != nil {
+		line += fmt.Sprintf(", EVE events written %d, dropped %d", e.eve.Written(), e.eve.Dropped())
+	}
+	a.printf("%s", line)
+	a.warnEVE()
+}
+
+var eveWarned atomic.Uint64
+
+// warnEVE reports new EVE write failures, once per new failure count.
+func (a *app) warnEVE() {
+	w := a.eng.eve
+	if w == nil {
+		return
+	}
+	if n := w.Failed(); n > eveWarned.Load() {
+		eveWarned.Store(n)
+		a.printf("bridge: EVE log: %d failed writes, last: %v", n, w.Err())
+	}
+}
+
+// reload reads the rule file again and swaps it in; a file with errors changes nothing. It also
+// reopens the EVE file, so that log rotation works as with Suricata.
+func (a *app) reload() {
+	if w := a.eng.eve; w != nil {
+		if err := w.Reopen(); err != nil {
+			a.printf("bridge: SIGHUP: %v", err)
+		}
+	}
+	if a.o.rules == "" {
+		a.printf("bridge: SIGHUP: %v", errNoRules)
+		return
+	}
+	set, err := rules.ParseFile(a.o.rules)
+	if err != nil {
+		a.reloadsFailed.Add(1)
+		a.printf("bridge: SIGHUP: reload of %s refused; the %d rules loaded before stay in force:", a.o.rules, a.ruleCount.Load())
+		a.errorf("  ", err)
+		return
+	}
+	for _, b := range a.bridges {
+		b.setRules(set)
+	}
+	a.ruleCount.Store(int64(set.Len()))
+	a.reloadsOK.Add(1)
+	a.printf("bridge: SIGHUP: reloaded %s: %d rules in force", a.o.rules, set.Len())
+}
+
+// runtimeHint says what to do about a failure to open or start a bridge.
+func runtimeHint(err error) string {
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		return "the bridge needs CAP_NET_RAW and CAP_NET_ADMIN: run it as root, or grant them with `sudo setcap cap_net_raw,cap_net_admin+ep` on the binary"
+	case errors.Is(err, unix.ENOMEM):
+		return "the rings do not fit in memory (or in RLIMIT_MEMLOCK with mmap-locked): use fewer threads, a smaller ring-size or fewer blocks"
+	case errors.Is(err, unix.ENETDOWN):
+		return "bring both interfaces up (ip link set DEV up)"
+	case errors.Is(err, unix.ENODEV):
+		return "the interface disappeared; check the names with `ip link`"
+	}
+	return ""
+}
+
+// syncWriter serialises writes from several goroutines, so lines never interleave.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}

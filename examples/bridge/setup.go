@@ -1,0 +1,169 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/afbridge/afbridge/afpacket"
+	"github.com/afbridge/afbridge/examples/bridge/config"
+	"github.com/afbridge/afbridge/fanout"
+	"github.com/afbridge/afbridge/peer"
+	"github.com/afbridge/afbridge/ring"
+)
+
+// spec is one bridge to run and where it was described, for messages.
+type spec struct {
+	cfg   peer.Config
+	where string // "FILE:LINE,LINE: " for an entry pair of -c, "" for -i
+}
+
+// specFromFlags is the bridge of -i, -threads and -mode.
+func specFromFlags(o *options) spec {
+	side := func(name string) peer.Side {
+		return peer.Side{Interface: name, Threads: o.threads, CopyMode: o.mode}
+	}
+	return spec{cfg: peer.Config{A: side(o.a), B: side(o.b)}}
+}
+
+// specsFromConfig loads the bridges of -c; with -i as well, only the bridge between those two
+// interfaces. Every error it returns is a configuration error that names the file and line.
+// note receives what was ignored or assumed, one message a call.
+func specsFromConfig(o *options, note func(string)) ([]spec, error) {
+	f, err := config.Load(o.config)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range f.Notes {
+		note(n)
+	}
+	pairs, err := f.Bridges()
+	if err != nil {
+		return nil, err
+	}
+	if o.a != "" {
+		i := slices.IndexFunc(pairs, func(p config.Bridge) bool {
+			return p.A.Name == o.a && p.B.Name == o.b || p.A.Name == o.b && p.B.Name == o.a
+		})
+		if i < 0 {
+			var have []string
+			for _, p := range pairs {
+				have = append(have, p.A.Name+":"+p.B.Name)
+			}
+			return nil, fmt.Errorf("%s: no bridge between %s and %s (-i); the file has %s", f.Name, o.a, o.b, strings.Join(have, ", "))
+		}
+		pairs = pairs[i : i+1]
+	}
+	var (
+		specs []spec
+		errs  []error
+	)
+	for _, p := range pairs {
+		a, erra := sideFromConfig(f.Name, p.A, p.AToB, note)
+		b, errb := sideFromConfig(f.Name, p.B, p.BToA, note)
+		if erra != nil || errb != nil {
+			errs = append(errs, erra, errb)
+			continue
+		}
+		specs = append(specs, spec{
+			cfg:   peer.Config{A: a, B: b},
+			where: (&config.Error{File: f.Name, Line: p.A.Line, OtherLine: p.B.Line}).Error(),
+		})
+	}
+	return specs, errors.Join(errs...)
+}
+
+// sideFromConfig maps one af-packet entry onto a side of a bridge.
+func sideFromConfig(file string, ifc config.Interface, mode config.CopyMode, note func(string)) (peer.Side, error) {
+	at := func(format string, args ...any) string {
+		return (&config.Error{File: file, Line: ifc.Line, Msg: ifc.Name + ": " + fmt.Sprintf(format, args...)}).Error()
+	}
+	if !ifc.UseMmap {
+		return peer.Side{}, errors.New(at("use-mmap: no is not supported by the bridge yet: it forwards through mmap'd rings only; set use-mmap: yes or remove the key"))
+	}
+	ct, _, err := fanout.ParseClusterType(ifc.ClusterType.String())
+	if err != nil {
+		return peer.Side{}, errors.New(at("%v", err))
+	}
+	switch ct {
+	case fanout.Hash:
+	case fanout.EBPF:
+		return peer.Side{}, errors.New(at("cluster-type cluster_ebpf needs an eBPF program, which the bridge cannot load; use cluster_flow"))
+	default:
+		note(at("cluster-type %s does not keep both directions of a flow on one worker; rules match packet by packet, so they still apply, but cluster_flow is the usual choice for IPS", ifc.ClusterType))
+	}
+	if ifc.ChecksumChecks != config.ChecksumKernel {
+		note(at("checksum-checks: %s ignored: it tells an IDS whether to trust checksums; the bridge forwards frames as they are, and the kernel finishes offloaded checksums", ifc.ChecksumChecks))
+	}
+	if ifc.DisablePromisc {
+		note(at("disable-promisc: yes: frames addressed to other hosts may never reach the bridge"))
+	}
+	cm := peer.IPS
+	if mode == config.CopyTap {
+		cm = peer.Tap
+	}
+	return peer.Side{
+		Interface:      ifc.Name,
+		Threads:        ifc.Threads,
+		ClusterID:      ifc.ClusterID,
+		ClusterType:    ct,
+		Defrag:         ifc.Defrag,
+		CopyMode:       cm,
+		Ring:           ringFromConfig(ifc, at, note),
+		DisablePromisc: ifc.DisablePromisc,
+		BufferSize:     ifc.BufferSize,
+	}, nil
+}
+
+// v3FrameSize is the frame size Suricata assumes when it turns ring-size into V3 blocks: an
+// MTU-sized frame with the tpacket3 header and link-layer address, TPACKET-aligned
+// (AFPComputeRingParamsV3).
+func v3FrameSize(mtu int) int {
+	const hdr = 48 + 20 + 14 // tpacket3_hdr, sockaddr_ll, Ethernet header
+	snap := mtu + 14
+	align := func(n int) int { return (n + 15) &^ 15 }
+	return align(snap + align(hdr) - 14)
+}
+
+// ringFromConfig maps the ring keys. The rings always carry the vnet header (so that offloads
+// can stay on), which makes their slots hold 64 KiB frames: a V2 ring-size costs far more memory
+// than in Suricata, and a small V3 block-size cannot work at all; both are said in notes.
+func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note func(string)) ring.Config {
+	rc := ring.Config{Locked: ifc.MmapLocked}
+	mtu := 1500
+	if ifi, err := afpacket.InterfaceByName(ifc.Name); err == nil {
+		mtu = ifi.MTU // an unknown interface is reported later, by peer.Validate
+	}
+	probe := func(c ring.Config) (ring.Config, error) {
+		c.MTU, c.VnetHdr = mtu, true
+		return c.Resolve()
+	}
+	if !ifc.TPacketV3 {
+		rc.Version = ring.V2
+		rc.FrameCount = ifc.RingSize
+		if r, err := probe(rc); err == nil && ifc.RingSize > 0 {
+			if size := r.FrameCount / (r.BlockSize / r.FrameSize) * r.BlockSize; size > 64<<20 {
+				note(at("ring-size %d makes a %d MiB ring per socket (each slot holds a 64 KiB GSO frame); lower ring-size, or use tpacket-v3, to use less memory",
+					ifc.RingSize, size>>20))
+			}
+		}
+		return rc
+	}
+	rc.Version = ring.V3
+	rc.BlockSize = ifc.BlockSize
+	rc.BlockTimeout = ifc.BlockTimeout
+	r, err := probe(rc)
+	if err != nil && rc.BlockSize != 0 {
+		rc.BlockSize = 0
+		if r, err = probe(rc); err == nil {
+			note(at("block-size %d cannot hold a 64 KiB GSO frame, which the bridge must take to forward with offloads on; using %d", ifc.BlockSize, r.BlockSize))
+		}
+	}
+	if err == nil && ifc.RingSize > 0 {
+		// As Suricata: enough blocks for ring-size MTU-sized frames, plus one.
+		perBlock := max(1, r.BlockSize/v3FrameSize(mtu))
+		rc.BlockCount = max(2, ifc.RingSize/perBlock+1)
+	}
+	return rc
+}
