@@ -49,6 +49,11 @@ type Config struct {
 	// seen unfiltered. Nil means no filter. SetBPF changes it later.
 	Filter []bpf.Instruction
 
+	// SendOnly binds the socket to the interface with protocol 0: it captures nothing (so it costs
+	// nothing per frame on the interface) and only sends. Filter, Promiscuous and IgnoreOutgoing
+	// are meaningless with it.
+	SendOnly bool
+
 	// AllowDown lets Listen open a socket on an interface that is administratively down (frames
 	// flow once it comes up). By default Listen refuses it, because a bridge port that is down
 	// carries nothing and is almost always a mistake.

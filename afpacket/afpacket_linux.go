@@ -68,6 +68,9 @@ func listen(ifi *net.Interface, cfg *Config) (*Conn, error) {
 	if proto == 0 {
 		proto = unix.ETH_P_ALL
 	}
+	if cfg.SendOnly {
+		proto = 0 // bound to the device, but no protocol hook: nothing is captured
+	}
 
 	// Protocol 0: the socket captures nothing until bind names the real protocol, so options and
 	// the filter below are all in place before the first frame.

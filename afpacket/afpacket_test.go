@@ -335,3 +335,18 @@ func TestReadDeadline(t *testing.T) {
 	_, _, err := c.ReadFrom(make([]byte, 100))
 	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
 }
+
+func TestSendOnly(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.listen(t, &afpacket.Config{SendOnly: true, VnetHdr: true})
+	out := pktgen.Frame(nil, f.remote.HardwareAddr, f.local.HardwareAddr, 3, 400)
+	_, err := c.WriteTo(append(make([]byte, 10), out...), nil) // an all-zero vnet header first
+	require.NoError(t, err)
+	got := f.peer.Collect(1, time.Second, 2*time.Second)
+	require.Len(t, got, 1)
+	assert.Equal(t, out, got[0])
+
+	require.NoError(t, f.peer.Send(f.frame(4, 100)))
+	_, _, err = readTest(t, c, make([]byte, 2048), 200*time.Millisecond)
+	assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "a send-only socket captures nothing")
+}

@@ -54,6 +54,10 @@ type side struct {
 	conns []*afpacket.Conn
 	maps  []*ring.Map
 	fds   []int
+	// send holds one send-only socket per worker for frames too large for a TX slot: sendmsg on
+	// a socket with a TX ring only flushes the ring, so large frames need a socket without one.
+	send    []*afpacket.Conn
+	sendFDs []int
 }
 
 // New returns an unstarted bridge for cfg; nothing is opened until Start.
@@ -137,10 +141,10 @@ func (b *Bridge) open() error {
 		if s.group.ID == 0 {
 			s.group.Flags |= fanout.FlagUniqueID
 		}
-		rc := s.cfg.Ring
-		rc.MTU, rc.VnetHdr = mtu, vnet
-		if rc.TXFrameCount == 0 {
-			rc.TXFrameCount = defaultTXFrames
+		rc := ringConfig(s.cfg.Ring, mtu, vnet)
+		buf := s.cfg.BufferSize
+		if buf == 0 && rc.CopyLarge {
+			buf = copyBuffer
 		}
 		// Sockets are created and joined strictly in index order: the kernel picks hash members
 		// in join order, and after a link flap re-adds them in creation order, so both orders
@@ -150,7 +154,7 @@ func (b *Bridge) open() error {
 				Promiscuous: !s.cfg.DisablePromisc,
 				VnetHdr:     vnet,
 				QdiscBypass: s.cfg.QdiscBypass,
-				RecvBuffer:  s.cfg.BufferSize,
+				RecvBuffer:  buf,
 				SendBuffer:  s.cfg.BufferSize,
 				Filter:      dropAll,
 			})
@@ -171,8 +175,18 @@ func (b *Bridge) open() error {
 				s.group = g // the kernel-chosen id, for the other members
 				s.group.Flags &^= fanout.FlagUniqueID
 			}
-			rcn, _ := c.SyscallConn()
-			_ = rcn.Control(func(fd uintptr) { s.fds = append(s.fds, int(fd)) })
+			s.fds = append(s.fds, rawFD(c))
+			sc, err := afpacket.Listen(s.cfg.Interface, &afpacket.Config{
+				SendOnly:    true,
+				VnetHdr:     vnet,
+				QdiscBypass: s.cfg.QdiscBypass,
+				SendBuffer:  s.cfg.BufferSize,
+			})
+			if err != nil {
+				return err
+			}
+			s.send = append(s.send, sc)
+			s.sendFDs = append(s.sendFDs, rawFD(sc))
 		}
 	}
 	// Every member has joined: let frames in.
@@ -187,6 +201,38 @@ func (b *Bridge) open() error {
 	return nil
 }
 
+// copyBuffer is the receive buffer of sockets whose rings copy large frames to the socket: room
+// for dozens of 64 KiB GSO super-frames waiting for the worker.
+const copyBuffer = 8 << 20
+
+// ringConfig completes a side's ring configuration. By default the RX ring is TPACKET_V2 with
+// MTU-sized slots and CopyLarge, and the TX ring has MTU-sized slots: frames larger than a slot
+// (GSO super-frames, reassembled datagrams) take the socket path, one syscall each, and every
+// small frame gets a slot without the 64 KiB slots that would otherwise be needed for them.
+func ringConfig(rc ring.Config, mtu int, vnet bool) ring.Config {
+	rc.MTU, rc.VnetHdr = mtu, vnet
+	if rc.Version != ring.V3 && rc.FrameSize == 0 {
+		rc.CopyLarge = true
+	}
+	if rc.TXFrameCount == 0 {
+		rc.TXFrameCount = defaultTXFrames
+	}
+	if rc.TXFrameSize == 0 {
+		rc.TXFrameSize = (32 + vnetHdrLen + mtu + ethHdrLen + 2*vlanLen + 15) &^ 15
+	}
+	return rc
+}
+
+// rawFD returns a socket's descriptor number; it stays valid until the socket is closed, which
+// happens only after every worker has stopped.
+func rawFD(c *afpacket.Conn) int {
+	fd := -1
+	if rc, err := c.SyscallConn(); err == nil {
+		_ = rc.Control(func(u uintptr) { fd = int(u) })
+	}
+	return fd
+}
+
 // release closes rings before their sockets, then the wake descriptor.
 func (b *Bridge) release() {
 	for d := range b.sides {
@@ -197,7 +243,10 @@ func (b *Bridge) release() {
 		for _, c := range s.conns {
 			c.Close()
 		}
-		s.maps, s.conns, s.fds = nil, nil, nil
+		for _, c := range s.send {
+			c.Close()
+		}
+		s.maps, s.conns, s.fds, s.send, s.sendFDs = nil, nil, nil, nil, nil
 	}
 	if b.wakeFD >= 0 {
 		unix.Close(b.wakeFD)

@@ -80,12 +80,7 @@ func Validate(cfg Config) error {
 		if s.Defrag && !fanout.Supported(fanout.FlagDefrag) {
 			bad("Defrag", nil, "%s: this kernel does not support fanout defrag", s.Interface)
 		}
-		rc := s.Ring
-		rc.MTU = max(ia.MTU, ib.MTU)
-		rc.VnetHdr = !cfg.NoVnetHdr
-		if rc.TXFrameCount == 0 {
-			rc.TXFrameCount = 1 // only to check the geometry; the bridge sizes it
-		}
+		rc := ringConfig(s.Ring, max(ia.MTU, ib.MTU, 68), !cfg.NoVnetHdr)
 		if _, err := rc.Resolve(); err != nil {
 			bad("Ring", err, "%s: %v", s.Interface, err)
 		}

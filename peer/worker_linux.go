@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"unsafe"
 
 	"github.com/afbridge/afbridge/ring"
 	"github.com/afbridge/afbridge/verdict"
@@ -32,13 +34,16 @@ type worker struct {
 
 	frame   ring.Frame
 	pkt     verdict.Packet
-	scratch []byte
+	scratch []byte // a frame too large for a TX slot is built here
+	big     []byte // a frame too large for an RX slot is read here from the socket
 	frag    fragmenter
 }
 
 type direction struct {
 	rx       *ring.RX
 	tx       *ring.TX
+	rxFD     int // the ingress socket, for frames that did not fit their RX slot
+	txFD     int // the egress socket, for frames too large for a TX slot
 	in, out  verdict.Interface
 	dir      verdict.Direction
 	mode     CopyMode
@@ -50,7 +55,8 @@ type direction struct {
 }
 
 func newWorker(b *Bridge, i int) *worker {
-	w := &worker{b: b, idx: i, batch: b.cfg.Batch, h: b.cfg.Verdict.New(i), scratch: make([]byte, scratchLen)}
+	w := &worker{b: b, idx: i, batch: b.cfg.Batch, h: b.cfg.Verdict.New(i),
+		scratch: make([]byte, scratchLen), big: make([]byte, scratchLen)}
 	if b.cfg.OnPanic == FailClosed {
 		w.fail = verdict.Drop
 	}
@@ -59,6 +65,8 @@ func newWorker(b *Bridge, i int) *worker {
 		w.dirs[d] = direction{
 			rx:   in.maps[i].RX,
 			tx:   out.maps[i].TX,
+			rxFD: in.fds[i],
+			txFD: out.sendFDs[i],
 			in:   verdict.Interface{Index: in.ifi.Index, Name: in.ifi.Name},
 			out:  verdict.Interface{Index: out.ifi.Index, Name: out.ifi.Name},
 			dir:  verdict.Direction(d),
@@ -135,18 +143,35 @@ func (w *worker) pump(d *direction) int {
 		if f.Status&ring.StatusVLANTPIDValid == 0 {
 			in.tpid = 0
 		}
-		if f.Truncated() {
+		if f.Status&ring.StatusCopy != 0 {
+			if !w.readBig(d, &in) {
+				d.c.Truncated++
+				continue
+			}
+		} else if f.SnapLen < f.Len {
 			d.c.Truncated++
 			continue
 		}
 		buf := slot
-		if need := len(f.Data) + vlanLen + vnetHdrLen; need > len(slot) {
-			buf = w.scratch // may be a reassembled datagram that fragments fit the slots
+		if need := len(in.data) + vlanLen + vnetHdrLen; need > len(slot) {
+			buf = w.scratch // a GSO super-frame or a reassembled datagram
 		}
 		m, hdr, out := build(buf, &in, d.eg)
 		switch {
 		case out == built && len(buf) != len(slot):
-			d.c.Oversize++
+			// Too large for a slot but sendable whole (GSO): after the frames before it.
+			if committed > 0 {
+				w.flush(d)
+				committed = 0
+			}
+			if !w.judge(d, buf[hdr:m], f) {
+				continue
+			}
+			if w.sendBig(d, buf[:m]) {
+				d.c.Forwarded++
+			} else {
+				d.c.TXErrors++
+			}
 		case out == built:
 			if !w.judge(d, buf[hdr:m], f) {
 				continue
@@ -185,6 +210,45 @@ func (w *worker) pump(d *direction) int {
 		d.pub.store(&d.c)
 	}
 	return n
+}
+
+// readBig replaces in.data with the whole frame that did not fit its RX slot: with
+// PACKET_COPY_THRESH the kernel queued a full copy on the socket, in ring order, and the slot
+// holds a truncated placeholder. It reports false if the copy is missing (the socket's receive
+// buffer was full).
+func (w *worker) readBig(d *direction, in *inFrame) bool {
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(d.rxFD), uintptr(unsafe.Pointer(&w.big[0])),
+		uintptr(len(w.big)), unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return false
+	}
+	b := w.big[:n]
+	if in.vnet != nil {
+		if len(b) < vnetHdrLen {
+			return false
+		}
+		in.vnet, b = b[:vnetHdrLen], b[vnetHdrLen:]
+	}
+	in.data, in.wireLen = b, len(b)
+	return true
+}
+
+// sendBig sends one frame too large for a TX slot straight from the buffer with send(2),
+// retrying briefly while the kernel is short of buffers.
+func (w *worker) sendBig(d *direction, b []byte) bool {
+	for range 8 {
+		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(d.txFD), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+			unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			return true
+		case unix.EAGAIN, unix.ENOBUFS, unix.EINTR:
+			runtime.Gosched()
+			continue
+		}
+		return false
+	}
+	return false
 }
 
 // judge asks the verdict about data and reports whether the frame is to be forwarded; it counts
@@ -266,13 +330,25 @@ func (w *worker) fragment(d *direction, frame []byte, committed *int) int {
 // flush sends the committed frames, retrying a few times when the kernel is short of buffers,
 // and books frames the kernel rejected as TX errors rather than forwarded.
 func (w *worker) flush(d *direction) {
-	for range 4 {
+	for try := 0; ; try++ {
+		before := d.tx.Pending()
 		err := d.tx.Flush()
 		if err == nil {
 			break
 		}
 		d.c.FlushErrors++
 		if !errors.Is(err, unix.ENOBUFS) && !errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if try >= 3 {
+			if d.tx.Pending() == before && errors.Is(err, unix.ENOBUFS) {
+				// No progress: the device keeps dropping the oldest frame and the kernel keeps
+				// retrying it; give that one frame up so the ring behind it moves.
+				if k, _ := d.tx.Discard(1); k > 0 {
+					d.c.Forwarded -= uint64(k)
+					d.c.TXErrors += uint64(k)
+				}
+			}
 			break
 		}
 	}

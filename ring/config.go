@@ -58,6 +58,14 @@ type Config struct {
 	// NoRX maps no RX ring: a transmit-only socket. The RX geometry fields must then be zero.
 	NoRX bool
 
+	// CopyLarge (V2 only) sizes RX slots for MTU-sized frames even with VnetHdr, and sets
+	// PACKET_COPY_THRESH: a frame too large for its slot (a GSO super-frame, a reassembled
+	// datagram) still takes its place in the ring, cut short and flagged StatusCopy, and the
+	// kernel also queues it whole on the socket, where a plain recv reads it in arrival order.
+	// Small slots mean many more of them for the same memory, which is what absorbs bursts of
+	// small frames; the rare large frame costs one extra syscall.
+	CopyLarge bool
+
 	// FrameSize is the size of a V2 RX slot: the frame plus the tpacket header, a multiple of
 	// 16. Zero means room for an MTU-sized frame with a VLAN tag, or for a 64 KiB GSO
 	// super-frame with VnetHdr (69,632 bytes). Smaller slots are refused, since the kernel
@@ -173,14 +181,17 @@ func (r *Config) resolveV2(page int) (int, error) {
 	if r.BlockTimeout != 0 {
 		return 0, fmt.Errorf("ring: BlockTimeout %v applies to V3 rings only; clear it or use V3", r.BlockTimeout)
 	}
-	need := rxSlotNeed(V2, r.VnetHdr, r.MTU)
+	need := rxSlotNeed(V2, r.VnetHdr && !r.CopyLarge, r.MTU)
+	if r.CopyLarge {
+		need += rxMacOff(V2, r.VnetHdr) - rxMacOff(V2, false)
+	}
 	if r.FrameSize == 0 {
 		r.FrameSize = alignUp(need, tpacket.Alignment)
-		if r.VnetHdr {
+		if r.VnetHdr && !r.CopyLarge {
 			r.FrameSize = alignUp(need, page)
 		}
 	}
-	if err := checkFrameSize("FrameSize", r.FrameSize, need, r.MTU, r.VnetHdr); err != nil {
+	if err := checkFrameSize("FrameSize", r.FrameSize, need, r.MTU, r.VnetHdr && !r.CopyLarge); err != nil {
 		return 0, err
 	}
 	if r.BlockSize == 0 {
@@ -198,6 +209,9 @@ func (r *Config) resolveV2(page int) (int, error) {
 }
 
 func (r *Config) resolveV3(page int) (int, error) {
+	if r.CopyLarge {
+		return 0, fmt.Errorf("ring: CopyLarge applies to V2 rings only; V3 blocks already hold frames of any size")
+	}
 	if r.FrameSize != 0 || r.FrameCount != 0 {
 		return 0, fmt.Errorf("ring: FrameSize and FrameCount size V2 rings; a V3 ring is BlockSize × BlockCount")
 	}

@@ -116,3 +116,14 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestCopyLargeGeometry(t *testing.T) {
+	c, err := Config{MTU: 1500, VnetHdr: true, CopyLarge: true}.Resolve()
+	require.NoError(t, err)
+	assert.Less(t, c.FrameSize, 2048, "MTU-sized slots despite the vnet header")
+	assert.GreaterOrEqual(t, c.FrameSize, rxMacOff(V2, true)+1500+14+4, "room for an MTU frame with a tag behind the vnet header")
+	assert.Greater(t, c.FrameCount, 8000, "many more slots for the same memory")
+
+	_, err = Config{Version: V3, CopyLarge: true}.Resolve()
+	assert.ErrorContains(t, err, "V2 rings only")
+}

@@ -148,6 +148,13 @@ func (m *Map) setup(fd int) (err error) {
 			return fmt.Errorf("ring: the socket's vnet header is %d bytes (PACKET_VNET_HDR_SZ); the ring supports the %d-byte virtio_net_hdr of PACKET_VNET_HDR only", sz, VnetHdrLen)
 		}
 	}
+	if c.CopyLarge {
+		// Any non-zero threshold: tpacket_rcv then queues a whole copy of each frame that does
+		// not fit its slot, as long as the socket's receive buffer has room.
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
+			return sockoptErr("setsockopt PACKET_COPY_THRESH", err, "")
+		}
+	}
 	if c.TXFrameCount > 0 {
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_LOSS, 1); err != nil {
 			return sockoptErr("setsockopt PACKET_LOSS", err, " (it must be set before the ring exists)")
