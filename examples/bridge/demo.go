@@ -282,6 +282,22 @@ func (d *demo) startBridge() error {
 // startHTTP starts the server in the server namespace and a client whose connections are made
 // in the client namespace: a socket stays in the namespace it was created in.
 func (d *demo) startHTTP() error {
+	var ln net.Listener
+	if err := d.server.Do(func() (err error) {
+		ln, err = net.Listen("tcp4", net.JoinHostPort(demoServerIP, demoPort))
+		return err
+	}); err != nil {
+		return fmt.Errorf("HTTP server: %w", err)
+	}
+	d.srv = &http.Server{Handler: demoHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go d.srv.Serve(ln)
+	d.tr = demoTransport(d.client)
+	return nil
+}
+
+// demoHandler serves /hello, /forbidden (which the demo's rule blocks) and /data?bytes=N: N
+// bytes, with their CRC32C in the X-Crc32c trailer so the client can tell they arrived intact.
+func demoHandler() http.Handler {
 	block := make([]byte, 1<<20)
 	rng := rand.NewChaCha8([32]byte{'a', 'f', 'b', 'r', 'i', 'd', 'g', 'e'})
 	_, _ = rng.Read(block)
@@ -310,17 +326,7 @@ func (d *demo) startHTTP() error {
 		}
 		w.Header().Set("X-Crc32c", strconv.FormatUint(uint64(sum.Sum32()), 16))
 	})
-	var ln net.Listener
-	if err := d.server.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", net.JoinHostPort(demoServerIP, demoPort))
-		return err
-	}); err != nil {
-		return fmt.Errorf("HTTP server: %w", err)
-	}
-	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go d.srv.Serve(ln)
-	d.tr = demoTransport(d.client)
-	return nil
+	return mux
 }
 
 // demoTransport dials from inside ns, never through a proxy, one connection per request.

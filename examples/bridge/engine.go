@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -46,8 +47,14 @@ type bridge struct {
 	workers []workerCounters
 	ifname  [2]string        // side A, side B
 	mode    [2]peer.CopyMode // by verdict.Direction: the ingress side's copy mode
-	inject  [2]*afpacket.Conn
+	inject  [2]frameWriter   // side A, side B: the reject sockets
 	started time.Time
+}
+
+// frameWriter sends one Ethernet frame out of its interface: an *afpacket.Conn.
+type frameWriter interface {
+	WriteTo(b []byte, addr net.Addr) (int, error)
+	Close() error
 }
 
 // newBridge prepares a bridge for cfg with set as its first rules (nil for none). Nothing is

@@ -69,7 +69,8 @@ type app struct {
 
 func (a *app) printf(format string, args ...any) { fmt.Fprintf(a.stderr, format+"\n", args...) }
 
-// errorf prints every error joined in err on its own line, each after prefix.
+// errorf prints every error joined in err on its own line: "bridge: " then prefix, such as
+// the file and line a bridge was described at, then the error.
 func (a *app) errorf(prefix string, err error) {
 	for _, e := range flatten(err) {
 		a.printf("bridge: %s%s", prefix, strings.TrimPrefix(e.Error(), "peer: "))
@@ -318,7 +319,9 @@ func (a *app) reload() {
 	if err != nil {
 		a.reloadsFailed.Add(1)
 		a.printf("bridge: SIGHUP: reload of %s refused; the %d rules loaded before stay in force:", a.o.rules, a.ruleCount.Load())
-		a.errorf("  ", err)
+		for _, e := range flatten(err) {
+			a.printf("  %v", e)
+		}
 		return
 	}
 	for _, b := range a.bridges {

@@ -126,26 +126,26 @@ func v3FrameSize(mtu int) int {
 	return align(snap + align(hdr) - 14)
 }
 
-// ringFromConfig maps the ring keys. The rings always carry the vnet header (so that offloads
-// can stay on), which makes their slots hold 64 KiB frames: a V2 ring-size costs far more memory
-// than in Suricata, and a small V3 block-size cannot work at all; both are said in notes.
+// ringFromConfig maps the ring keys. Geometry that cannot work with this interface (a V3
+// block-size too small for its frames) falls back to the library's default, with a note.
 func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note func(string)) ring.Config {
 	rc := ring.Config{Locked: ifc.MmapLocked}
 	mtu := 1500
 	if ifi, err := afpacket.InterfaceByName(ifc.Name); err == nil {
 		mtu = ifi.MTU // an unknown interface is reported later, by peer.Validate
 	}
+	// probe resolves c the way the bridge will: with the vnet header, and (V2) MTU-sized slots
+	// that hand larger frames over through the socket.
 	probe := func(c ring.Config) (ring.Config, error) {
-		c.MTU, c.VnetHdr = mtu, true
+		c.MTU, c.VnetHdr, c.CopyLarge = mtu, true, c.Version == ring.V2
 		return c.Resolve()
 	}
 	if !ifc.TPacketV3 {
 		rc.Version = ring.V2
 		rc.FrameCount = ifc.RingSize
 		if r, err := probe(rc); err == nil && ifc.RingSize > 0 {
-			if size := r.FrameCount / (r.BlockSize / r.FrameSize) * r.BlockSize; size > 64<<20 {
-				note(at("ring-size %d makes a %d MiB ring per socket (each slot holds a 64 KiB GSO frame); lower ring-size, or use tpacket-v3, to use less memory",
-					ifc.RingSize, size>>20))
+			if size := r.FrameCount / (r.BlockSize / r.FrameSize) * r.BlockSize; size > 256<<20 {
+				note(at("ring-size %d makes a %d MiB ring per socket; lower it to use less memory", ifc.RingSize, size>>20))
 			}
 		}
 		return rc
@@ -153,11 +153,16 @@ func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note f
 	rc.Version = ring.V3
 	rc.BlockSize = ifc.BlockSize
 	rc.BlockTimeout = ifc.BlockTimeout
+	// Workaround: peer sizes default TX slots for the 32-byte TPACKET_V2 header, and a V3 TX
+	// slot's header is 48 bytes, so Validate refuses every V3 ring. Size the slot as peer
+	// means to (vnet header, an MTU-sized frame, two VLAN tags) with the V3 header.
+	rc.TXFrameSize = (48 + 10 + mtu + 14 + 2*4 + 15) &^ 15
 	r, err := probe(rc)
 	if err != nil && rc.BlockSize != 0 {
+		why := strings.TrimPrefix(err.Error(), "ring: ")
 		rc.BlockSize = 0
 		if r, err = probe(rc); err == nil {
-			note(at("block-size %d cannot hold a 64 KiB GSO frame, which the bridge must take to forward with offloads on; using %d", ifc.BlockSize, r.BlockSize))
+			note(at("block-size %d does not work here (%s); using %d", ifc.BlockSize, why, r.BlockSize))
 		}
 	}
 	if err == nil && ifc.RingSize > 0 {
