@@ -49,6 +49,12 @@ type Config struct {
 	// seen unfiltered. Nil means no filter. SetBPF changes it later.
 	Filter []bpf.Instruction
 
+	// NoPoller keeps the socket out of Go's runtime network poller, for owners that wait with
+	// poll(2) themselves (package peer does). The poller's permanent registration makes the
+	// kernel run a wake-up for every frame the socket transmits; without it, deadlines are not
+	// supported, and ReadFrom and ReadMsg block an OS thread and are not woken by Close.
+	NoPoller bool
+
 	// SendOnly binds the socket to the interface with protocol 0: it captures nothing (so it costs
 	// nothing per frame on the interface) and only sends. Filter, Promiscuous and IgnoreOutgoing
 	// are meaningless with it.

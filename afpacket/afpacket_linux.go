@@ -131,6 +131,13 @@ func listen(ifi *net.Interface, cfg *Config) (*Conn, error) {
 		}
 	}
 
+	if cfg.NoPoller {
+		// os.NewFile registers only non-blocking descriptors with the poller. Every operation
+		// of ours that must not block passes MSG_DONTWAIT itself.
+		if err := unix.SetNonblock(fd, false); err != nil {
+			return fail(os.NewSyscallError("fcntl", err))
+		}
+	}
 	f := os.NewFile(uintptr(fd), "afpacket:"+ifi.Name)
 	rc, err := f.SyscallConn()
 	if err != nil {

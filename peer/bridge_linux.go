@@ -45,6 +45,7 @@ type Bridge struct {
 	done    chan struct{} // closed when every worker has stopped
 	errOnce sync.Once
 	err     error // first fatal worker error
+	final   *Stats // the counters at Close
 }
 
 type side struct {
@@ -157,6 +158,7 @@ func (b *Bridge) open() error {
 				RecvBuffer:  buf,
 				SendBuffer:  s.cfg.BufferSize,
 				Filter:      dropAll,
+				NoPoller:    true, // workers wait in poll(2); see afpacket.Config.NoPoller
 			})
 			if err != nil {
 				return err
@@ -178,6 +180,7 @@ func (b *Bridge) open() error {
 			s.fds = append(s.fds, rawFD(c))
 			sc, err := afpacket.Listen(s.cfg.Interface, &afpacket.Config{
 				SendOnly:    true,
+				NoPoller:    true,
 				VnetHdr:     vnet,
 				QdiscBypass: s.cfg.QdiscBypass,
 				SendBuffer:  s.cfg.BufferSize,
@@ -289,6 +292,9 @@ func (b *Bridge) Close() error {
 		b.stop.Store(true)
 		b.wake()
 		<-b.done
+		// The sockets' kernel counters die with them: keep the final figures.
+		st := b.statsLocked()
+		b.final = &st
 	}
 	b.release()
 	b.log.Info("stopped", "a", b.cfg.A.Interface, "b", b.cfg.B.Interface)
@@ -311,6 +317,15 @@ func (b *Bridge) fail(err error) {
 func (b *Bridge) Stats() Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.final != nil {
+		st := *b.final
+		st.Workers = append([][2]Counters(nil), b.final.Workers...)
+		return st
+	}
+	return b.statsLocked()
+}
+
+func (b *Bridge) statsLocked() Stats {
 	var st Stats
 	st.Workers = make([][2]Counters, len(b.workers))
 	for i, w := range b.workers {

@@ -483,9 +483,13 @@ func TestDefragRefragments(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, msg, buf[:n])
 	}
-	c := br.Stats().Dir(verdict.AToB)
+	// Counters are published after the batch is flushed, a moment after the frames leave.
+	var c peer.Counters
+	assert.Eventually(t, func() bool {
+		c = br.Stats().Dir(verdict.AToB)
+		return c.Fragments >= 9
+	}, 2*time.Second, 10*time.Millisecond, "3 datagrams, 3 fragments each")
 	t.Logf("A->B %+v", c)
-	assert.GreaterOrEqual(t, c.Fragments, uint64(9), "3 datagrams, 3 fragments each")
 	_, sawWhole := whole.Load(14 + 20 + 8 + 4000)
 	assert.True(t, sawWhole, "the verdict saw the reassembled datagram")
 }

@@ -3,6 +3,7 @@ package peer
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/afbridge/afbridge/fanout"
 	"github.com/afbridge/afbridge/ring"
@@ -108,6 +109,10 @@ type Config struct {
 	OnPanic Policy
 	// Batch is the most frames a worker moves in one direction before it flushes; zero means 64.
 	Batch int
+	// BusyPoll keeps an idle worker spinning over its rings this long before it sleeps in
+	// poll(2). Waking a sleeping worker costs tens of microseconds of latency per hop (more in a
+	// VM); spinning trades a CPU for it. Zero never spins; a negative value spins forever.
+	BusyPoll time.Duration
 	// NoVnetHdr turns off PACKET_VNET_HDR. The bridge then completes unfinished checksums in
 	// software and counts GSO super-frames as oversize instead of letting the kernel segment
 	// them: only useful on kernels or devices where the vnet header misbehaves.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"time"
 	"unsafe"
 
 	"github.com/afbridge/afbridge/ring"
@@ -86,11 +87,29 @@ func (w *worker) run() {
 			w.b.fail(fmt.Errorf("peer: worker %d: %v", w.idx, p))
 		}
 	}()
+	spin := w.b.cfg.BusyPoll
+	var idleSince time.Time
 	for !w.b.stop.Load() {
 		moved := w.pump(&w.dirs[verdict.AToB]) + w.pump(&w.dirs[verdict.BToA])
-		if moved == 0 {
-			w.wait()
+		if moved > 0 {
+			idleSince = time.Time{}
+			continue
 		}
+		if spin != 0 && !w.dirs[0].txFull && !w.dirs[1].txFull {
+			if spin < 0 {
+				continue
+			}
+			// Spinning: the first idle round starts the clock, later ones compare against it.
+			if idleSince.IsZero() {
+				idleSince = time.Now()
+				continue
+			}
+			if time.Since(idleSince) < spin {
+				continue
+			}
+		}
+		idleSince = time.Time{}
+		w.wait()
 	}
 	// Frames already committed leave before the rings are unmapped; the flush also ends any
 	// open reservation, which would otherwise hold the ring's mapping.
