@@ -44,7 +44,7 @@ type Bridge struct {
 	wg      sync.WaitGroup
 	done    chan struct{} // closed when every worker has stopped
 	errOnce sync.Once
-	err     error // first fatal worker error
+	err     error  // first fatal worker error
 	final   *Stats // the counters at Close
 }
 
