@@ -398,7 +398,7 @@ func TestUsage(t *testing.T) {
 func TestNoPrivilege(t *testing.T) {
 	tp := newTopo(t)
 	p := &proc{t: t, done: make(chan struct{})}
-	p.cmd = exec.Command(binary(t), "-i", "b0:b1")
+	p.cmd = exec.Command(bridgeBinary(t), "-i", "b0:b1")
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	require.NoError(t, tp.bridge.Do(p.cmd.Start))

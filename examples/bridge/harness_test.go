@@ -43,9 +43,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { os.RemoveAll(dir) }))
 }
 
-// binary builds the bridge with go build (with -race when the tests run with it, so the race
+// bridgeBinary builds the bridge with go build (with -race when the tests run with it, so the race
 // detector watches the binary too) and returns its path.
-func binary(t *testing.T) string {
+func bridgeBinary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
 		binPath = filepath.Join(binDir, "bridge")
@@ -98,7 +98,7 @@ type proc struct {
 func start(t *testing.T, ns *netns.NS, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, done: make(chan struct{})}
-	p.cmd = exec.Command(binary(t), args...)
+	p.cmd = exec.Command(bridgeBinary(t), args...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	startIt := func() error { return p.cmd.Start() }
 	var err error

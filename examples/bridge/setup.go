@@ -138,6 +138,9 @@ func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note f
 	// that hand larger frames over through the socket.
 	probe := func(c ring.Config) (ring.Config, error) {
 		c.MTU, c.VnetHdr, c.CopyLarge = mtu, true, c.Version == ring.V2
+		if c.TXFrameCount == 0 {
+			c.TXFrameCount = 1 // the bridge sizes it; only the geometry is checked here
+		}
 		return c.Resolve()
 	}
 	if !ifc.TPacketV3 {
@@ -159,10 +162,11 @@ func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note f
 	rc.TXFrameSize = (48 + 10 + mtu + 14 + 2*4 + 15) &^ 15
 	r, err := probe(rc)
 	if err != nil && rc.BlockSize != 0 {
-		why := strings.TrimPrefix(err.Error(), "ring: ")
-		rc.BlockSize = 0
-		if r, err = probe(rc); err == nil {
-			note(at("block-size %d does not work here (%s); using %d", ifc.BlockSize, why, r.BlockSize))
+		dflt := rc
+		dflt.BlockSize = 0
+		if rd, errd := probe(dflt); errd == nil {
+			note(at("block-size %d does not work here (%s); using %d", ifc.BlockSize, strings.TrimPrefix(err.Error(), "ring: "), rd.BlockSize))
+			rc, r, err = dflt, rd, nil
 		}
 	}
 	if err == nil && ifc.RingSize > 0 {

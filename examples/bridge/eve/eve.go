@@ -34,6 +34,20 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	return append(b, '"'), nil
 }
 
+// UnmarshalJSON parses a timestamp in TimeLayout.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.Parse(TimeLayout, s)
+	if err != nil {
+		return err
+	}
+	*t = Time(v)
+	return nil
+}
+
 // Event is one EVE record of event_type "alert". Field order and names follow Suricata's.
 type Event struct {
 	Timestamp Time   `json:"timestamp"`

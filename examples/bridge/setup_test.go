@@ -1,0 +1,151 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/afbridge/afbridge/fanout"
+	"github.com/afbridge/afbridge/peer"
+	"github.com/afbridge/afbridge/ring"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// loadSpecs writes yaml to a file and maps it as -c would, with -i ifaces when given.
+func loadSpecs(t *testing.T, yaml string, ifaces ...string) ([]spec, []string, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "suricata.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o644))
+	o := &options{config: path}
+	if len(ifaces) == 2 {
+		o.a, o.b = ifaces[0], ifaces[1]
+	}
+	var notes []string
+	specs, err := specsFromConfig(o, func(n string) { notes = append(notes, n) })
+	return specs, notes, err
+}
+
+// The interfaces need not exist: mapping reads the file only (an unknown interface has MTU 1500
+// here, and peer.Validate refuses it later).
+const twoPairs = `af-packet:
+  - interface: afbt-x0
+    threads: 3
+    cluster-id: 10
+    cluster-type: cluster_cpu
+    defrag: no
+    copy-mode: ips
+    copy-iface: afbt-x1
+    ring-size: 1000
+    buffer-size: 65536
+    disable-promisc: yes
+  - interface: afbt-x1
+    threads: 3
+    cluster-id: 11
+    copy-mode: tap
+    copy-iface: afbt-x0
+    tpacket-v3: yes
+    ring-size: 4000
+    block-size: 1048576
+    block-timeout: 5
+    mmap-locked: yes
+    checksum-checks: yes
+  - interface: afbt-y0
+    threads: 1
+    copy-mode: ips
+    copy-iface: afbt-y1
+  - interface: afbt-y1
+    threads: 1
+    copy-mode: ips
+    copy-iface: afbt-y0
+`
+
+func TestSpecsFromConfig(t *testing.T) {
+	specs, notes, err := loadSpecs(t, twoPairs)
+	require.NoError(t, err)
+	require.Len(t, specs, 2)
+
+	a, b := specs[0].cfg.A, specs[0].cfg.B
+	assert.Regexp(t, `suricata.yaml:2,12: $`, specs[0].where)
+	assert.Equal(t, peer.Side{
+		Interface: "afbt-x0", Threads: 3, ClusterID: 10, ClusterType: fanout.CPU, CopyMode: peer.IPS,
+		Ring: ring.Config{Version: ring.V2, FrameCount: 1000}, DisablePromisc: true, BufferSize: 65536,
+	}, a)
+	assert.Equal(t, "afbt-x1", b.Interface)
+	assert.Equal(t, peer.Tap, b.CopyMode)
+	assert.True(t, b.Defrag, "Suricata's default")
+	assert.Equal(t, fanout.Hash, b.ClusterType)
+	assert.Equal(t, ring.V3, b.Ring.Version)
+	assert.True(t, b.Ring.Locked)
+	assert.Equal(t, 1<<20, b.Ring.BlockSize)
+	assert.Equal(t, 5*time.Millisecond, b.Ring.BlockTimeout)
+	// As Suricata: 4000 frames of 1600 bytes at 655 a block, plus one block.
+	assert.Equal(t, 4000/(1<<20/1600)+1, b.Ring.BlockCount)
+	assert.Zero(t, b.Ring.FrameCount)
+
+	assert.Equal(t, "afbt-y0", specs[1].cfg.A.Interface)
+	assert.Equal(t, 1, specs[1].cfg.A.Threads)
+
+	all := strings.Join(notes, "\n")
+	assert.Contains(t, all, "suricata.yaml:2: afbt-x0: cluster-type cluster_cpu does not keep both directions of a flow on one worker")
+	assert.Contains(t, all, "suricata.yaml:2: afbt-x0: disable-promisc: yes")
+	assert.Contains(t, all, "suricata.yaml:12: afbt-x1: checksum-checks: yes ignored")
+}
+
+func TestSpecsFromConfigSelect(t *testing.T) {
+	specs, _, err := loadSpecs(t, twoPairs, "afbt-y1", "afbt-y0")
+	require.NoError(t, err)
+	require.Len(t, specs, 1)
+	assert.Equal(t, "afbt-y0", specs[0].cfg.A.Interface)
+
+	_, _, err = loadSpecs(t, twoPairs, "afbt-x0", "afbt-y0")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no bridge between afbt-x0 and afbt-y0 (-i); the file has afbt-x0:afbt-x1, afbt-y0:afbt-y1")
+}
+
+func TestSpecsFromConfigErrors(t *testing.T) {
+	for _, c := range []struct{ name, yaml, want string }{
+		{"no mmap", "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n    use-mmap: no\n",
+			"suricata.yaml:5: b: use-mmap: no is not supported by the bridge yet"},
+		{"ebpf", "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n    cluster-type: cluster_ebpf\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n",
+			"suricata.yaml:2: a: cluster-type cluster_ebpf needs an eBPF program"},
+		{"threads", "af-packet:\n  - interface: a\n    threads: 1\n    copy-mode: ips\n    copy-iface: b\n  - interface: b\n    threads: 2\n    copy-mode: ips\n    copy-iface: a\n",
+			"suricata.yaml:2,6: threads differ: a has 1, b has 2"},
+		{"no bridge", "af-packet:\n  - interface: a\n", "no bridge"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := loadSpecs(t, c.yaml)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.want)
+		})
+	}
+}
+
+func TestSpecFromFlags(t *testing.T) {
+	s := specFromFlags(&options{a: "eth0", b: "eth1", threads: 4, mode: peer.Tap})
+	assert.Equal(t, peer.Side{Interface: "eth0", Threads: 4, CopyMode: peer.Tap}, s.cfg.A)
+	assert.Equal(t, peer.Side{Interface: "eth1", Threads: 4, CopyMode: peer.Tap}, s.cfg.B)
+	assert.Empty(t, s.where)
+}
+
+func TestV3FrameSize(t *testing.T) {
+	// Suricata's arithmetic for a 1500-byte MTU: TPACKET_ALIGN(1514 + 96 - 14).
+	assert.Equal(t, 1600, v3FrameSize(1500))
+	assert.Zero(t, v3FrameSize(9000)%16)
+}
+
+// TestRingFallback: a V3 block-size too small for the interface's frames falls back to the
+// library's default, with a note that says why.
+func TestRingFallback(t *testing.T) {
+	yaml := "af-packet:\n  - interface: afbt-z0\n    copy-mode: ips\n    copy-iface: afbt-z1\n    tpacket-v3: yes\n    block-size: 1024\n    ring-size: 100\n" +
+		"  - interface: afbt-z1\n    copy-mode: ips\n    copy-iface: afbt-z0\n"
+	specs, notes, err := loadSpecs(t, yaml)
+	require.NoError(t, err)
+	r := specs[0].cfg.A.Ring
+	assert.Equal(t, ring.V3, r.Version)
+	assert.Zero(t, r.BlockSize, "the library's default")
+	assert.Equal(t, 2, r.BlockCount, "100 frames fit one default block; at least two")
+	assert.Contains(t, strings.Join(notes, "\n"), "suricata.yaml:2: afbt-z0: block-size 1024 does not work here (BlockSize 1024 is not a multiple of the page size")
+}
