@@ -71,7 +71,7 @@ func TestForward(t *testing.T) {
 	p.signal(syscall.SIGTERM)
 	require.Equal(t, 0, p.exitCode(30*time.Second))
 	out := p.stderr.String()
-	assert.Contains(t, out, "final stats")
+	assert.Contains(t, out, "final stats, b0 <-> b1 after")
 	m := regexp.MustCompile(`b1->b0: received (\d+), forwarded (\d+), dropped 0`).FindStringSubmatch(out)
 	require.NotNil(t, m, "final stats line for b1->b0")
 	assert.Equal(t, m[1], m[2], "every frame received was forwarded")
@@ -324,34 +324,35 @@ func TestConfigFile(t *testing.T) {
 // file, the line and both interfaces named. These need no privileges.
 func TestConfigErrors(t *testing.T) {
 	dir := t.TempDir()
+	// Interface names no host has: these run in the test's own namespace.
 	unequal := writeFile(t, dir, "unequal.yaml", `af-packet:
-  - interface: b0
+  - interface: afbt-u0
     threads: 2
     copy-mode: ips
-    copy-iface: b1
-  - interface: b1
+    copy-iface: afbt-u1
+  - interface: afbt-u1
     threads: 4
     copy-mode: ips
-    copy-iface: b0
+    copy-iface: afbt-u0
 `)
 	code, out := runBridge(t, "-c", unequal)
 	assert.Equal(t, 2, code)
-	assert.Regexp(t, `unequal.yaml:2,6: threads differ: b0 has 2, b1 has 4`, out)
+	assert.Regexp(t, `unequal.yaml:2,6: threads differ: afbt-u0 has 2, afbt-u1 has 4`, out)
 
 	nommap := writeFile(t, dir, "nommap.yaml", `af-packet:
-  - interface: b0
+  - interface: afbt-u0
     copy-mode: ips
-    copy-iface: b1
-  - interface: b1
+    copy-iface: afbt-u1
+  - interface: afbt-u1
     use-mmap: no
     copy-mode: ips
-    copy-iface: b0
+    copy-iface: afbt-u0
 `)
 	code, out = runBridge(t, "-c", nommap)
 	assert.Equal(t, 2, code)
-	assert.Regexp(t, `nommap.yaml:5: b1: use-mmap: no is not supported by the bridge yet`, out)
+	assert.Regexp(t, `nommap.yaml:5: afbt-u1: use-mmap: no is not supported by the bridge yet`, out)
 
-	unknown := writeFile(t, dir, "unknown.yaml", "af-packet:\n  - interface: b0\n    copy-mode: ips\n    copy-iface: b1\n    ring-sise: 100\n")
+	unknown := writeFile(t, dir, "unknown.yaml", "af-packet:\n  - interface: afbt-u0\n    copy-mode: ips\n    copy-iface: afbt-u1\n    ring-sise: 100\n")
 	code, out = runBridge(t, "-c", unknown)
 	assert.Equal(t, 2, code)
 	assert.Regexp(t, `unknown.yaml:5: .*ring-sise`, out)

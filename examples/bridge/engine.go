@@ -1,7 +1,8 @@
+//go:build linux
+
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -267,6 +268,3 @@ func (e *engine) lastRejectErr() error {
 	}
 	return nil
 }
-
-// errNoRules is returned by reload when there is no rule file to reload.
-var errNoRules = errors.New("no -rules file to reload")

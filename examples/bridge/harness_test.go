@@ -116,7 +116,7 @@ func start(t *testing.T, ns *netns.NS, args ...string) *proc {
 			p.cmd.Process.Kill() // our own child, by PID
 			<-p.done
 		}
-		if t.Failed() {
+		if t.Failed() || testing.Verbose() {
 			t.Logf("bridge %s\nstderr:\n%s\nstdout:\n%s", strings.Join(args, " "), p.stderr.String(), p.stdout.String())
 		}
 	})

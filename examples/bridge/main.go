@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -65,6 +67,7 @@ type app struct {
 
 	ruleCount                atomic.Int64
 	reloadsOK, reloadsFailed atomic.Uint64
+	eveDropped, eveFailed    uint64 // already reported by warnEVE
 }
 
 func (a *app) printf(format string, args ...any) { fmt.Fprintf(a.stderr, format+"\n", args...) }
@@ -269,10 +272,9 @@ wait:
 
 // printFinal prints the totals of the whole run.
 func (a *app) printFinal(before []snapshot) {
-	a.printf("final stats:")
 	for i, b := range a.bridges {
 		s := b.snapshot().withKernel(before[i])
-		a.printf(" %s, %s:", b.name(), s.at.Sub(b.started).Round(time.Millisecond))
+		a.printf("final stats, %s after %s:", b.name(), s.at.Sub(b.started).Round(time.Millisecond))
 		for _, l := range b.finalLines(s) {
 			a.printf("%s", l)
 		}
@@ -289,17 +291,20 @@ func (a *app) printFinal(before []snapshot) {
 	a.warnEVE()
 }
 
-var eveWarned atomic.Uint64
-
-// warnEVE reports new EVE write failures, once per new failure count.
+// warnEVE reports EVE events lost since the last call: dropped because the writer's queue was
+// full, or lost to write errors.
 func (a *app) warnEVE() {
 	w := a.eng.eve
 	if w == nil {
 		return
 	}
-	if n := w.Failed(); n > eveWarned.Load() {
-		eveWarned.Store(n)
-		a.printf("bridge: EVE log: %d failed writes, last: %v", n, w.Err())
+	if n := w.Dropped(); n > a.eveDropped {
+		a.printf("bridge: EVE log: %d events dropped, the writer's queue was full (the disk is slower than the alerts)", n-a.eveDropped)
+		a.eveDropped = n
+	}
+	if n := w.Failed(); n > a.eveFailed {
+		a.printf("bridge: EVE log: %d failed writes, the last: %v", n-a.eveFailed, w.Err())
+		a.eveFailed = n
 	}
 }
 
@@ -312,7 +317,7 @@ func (a *app) reload() {
 		}
 	}
 	if a.o.rules == "" {
-		a.printf("bridge: SIGHUP: %v", errNoRules)
+		a.printf("bridge: SIGHUP: no -rules file to reload")
 		return
 	}
 	set, err := rules.ParseFile(a.o.rules)
