@@ -23,7 +23,9 @@
 //
 // -rules loads a rule file (see package rules for the language): drop discards the frame, reject
 // discards it and resets the TCP connection at both ends (or answers UDP with an ICMP port
-// unreachable), alert logs and forwards, pass forwards and overrides the others. -eve appends one
+// unreachable), alert logs and forwards, pass forwards and overrides the others. In tap mode
+// nothing is dropped or reset: drop and reject rules are logged as "allowed" and counted as
+// would-drops. -eve appends one
 // Suricata EVE JSON alert event a line to FILE ("-" is standard output). -stats prints, every
 // DURATION, a line per direction with frames and bits per second, forwarded, dropped, would-drop
 // and kernel drops over the interval. -metrics serves the counters as Prometheus metrics on

@@ -413,7 +413,8 @@ func TestNoPrivilege(t *testing.T) {
 		}
 	})
 	assert.Equal(t, 1, p.exitCode(30*time.Second), p.stderr.String())
-	assert.Contains(t, p.stderr.String(), "CAP_NET_RAW and CAP_NET_ADMIN")
+	assert.Contains(t, p.stderr.String(), "what to do: the bridge needs CAP_NET_RAW and CAP_NET_ADMIN")
+	t.Logf("stderr:\n%s", p.stderr.String())
 }
 
 // TestDemo: --demo exits 0 and leaves no namespace or interface behind.
