@@ -31,8 +31,9 @@ type engine struct {
 }
 
 // workerCounters are what the bridge library does not count for us: bytes, per direction. Each
-// worker writes only its own, with an uncontended atomic add per frame (see BenchmarkHandler),
-// and the padding keeps two workers' counters off one cache line.
+// worker writes only its own, with an uncontended atomic add per frame: about 7 ns, against about
+// 3 µs to match a 1400-byte frame (BenchmarkHandler), so not worth batching. The padding makes
+// each worker's counters a cache line long, so neighbours rarely share one.
 type workerCounters struct {
 	bytes [2]atomic.Uint64
 	_     [64 - 2*8]byte
