@@ -28,9 +28,10 @@ func (b *bridge) snapshot() snapshot {
 	return s
 }
 
-// withKernel returns s with the kernel's counters taken from before, per worker and in total.
-// peer.Bridge.Stats reads them from the sockets, which Close releases: a snapshot taken after
-// Close has every frame the workers drained but no kernel counters, one taken just before has them.
+// withKernel returns s with the kernel's counters at least those of before, per worker and in
+// total. peer.Bridge.Stats reads them from the sockets, which Close releases, and a library that
+// does not keep them reports zeros after Close; a snapshot taken just before has them. They only
+// grow, so the larger value is the later one.
 func (s snapshot) withKernel(before snapshot) snapshot {
 	out := s
 	out.stats.Workers = append([][2]peer.Counters(nil), s.stats.Workers...)
@@ -40,7 +41,9 @@ func (s snapshot) withKernel(before snapshot) snapshot {
 			c := &out.stats.Workers[i][d]
 			if i < len(before.stats.Workers) {
 				k := before.stats.Workers[i][d]
-				c.KernelPackets, c.KernelDrops, c.Freezes = k.KernelPackets, k.KernelDrops, k.Freezes
+				c.KernelPackets = max(c.KernelPackets, k.KernelPackets)
+				c.KernelDrops = max(c.KernelDrops, k.KernelDrops)
+				c.Freezes = max(c.Freezes, k.Freezes)
 			}
 			addCounters(&out.stats.Total[d], c)
 		}
