@@ -52,6 +52,9 @@ func (t *TX) Flush() error { return errUnsupported }
 // Discard returns an error outside Linux.
 func (t *TX) Discard(n int) (int, error) { return 0, errUnsupported }
 
+// Cancel returns 0 outside Linux.
+func (t *TX) Cancel() int { return 0 }
+
 // Pending returns 0 outside Linux.
 func (t *TX) Pending() int { return 0 }
 

@@ -113,7 +113,7 @@ func (t *TX) Commit(n int) error {
 // them all, it returns an *os.SyscallError for send wrapping EAGAIN (socket send buffer full)
 // or ENOBUFS (the device or qdisc dropped a frame, which the kernel put back to retry); the
 // frames stay committed, and the caller may Flush again, a bounded number of times, then
-// Discard them. Frames the kernel refused are skipped (PACKET_LOSS) and counted by Rejected.
+// Discard them. Any other error (ENETDOWN, ENXIO) also leaves them committed: Cancel them. Frames the kernel refused are skipped (PACKET_LOSS) and counted by Rejected.
 func (t *TX) Flush() error {
 	if !t.holding && t.pending == 0 {
 		if t.m.closed.Load() {
@@ -179,6 +179,46 @@ func (t *TX) Discard(n int) (int, error) {
 		t.m.unhold()
 	}
 	return n, err
+}
+
+// Cancel takes back every committed frame the kernel has not taken, without sending it, and
+// ends any reservation; it returns how many it took back. Their slots are free again and the
+// next Reserve returns the first of them. Use it when the socket cannot send at all: while the
+// interface is down (ENETDOWN) or gone (ENXIO), tpacket_snd returns before it looks at the
+// ring, so Discard cannot skip the frames, and Flush would send them, stale, once the link
+// comes back.
+//
+// The kernel reads a committed slot only inside send(2), starting at its own head, which is
+// the oldest frame not taken (the TX ring's one goroutine is not sending now), so rewinding
+// the ring to that slot leaves both sides agreeing on where the next frame goes.
+func (t *TX) Cancel() int {
+	entered := !t.holding
+	if entered {
+		if !t.m.enter() {
+			return 0
+		}
+	} else if t.m.closed.Load() {
+		t.unhold()
+		return 0
+	}
+	t.reserved = false
+	n := t.pending
+	for i, s := 0, t.sent; i < n; i++ {
+		storeStatus(t.slot(s)[t.statusOff:], unix.TP_STATUS_AVAILABLE)
+		if s++; s == len(t.slots) {
+			s = 0
+		}
+	}
+	t.head = t.sent
+	t.inuse -= n
+	t.pending = 0
+	if entered {
+		t.m.exit()
+	} else {
+		t.holding = false
+		t.m.unhold()
+	}
+	return n
 }
 
 var (

@@ -459,3 +459,62 @@ func TestTXSendError(t *testing.T) {
 	assert.Zero(t, m.TX.Pending())
 	assert.False(t, errors.Is(err, os.ErrClosed))
 }
+
+// TestTXCancelWhileDown shows why Cancel exists: while the interface is down the kernel refuses
+// the send before it looks at the ring, so Discard cannot skip the committed frames and Flush
+// would send them, stale, once the link is back. Cancel takes them back; the frames committed
+// after it, wrapping round the ring, leave in order and nothing cancelled ever does.
+func TestTXCancelWhileDown(t *testing.T) {
+	for _, v := range []Version{V2, V3} {
+		t.Run(v.String(), func(t *testing.T) {
+			p := testenv.NewPair(t, nil)
+			local, remote := macs(t, p)
+			sock := openSocket(t, p.Local, sockOpts{txOnly: true})
+			m := newMap(t, sock, &Config{Version: v, NoRX: true, TXFrameCount: 4})
+			tx := m.TX
+			slots := m.Config().TXFrameCount
+			sink := openPktgen(t, p.Remote)
+			commit := func(seq uint32) {
+				t.Helper()
+				b, ok := tx.Reserve()
+				require.True(t, ok)
+				require.NoError(t, tx.Commit(put(b, false, remote, local, seq, 100)))
+			}
+			commit(0) // move the kernel's head off slot 0
+			require.NoError(t, tx.Flush())
+			for seq := uint32(100); seq < 103; seq++ {
+				commit(seq)
+			}
+			p.Local.Run(t, "ip", "link", "set", p.Local.Name, "down")
+			require.ErrorIs(t, tx.Flush(), unix.ENETDOWN)
+			_, err := tx.Discard(0)
+			require.ErrorIs(t, err, unix.ENETDOWN, "Discard needs a send the kernel refuses while down")
+			assert.Equal(t, 3, tx.Pending())
+			_, _ = tx.Reserve() // a reservation open at Cancel ends with it
+			assert.Equal(t, 3, tx.Cancel())
+			assert.Zero(t, tx.Pending())
+			assert.Equal(t, slots, tx.Free(), "the cancelled slots are free")
+			assert.Zero(t, tx.Cancel(), "nothing left to cancel")
+
+			p.Local.Run(t, "ip", "link", "set", p.Local.Name, "up")
+			testenv.WaitLinkUp(t, p.Local)
+			want := []uint32{0}
+			for seq := uint32(1); seq <= uint32(2*slots); seq++ {
+				commit(seq)
+				want = append(want, seq)
+				if seq%3 == 0 {
+					require.NoError(t, tx.Flush())
+				}
+			}
+			require.NoError(t, tx.Flush())
+			got := sink.Collect(len(want)+1, 300*time.Millisecond, 5*time.Second)
+			var seqs []uint32
+			for _, f := range got {
+				seq, ok := pktgen.Check(f)
+				assert.True(t, ok)
+				seqs = append(seqs, seq)
+			}
+			assert.Equal(t, want, seqs, "the frames after Cancel left in order; the cancelled ones never did")
+		})
+	}
+}
