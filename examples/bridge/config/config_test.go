@@ -353,7 +353,7 @@ func TestParseDefaultsMerge(t *testing.T) {
 	require.Len(t, b, 1)
 	assert.Equal(t, CopyIPS, b[0].AToB)
 	assert.Equal(t, CopyTap, b[0].BToA)
-	assert.Contains(t, f.Notes, `s.yaml:8: defrag on "eth1" with copy-mode tap: reassembled datagrams larger than the MTU of "eth0" cannot be forwarded; Suricata's IPS example sets defrag: no`)
+	assert.Contains(t, f.Notes, `s.yaml:8: defrag on "eth1" with copy-mode tap: reassembled datagrams larger than the MTU of "eth0" are fragmented again on the way out (Suricata cannot forward them and its IPS example sets defrag: no)`)
 }
 
 func TestParseNotes(t *testing.T) {

@@ -363,7 +363,7 @@ func (p *parser) advise(ifc *Interface, from map[string]int) {
 	if ifc.Defrag && ifc.CopyIface != "" {
 		// PACKET_FANOUT_FLAG_DEFRAG hands the socket the reassembled
 		// datagram, which cannot be sent out if larger than the MTU.
-		p.notef(at("defrag"), "defrag on %q with copy-mode %s: reassembled datagrams larger than the MTU of %q cannot be forwarded; Suricata's IPS example sets defrag: no",
+		p.notef(at("defrag"), "defrag on %q with copy-mode %s: reassembled datagrams larger than the MTU of %q are fragmented again on the way out (Suricata cannot forward them and its IPS example sets defrag: no)",
 			ifc.Name, ifc.CopyMode, ifc.CopyIface)
 	}
 	if ifc.TPacketV3 && ifc.UseMmap {
