@@ -110,6 +110,13 @@ func build(dst []byte, in *inFrame, eg egress) (n int, hdr int, out outcome) {
 		}
 	}
 
+	if hdr != 0 && !gso {
+		// hdr_len is how many bytes tpacket_snd copies into the skb's linear part; the rest
+		// become page fragments pointing into the TX ring, which every local receiver (veth,
+		// a tap, the host stack) must then copy again page by page (skb_copy_ubufs). For a
+		// frame that is not segmented, copying it whole is one small memcpy instead.
+		binary.LittleEndian.PutUint16(dst[2:], uint16(min(frameLen, 0xffff)))
+	}
 	if !gso && frameLen > maxFrame(f, eg) {
 		if fragmentable(f) {
 			if hdr != 0 && dst[0]&vnetFlagNeedsCsum != 0 && !completeChecksum(f) {
