@@ -93,14 +93,10 @@ func (b *bridge) modeText() string {
 	return fmt.Sprintf("%s %s, %s %s", b.mode[0], b.dirName(verdict.AToB), b.mode[1], b.dirName(verdict.BToA))
 }
 
-// banner is the line printed once the bridge forwards.
+// banner is the line printed once the bridge forwards. Its form is fixed, "N workers" even for
+// one, because scripts match it.
 func (b *bridge) banner() string {
-	n := max(1, b.cfg.A.Threads)
-	unit := "workers"
-	if n == 1 {
-		unit = "worker"
-	}
-	return fmt.Sprintf("bridging %s (%s, %d %s)", b.name(), b.modeText(), n, unit)
+	return fmt.Sprintf("bridging %s (%s, %d workers)", b.name(), b.modeText(), max(1, b.cfg.A.Threads))
 }
 
 // setRules swaps the rules in force; each worker picks them up at its next frame.

@@ -91,7 +91,7 @@ func TestBanner(t *testing.T) {
 		}, "", nil)
 	}
 	assert.Equal(t, "bridging eth0 <-> eth1 (ips, 2 workers)", mk(2, peer.IPS, peer.IPS).banner())
-	assert.Equal(t, "bridging eth0 <-> eth1 (tap, 1 worker)", mk(1, peer.Tap, peer.Tap).banner())
+	assert.Equal(t, "bridging eth0 <-> eth1 (tap, 1 workers)", mk(1, peer.Tap, peer.Tap).banner())
 	assert.Equal(t, "bridging eth0 <-> eth1 (ips eth0->eth1, tap eth1->eth0, 4 workers)", mk(4, peer.IPS, peer.Tap).banner())
 	assert.Equal(t, "eth1->eth0", mk(1, peer.IPS, peer.IPS).dirName(verdict.BToA))
 }

@@ -22,6 +22,7 @@ func main() {
 	b := flag.String("b", "", "second interface")
 	threads := flag.Int("threads", 1, "workers per side")
 	drop := flag.String("drop", "", "drop frames containing this string (empty: pass all)")
+	batch := flag.Int("batch", 0, "frames per batch (0: the library default)")
 	busy := flag.Duration("busy-poll", 0, "spin this long over idle rings before sleeping (negative: forever)")
 	flag.Parse()
 
@@ -40,6 +41,7 @@ func main() {
 		B:        peer.Side{Interface: *b, Threads: *threads},
 		Verdict:  verdict.Shared(v),
 		BusyPoll: *busy,
+		Batch:    *batch,
 	})
 	if err != nil {
 		log.Fatal(err)
