@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/afbridge/afbridge/afpacket"
 	"github.com/afbridge/afbridge/fanout"
@@ -30,23 +32,53 @@ var dropAll = []bpf.Instruction{bpf.RetConstant{Val: 0}}
 
 // Bridge is an inline bridge between two interfaces. Start it, let it run, Close it. Its methods
 // are safe for concurrent use.
+//
+// While it runs, a supervisor goroutine watches both ports (every linkCheck, and at once when a
+// worker sees a socket error): it tracks link state for the OnLinkDown policy, and when an
+// interface disappears it stops the workers, closes every socket, and binds again, with
+// bounded back-off, to the interface that next carries the same name (or, with ExitOnRemove,
+// stops the bridge with ErrInterfaceRemoved).
 type Bridge struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex // serialises Start and Close
-	started bool
-	closed  bool
-	stop    atomic.Bool
-	wakeFD  int
+	mu        sync.Mutex // serialises Start and Close; guards started, closed and final
+	started   bool
+	closed    bool
+	final     *Stats // the counters at Close
+	closeOnce sync.Once
+
+	halt     atomic.Uint32 // haltStop, haltPause: workers read it once a round
+	down     atomic.Uint32 // bit d is set while side d's port is down or missing: read once a frame
+	quit     chan struct{} // closed when the bridge stops (Close or a fatal error)
+	quitOnce sync.Once
+	kick     chan struct{} // a worker saw a port fail: check the links now
+	done     chan struct{} // closed when the supervisor and every worker have stopped
+	wg       sync.WaitGroup
+
+	wakeFD int // eventfd that wakes every worker out of poll(2)
+	ctlFD  int // a socket in the bridge's network namespace, for interface ioctls
+	nsFD   int // the bridge's network namespace, to re-bind in; -1 if unknown
+
+	sockMu  sync.Mutex // guards sides, workers and the workers' kernel counter bases
 	sides   [2]side
 	workers []*worker
-	wg      sync.WaitGroup
-	done    chan struct{} // closed when every worker has stopped
-	errOnce sync.Once
-	err     error  // first fatal worker error
-	final   *Stats // the counters at Close
+
+	portMu sync.Mutex // guards ports
+	ports  [2]Port
+
+	// The supervisor's own: when each port went down, and the MTU it last reported.
+	downAt  [2]time.Time
+	mtuSeen [2]int
+
+	errMu sync.Mutex
+	err   error // first fatal error
 }
+
+const (
+	haltStop  = 1 << iota // the bridge is stopping
+	haltPause             // the supervisor is re-binding
+)
 
 type side struct {
 	cfg   Side
@@ -63,7 +95,8 @@ type side struct {
 
 // New returns an unstarted bridge for cfg; nothing is opened until Start.
 func New(cfg Config) (*Bridge, error) {
-	b := &Bridge{cfg: cfg, log: cfg.Logger, wakeFD: -1, done: make(chan struct{})}
+	b := &Bridge{cfg: cfg, log: cfg.Logger, wakeFD: -1, ctlFD: -1, nsFD: -1,
+		quit: make(chan struct{}), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	if b.log == nil {
 		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -74,12 +107,14 @@ func New(cfg Config) (*Bridge, error) {
 		b.cfg.Verdict = verdict.Shared(verdict.PassAll)
 	}
 	b.sides[verdict.AToB].cfg, b.sides[verdict.BToA].cfg = cfg.A, cfg.B
+	b.ports[0].Name, b.ports[1].Name = cfg.A.Interface, cfg.B.Interface
 	return b, nil
 }
 
 // Start validates the configuration, opens every socket (in the calling goroutine's network
 // namespace), joins each side's sockets to its fanout group one at a time in index order, and
-// starts the workers. Frames are forwarded only once every member of both groups has joined.
+// starts the workers and their supervisor. Frames are forwarded only once every member of both
+// groups has joined.
 func (b *Bridge) Start() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -92,45 +127,89 @@ func (b *Bridge) Start() error {
 	if err := Validate(b.cfg); err != nil {
 		return err
 	}
-	if err := b.open(); err != nil {
-		b.release()
+	if err := b.openControl(); err != nil {
+		b.closeControl()
 		return err
 	}
-	b.started = true
+	sides := [2]side{{cfg: b.cfg.A}, {cfg: b.cfg.B}}
+	if err := b.openSides(&sides); err != nil {
+		releaseSides(&sides)
+		b.closeControl()
+		return err
+	}
 	n := b.cfg.A.threads()
+	b.sockMu.Lock()
+	b.sides = sides
 	b.workers = make([]*worker, n)
 	for i := range n {
 		b.workers[i] = newWorker(b, i)
+		b.workers[i].attach()
 	}
-	b.wg.Add(n)
-	for _, w := range b.workers {
-		go w.run()
+	b.sockMu.Unlock()
+	for d := range b.sides {
+		b.portMu.Lock()
+		b.ports[d].Index = b.sides[d].ifi.Index
+		b.portMu.Unlock()
+		b.mtuSeen[d] = b.sides[d].ifi.MTU
+		if st := b.probe(d); st.err == nil {
+			b.initLink(d, st.up)
+		}
 	}
-	go func() { b.wg.Wait(); close(b.done) }()
+	b.started = true
+	b.startWorkers()
+	go b.supervise()
 	b.log.Info("bridging", "a", b.cfg.A.Interface, "b", b.cfg.B.Interface, "workers", n,
 		"a_mode", b.cfg.A.CopyMode, "b_mode", b.cfg.B.CopyMode)
 	return nil
 }
 
-func (b *Bridge) open() error {
+// openControl opens what the bridge keeps for its whole life: the wake descriptor, a socket for
+// interface ioctls and a handle on the network namespace, both in the calling thread's namespace.
+func (b *Bridge) openControl() error {
+	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("peer: eventfd: %w", os.NewSyscallError("eventfd", err))
+	}
+	b.wakeFD = fd
+	// Interface ioctls work on any socket and answer from the socket's namespace; AF_UNIX needs
+	// no privilege.
+	if b.ctlFD, err = unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+		b.ctlFD = -1
+		return fmt.Errorf("peer: control socket: %w", os.NewSyscallError("socket", err))
+	}
+	// Without the namespace handle a re-bind happens in whichever namespace the supervisor's
+	// thread is in: the right one unless the caller switched namespaces to call Start.
+	if b.nsFD, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		b.nsFD = -1
+		b.log.Warn("cannot open the network namespace; re-binding will use the supervisor's", "err", err)
+	}
+	return nil
+}
+
+func (b *Bridge) closeControl() {
+	for _, fd := range []*int{&b.wakeFD, &b.ctlFD, &b.nsFD} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// openSides opens, maps and joins every socket of both sides in the calling thread's network
+// namespace; on failure the caller releases what was opened.
+func (b *Bridge) openSides(sides *[2]side) error {
 	vnet := !b.cfg.NoVnetHdr
-	for d := range b.sides {
-		s := &b.sides[d]
+	for d := range sides {
+		s := &sides[d]
 		ifi, err := afpacket.InterfaceByName(s.cfg.Interface)
 		if err != nil {
 			return err
 		}
 		s.ifi = ifi
 	}
-	mtu := b.sides[0].ifi.MTU
-	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		return fmt.Errorf("peer: eventfd: %w", err)
-	}
-	b.wakeFD = fd
-
-	for d := range b.sides {
-		s := &b.sides[d]
+	mtu := sides[0].ifi.MTU
+	for d := range sides {
+		s := &sides[d]
 		flags := fanout.Flags(0)
 		if s.cfg.Defrag {
 			flags |= fanout.FlagDefrag
@@ -193,8 +272,8 @@ func (b *Bridge) open() error {
 		}
 	}
 	// Every member has joined: let frames in.
-	for d := range b.sides {
-		s := &b.sides[d]
+	for d := range sides {
+		s := &sides[d]
 		for _, c := range s.conns {
 			if err := c.SetBPF(s.cfg.Filter); err != nil {
 				return err
@@ -236,10 +315,11 @@ func rawFD(c *afpacket.Conn) int {
 	return fd
 }
 
-// release closes rings before their sockets, then the wake descriptor.
-func (b *Bridge) release() {
-	for d := range b.sides {
-		s := &b.sides[d]
+// releaseSides closes rings before their sockets. It keeps each side's configuration and
+// interface.
+func releaseSides(sides *[2]side) {
+	for d := range sides {
+		s := &sides[d]
 		for _, m := range s.maps {
 			m.Close()
 		}
@@ -251,14 +331,28 @@ func (b *Bridge) release() {
 		}
 		s.maps, s.conns, s.fds, s.send, s.sendFDs = nil, nil, nil, nil, nil
 	}
-	if b.wakeFD >= 0 {
-		unix.Close(b.wakeFD)
-		b.wakeFD = -1
-	}
 }
 
-// Run starts the bridge unless it is running, and forwards until ctx is done or a worker fails;
-// then it closes the bridge. It returns nil after a clean stop.
+// releaseLocked closes the bridge's sockets once the workers have stopped, keeping the kernel's
+// counters, which die with the sockets, in the workers' bases. b.sockMu is held.
+func (b *Bridge) releaseLocked() {
+	for i, w := range b.workers {
+		for d := range b.sides {
+			if i < len(b.sides[d].conns) {
+				if ks, err := b.sides[d].conns[i].Stats(); err == nil {
+					w.kbase[d].Packets += ks.Packets
+					w.kbase[d].Drops += ks.Drops
+					w.kbase[d].Freezes += ks.Freezes
+				}
+			}
+		}
+	}
+	releaseSides(&b.sides)
+}
+
+// Run starts the bridge unless it is running, and forwards until ctx is done or the bridge
+// fails; then it closes the bridge. It returns nil after a clean stop, and the failure otherwise
+// (for example ErrInterfaceRemoved with Config.ExitOnRemove).
 func (b *Bridge) Run(ctx context.Context) error {
 	b.mu.Lock()
 	started := b.started
@@ -273,32 +367,43 @@ func (b *Bridge) Run(ctx context.Context) error {
 	case <-b.done:
 	}
 	cerr := b.Close()
-	if b.err != nil {
-		return b.err
+	if err := b.fatal(); err != nil {
+		return err
 	}
 	return cerr
 }
 
-// Close stops the workers (each flushes what it has already committed to its TX rings), then
-// closes rings and sockets. It is idempotent and safe from any goroutine.
+// Close stops the supervisor and the workers (each flushes what it has already committed to its
+// TX rings), then closes rings and sockets. It is idempotent and safe from any goroutine; every
+// call returns once the bridge is closed.
 func (b *Bridge) Close() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return nil
-	}
-	b.closed = true
-	if b.started {
-		b.stop.Store(true)
-		b.wake()
-		<-b.done
-		// The sockets' kernel counters die with them: keep the final figures.
-		st := b.statsLocked()
-		b.final = &st
-	}
-	b.release()
-	b.log.Info("stopped", "a", b.cfg.A.Interface, "b", b.cfg.B.Interface)
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		started := b.started
+		b.mu.Unlock()
+		if started {
+			b.shutdown()
+			<-b.done
+			st := b.snapshot()
+			b.mu.Lock()
+			b.final = &st
+			b.mu.Unlock()
+			b.sockMu.Lock()
+			b.releaseLocked()
+			b.sockMu.Unlock()
+		}
+		b.closeControl()
+		b.log.Info("stopped", "a", b.cfg.A.Interface, "b", b.cfg.B.Interface)
+	})
 	return nil
+}
+
+// shutdown tells the workers and the supervisor to stop.
+func (b *Bridge) shutdown() {
+	b.halt.Or(haltStop)
+	b.quitOnce.Do(func() { close(b.quit) })
+	b.wake()
 }
 
 func (b *Bridge) wake() {
@@ -306,46 +411,102 @@ func (b *Bridge) wake() {
 	_, _ = unix.Write(b.wakeFD, one[:])
 }
 
-func (b *Bridge) fail(err error) {
-	b.errOnce.Do(func() { b.err = err })
-	b.stop.Store(true)
-	b.wake()
+// drainWake resets the wake descriptor after a pause, so restarted workers sleep again.
+func (b *Bridge) drainWake() {
+	var buf [8]byte
+	_, _ = unix.Read(b.wakeFD, buf[:])
 }
 
-// Stats returns the bridge's counters: per worker and direction, and their sums. Kernel drop
-// counters come from the ingress sockets.
+// poke asks the supervisor to check the links now; it never blocks.
+func (b *Bridge) poke() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (b *Bridge) fail(err error) {
+	b.errMu.Lock()
+	if b.err == nil {
+		b.err = err
+	}
+	b.errMu.Unlock()
+	b.shutdown()
+}
+
+func (b *Bridge) fatal() error {
+	b.errMu.Lock()
+	defer b.errMu.Unlock()
+	return b.err
+}
+
+// startWorkers starts every worker unless the bridge is stopping.
+func (b *Bridge) startWorkers() {
+	b.halt.And(^uint32(haltPause))
+	if b.halt.Load() != 0 {
+		return
+	}
+	b.wg.Add(len(b.workers))
+	for _, w := range b.workers {
+		go w.run()
+	}
+}
+
+// pauseWorkers stops every worker and waits for them; each flushes its TX rings on the way out.
+func (b *Bridge) pauseWorkers() {
+	b.halt.Or(haltPause)
+	b.wake()
+	b.wg.Wait()
+	b.drainWake()
+	if b.halt.Load()&haltStop != 0 {
+		b.wake() // a stop that raced the drain
+	}
+}
+
+// Stats returns the bridge's counters: per worker and direction, and their sums, and the state
+// of both ports. Kernel drop counters come from the ingress sockets.
 func (b *Bridge) Stats() Stats {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.final != nil {
 		st := *b.final
 		st.Workers = append([][2]Counters(nil), b.final.Workers...)
+		b.mu.Unlock()
 		return st
 	}
-	return b.statsLocked()
+	b.mu.Unlock()
+	return b.snapshot()
 }
 
-func (b *Bridge) statsLocked() Stats {
+func (b *Bridge) snapshot() Stats {
 	var st Stats
+	b.sockMu.Lock()
 	st.Workers = make([][2]Counters, len(b.workers))
 	for i, w := range b.workers {
 		for d := range w.dirs {
 			c := w.dirs[d].pub.load()
+			ks := w.kbase[d]
 			if i < len(b.sides[d].conns) {
-				if ks, err := b.sides[d].conns[i].Stats(); err == nil {
-					c.KernelPackets, c.KernelDrops, c.Freezes = ks.Packets, ks.Drops, ks.Freezes
+				if now, err := b.sides[d].conns[i].Stats(); err == nil {
+					ks.Packets += now.Packets
+					ks.Drops += now.Drops
+					ks.Freezes += now.Freezes
 				}
 			}
+			c.KernelPackets, c.KernelDrops, c.Freezes = ks.Packets, ks.Drops, ks.Freezes
 			st.Workers[i][d] = c
 			st.Total[d].add(&c)
 		}
 	}
+	b.sockMu.Unlock()
+	b.portMu.Lock()
+	st.Ports = b.ports
+	b.portMu.Unlock()
 	return st
 }
 
-// Interfaces returns the two interfaces as the bridge found them at Start.
+// Interfaces returns the two interfaces as the bridge last bound them.
 func (b *Bridge) Interfaces() (a, bi afpacket.Interface) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.sockMu.Lock()
+	defer b.sockMu.Unlock()
 	return b.sides[0].ifi, b.sides[1].ifi
 }

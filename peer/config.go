@@ -44,14 +44,18 @@ func ParseCopyMode(s string) (CopyMode, error) {
 	return 0, fmt.Errorf("peer: copy mode %q is neither ips nor tap", s)
 }
 
-// Policy is what happens to a frame whose verdict panicked.
+// Policy is what the bridge does when something fails: a verdict panics (Config.OnPanic) or
+// a port goes down (Config.OnLinkDown).
 type Policy uint8
 
 const (
-	// FailOpen forwards the frame: the network stays up when inspection fails. It is the zero
-	// value, as in most inline IPS deployments.
+	// FailOpen keeps traffic moving: the frame whose verdict panicked is forwarded, and while a
+	// port is down the bridge forwards whatever can still be forwarded (frames whose egress port
+	// is up). It is the zero value, as in most inline IPS deployments.
 	FailOpen Policy = iota
-	// FailClosed drops the frame: nothing passes uninspected.
+	// FailClosed lets nothing through that was not inspected normally: the frame whose verdict
+	// panicked is dropped, and while either port is down the bridge forwards nothing in either
+	// direction.
 	FailClosed
 )
 
@@ -107,6 +111,17 @@ type Config struct {
 	Verdict verdict.Factory
 	// OnPanic is what happens to a frame whose Handler panicked; the zero value is FailOpen.
 	OnPanic Policy
+	// OnLinkDown is what happens while a port is down (not up, or without carrier): with
+	// FailOpen, the zero value, frames whose egress port is up are still forwarded (such as
+	// frames received before the link dropped) and the others count as TX errors; with
+	// FailClosed nothing is forwarded either way and frames count as dropped. Counters.PortDown
+	// counts both. Link state is checked every 100 ms, and at once when a socket reports an error.
+	OnLinkDown Policy
+	// ExitOnRemove makes the bridge stop, and Run return an error wrapping ErrInterfaceRemoved,
+	// when a bridged interface disappears. By default the bridge waits for an interface of the
+	// same name (retrying with back-off from 50 ms to 2 s), binds both sides to it again and
+	// goes on, with the same workers, verdict handlers and counters.
+	ExitOnRemove bool
 	// Batch is the most frames a worker moves in one direction before it flushes; zero means 64.
 	Batch int
 	// BusyPoll keeps an idle worker spinning over its rings this long before it sleeps in
@@ -117,7 +132,8 @@ type Config struct {
 	// software and counts GSO super-frames as oversize instead of letting the kernel segment
 	// them: only useful on kernels or devices where the vnet header misbehaves.
 	NoVnetHdr bool
-	// Logger receives events (start, stop, link changes); nil discards them.
+	// Logger receives events (start, stop, link down and up, MTU changes, interfaces removed and
+	// re-bound with their old and new ifindex); nil discards them.
 	Logger *slog.Logger
 }
 

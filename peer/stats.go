@@ -32,7 +32,9 @@ type Counters struct {
 	// Fragments is IPv4 fragments sent for reassembled datagrams larger than the egress MTU
 	// (each such datagram counts once in Forwarded).
 	Fragments uint64
-	// TXErrors is frames the kernel refused to send (for example EMSGSIZE).
+	// TXErrors is frames that could not be sent: the kernel refused them (for example
+	// EMSGSIZE), the egress port was down or gone (the frames committed to its TX ring are
+	// taken back rather than sent late), or the kernel took none of them for a second.
 	TXErrors uint64
 	// TXRingFull counts the times the egress TX ring had no free slot; the frames waited in
 	// the RX ring meanwhile, so this is backpressure, not loss.
@@ -42,6 +44,10 @@ type Counters struct {
 	FlushErrors uint64
 	// Panics counts verdicts that panicked; the failure policy decided those frames.
 	Panics uint64
+	// PortDown is frames the link policy (Config.OnLinkDown) kept from being forwarded because a
+	// port was down; each is also counted in Dropped (FailClosed) or TXErrors (FailOpen, the
+	// egress port down).
+	PortDown uint64
 	// Outgoing is frames the host itself sent out of the ingress port, which are never bridged.
 	Outgoing uint64
 	// KernelPackets, KernelDrops and Freezes are the ingress sockets' PACKET_STATISTICS:
@@ -63,6 +69,7 @@ func (c *Counters) add(o *Counters) {
 	c.TXRingFull += o.TXRingFull
 	c.FlushErrors += o.FlushErrors
 	c.Panics += o.Panics
+	c.PortDown += o.PortDown
 	c.Outgoing += o.Outgoing
 	c.KernelPackets += o.KernelPackets
 	c.KernelDrops += o.KernelDrops
@@ -75,6 +82,24 @@ type Stats struct {
 	Workers [][2]Counters
 	// Total sums the workers, per direction.
 	Total [2]Counters
+	// Ports is the state of the two interfaces: A, then B.
+	Ports [2]Port
+}
+
+// Port is the state and link history of one bridged interface since Start.
+type Port struct {
+	// Name is the interface's name, which the bridge follows: Index is the ifindex its sockets
+	// are bound to, which changes when the interface is re-created under the same name.
+	Name  string
+	Index int
+	// Up reports whether the link was up, administratively and operationally (IFF_UP and
+	// IFF_RUNNING), when last checked; false while the interface is missing.
+	Up bool
+	// Downs and Ups count the link going down and coming back.
+	Downs, Ups uint64
+	// Removals counts the interface disappearing (or being replaced under its name); Rebinds
+	// counts the bridge binding to a new ifindex of that name.
+	Removals, Rebinds uint64
 }
 
 // Dir returns the total for one direction.
@@ -85,7 +110,7 @@ func (s Stats) Dir(d verdict.Direction) Counters { return s.Total[d] }
 // read-modify-write and no lock, and readers still see consistent per-field values.
 type published struct {
 	received, forwarded, dropped, wouldDrop, truncated, malformed, oversize, fragments,
-	txErrors, txRingFull, flushErrors, panics, outgoing atomic.Uint64
+	txErrors, txRingFull, flushErrors, panics, portDown, outgoing atomic.Uint64
 }
 
 func (p *published) store(c *Counters) {
@@ -101,6 +126,7 @@ func (p *published) store(c *Counters) {
 	p.txRingFull.Store(c.TXRingFull)
 	p.flushErrors.Store(c.FlushErrors)
 	p.panics.Store(c.Panics)
+	p.portDown.Store(c.PortDown)
 	p.outgoing.Store(c.Outgoing)
 }
 
@@ -118,6 +144,7 @@ func (p *published) load() Counters {
 		TXRingFull:  p.txRingFull.Load(),
 		FlushErrors: p.flushErrors.Load(),
 		Panics:      p.panics.Load(),
+		PortDown:    p.portDown.Load(),
 		Outgoing:    p.outgoing.Load(),
 	}
 }

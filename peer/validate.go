@@ -63,6 +63,9 @@ func Validate(cfg Config) error {
 	if cfg.OnPanic > FailClosed {
 		bad("OnPanic", nil, "unknown failure policy %d", cfg.OnPanic)
 	}
+	if cfg.OnLinkDown > FailClosed {
+		bad("OnLinkDown", nil, "unknown failure policy %d", cfg.OnLinkDown)
+	}
 
 	ia, erra := afpacket.InterfaceByName(a.Interface)
 	ib, errb := afpacket.InterfaceByName(b.Interface)

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/afbridge/afbridge/afpacket"
 	"github.com/afbridge/afbridge/ring"
 	"github.com/afbridge/afbridge/verdict"
 	"golang.org/x/sys/unix"
@@ -21,6 +22,17 @@ const scratchLen = math.MaxUint16 + 14 + 8 + vnetHdrLen
 
 // pollIdle bounds a worker's sleep, so a lost wake-up can never stall it for long.
 const pollIdle = 200 // ms
+
+// pollRetry is the sleep while a TX ring holds frames a flush could not hand over: the kernel
+// raises no event when its socket buffer drains, so the worker looks again soon.
+const pollRetry = 2 // ms
+
+// stuckLimit bounds how long committed frames may wait while flushes make no progress; then
+// they are given up, so that nothing leaves long after it was forwarded.
+const stuckLimit = time.Second
+
+// drainLimit bounds how long a stopping worker waits for the kernel to take its committed frames.
+const drainLimit = 100 * time.Millisecond
 
 // worker owns socket i of both sides and moves frames both ways. Nothing in it is shared with
 // other goroutines except the published counters, so the hot path takes no lock.
@@ -38,6 +50,10 @@ type worker struct {
 	scratch []byte // a frame too large for a TX slot is built here
 	big     []byte // a frame too large for an RX slot is read here from the socket
 	frag    fragmenter
+
+	// kbase holds, per side, the kernel counters of sockets closed by a re-bind; guarded by
+	// Bridge.sockMu.
+	kbase [2]afpacket.Stats
 }
 
 type direction struct {
@@ -53,6 +69,11 @@ type direction struct {
 	pub      published
 	txFull   bool
 	rejected uint64
+	// inBit is the ingress port's bit in Bridge.down; gate is the bits that stop this
+	// direction (the egress port's with FailOpen, both with FailClosed).
+	inBit, gate uint32
+	closed      bool // OnLinkDown is FailClosed: gated frames count as dropped
+	stuckSince  time.Time
 }
 
 func newWorker(b *Bridge, i int) *worker {
@@ -62,22 +83,34 @@ func newWorker(b *Bridge, i int) *worker {
 		w.fail = verdict.Drop
 	}
 	for d := range w.dirs {
-		in, out := &b.sides[d], &b.sides[1-d]
-		w.dirs[d] = direction{
-			rx:   in.maps[i].RX,
-			tx:   out.maps[i].TX,
-			rxFD: in.fds[i],
-			txFD: out.sendFDs[i],
-			in:   verdict.Interface{Index: in.ifi.Index, Name: in.ifi.Name},
-			out:  verdict.Interface{Index: out.ifi.Index, Name: out.ifi.Name},
-			dir:  verdict.Direction(d),
-			mode: in.cfg.CopyMode,
-			eg:   egress{vnet: !b.cfg.NoVnetHdr, mtu: out.ifi.MTU},
+		dir := &w.dirs[d]
+		dir.dir = verdict.Direction(d)
+		dir.mode = b.sides[d].cfg.CopyMode
+		dir.inBit = 1 << d
+		dir.gate = 1 << (1 - d)
+		if b.cfg.OnLinkDown == FailClosed {
+			dir.gate, dir.closed = 3, true
 		}
-		w.pfd[d].Fd = int32(in.fds[i])
 	}
 	w.pfd[2] = unix.PollFd{Fd: int32(b.wakeFD), Events: unix.POLLIN}
 	return w
+}
+
+// attach points the worker at socket i of both sides, as opened by Start or a re-bind. The
+// worker is not running.
+func (w *worker) attach() {
+	b, i := w.b, w.idx
+	for d := range w.dirs {
+		in, out := &b.sides[d], &b.sides[1-d]
+		dir := &w.dirs[d]
+		dir.rx, dir.tx = in.maps[i].RX, out.maps[i].TX
+		dir.rxFD, dir.txFD = in.fds[i], out.sendFDs[i]
+		dir.in = verdict.Interface{Index: in.ifi.Index, Name: in.ifi.Name}
+		dir.out = verdict.Interface{Index: out.ifi.Index, Name: out.ifi.Name}
+		dir.eg = egress{vnet: !b.cfg.NoVnetHdr, mtu: out.ifi.MTU}
+		dir.txFull, dir.rejected, dir.stuckSince = false, 0, time.Time{}
+		w.pfd[d].Fd = int32(in.fds[i])
+	}
 }
 
 func (w *worker) run() {
@@ -89,7 +122,7 @@ func (w *worker) run() {
 	}()
 	spin := w.b.cfg.BusyPoll
 	var idleSince time.Time
-	for !w.b.stop.Load() {
+	for w.b.halt.Load() == 0 {
 		moved := w.pump(&w.dirs[verdict.AToB]) + w.pump(&w.dirs[verdict.BToA])
 		if moved > 0 {
 			idleSince = time.Time{}
@@ -111,11 +144,17 @@ func (w *worker) run() {
 		idleSince = time.Time{}
 		w.wait()
 	}
-	// Frames already committed leave before the rings are unmapped; the flush also ends any
-	// open reservation, which would otherwise hold the ring's mapping.
+	// Frames already committed leave before the rings are unmapped, given drainLimit to do so;
+	// the flush also ends any open reservation, which would otherwise hold the ring's mapping.
 	for d := range w.dirs {
-		w.flush(&w.dirs[d])
-		w.dirs[d].pub.store(&w.dirs[d].c)
+		dir := &w.dirs[d]
+		w.flush(dir)
+		for end := time.Now().Add(drainLimit); dir.tx.Pending() > 0 && time.Now().Before(end); {
+			time.Sleep(time.Millisecond)
+			w.flush(dir)
+		}
+		w.lost(dir, dir.tx.Cancel())
+		dir.pub.store(&dir.c)
 	}
 }
 
@@ -123,13 +162,15 @@ func (w *worker) run() {
 // ring. Each frame is copied once, into the TX slot it will leave from; the verdict reads it
 // there; one send flushes the batch.
 func (w *worker) pump(d *direction) int {
-	n, committed := 0, 0
+	if d.tx.Pending() > 0 {
+		w.flush(d) // frames an earlier flush could not hand over go first
+	}
+	n := 0
 	d.txFull = false
 	for n < w.batch {
 		slot, ok := d.tx.Reserve()
-		if !ok && committed > 0 {
+		if !ok && d.tx.Pending() > 0 {
 			w.flush(d)
-			committed = 0
 			slot, ok = d.tx.Reserve()
 		}
 		if !ok {
@@ -179,9 +220,8 @@ func (w *worker) pump(d *direction) int {
 		switch {
 		case out == built && len(buf) != len(slot):
 			// Too large for a slot but sendable whole (GSO): after the frames before it.
-			if committed > 0 {
+			if d.tx.Pending() > 0 {
 				w.flush(d)
-				committed = 0
 			}
 			if !w.judge(d, buf[hdr:m], f) {
 				continue
@@ -204,7 +244,6 @@ func (w *worker) pump(d *direction) int {
 				continue
 			}
 			d.c.Forwarded++
-			committed++
 		case out == needsFrag:
 			if len(buf) == len(slot) {
 				copy(w.scratch, buf[:m]) // fragments are written over the slot
@@ -212,7 +251,7 @@ func (w *worker) pump(d *direction) int {
 			if !w.judge(d, w.scratch[:m], f) {
 				continue
 			}
-			committed += w.fragment(d, w.scratch[:m], &committed)
+			w.fragment(d, w.scratch[:m])
 		case out == truncated:
 			d.c.Truncated++
 		case out == malformed:
@@ -221,12 +260,15 @@ func (w *worker) pump(d *direction) int {
 			d.c.Oversize++
 		}
 	}
-	if committed > 0 {
+	if d.tx.Pending() > 0 {
 		w.flush(d)
 	}
 	if n > 0 {
 		_ = d.rx.Release()
 		d.pub.store(&d.c)
+		if w.b.down.Load()&d.inBit != 0 {
+			w.b.poke() // frames from a port believed down: it may be back
+		}
 	}
 	return n
 }
@@ -264,6 +306,8 @@ func (w *worker) sendBig(d *direction, b []byte) bool {
 		case unix.EAGAIN, unix.ENOBUFS, unix.EINTR:
 			runtime.Gosched()
 			continue
+		case unix.ENETDOWN, unix.ENXIO:
+			w.b.poke()
 		}
 		return false
 	}
@@ -291,15 +335,24 @@ func (w *worker) judge(d *direction, data []byte, f *ring.Frame) bool {
 	}
 	v := w.decide(d, p)
 	p.Data = nil
-	if v == verdict.Pass {
-		return true
-	}
-	if d.mode == Tap {
+	if v != verdict.Pass {
+		if d.mode != Tap {
+			d.c.Dropped++
+			return false
+		}
 		d.c.WouldDrop++
-		return true
 	}
-	d.c.Dropped++
-	return false
+	// The link policy, checked after the verdict, which may have taken long.
+	if w.b.down.Load()&d.gate != 0 {
+		d.c.PortDown++
+		if d.closed {
+			d.c.Dropped++
+		} else {
+			d.c.TXErrors++ // fail-open, but the egress port is down
+		}
+		return false
+	}
+	return true
 }
 
 func (w *worker) decide(d *direction, p *verdict.Packet) (v verdict.Verdict) {
@@ -312,23 +365,20 @@ func (w *worker) decide(d *direction, p *verdict.Packet) (v verdict.Verdict) {
 	return w.h.Handle(p)
 }
 
-// fragment sends the IPv4 datagram in frame as fragments that fit the egress MTU. It returns the
-// number of slots committed; *committed is the caller's count, reset when a flush makes room.
-func (w *worker) fragment(d *direction, frame []byte, committed *int) int {
+// fragment sends the IPv4 datagram in frame as fragments that fit the egress MTU.
+func (w *worker) fragment(d *direction, frame []byte) {
 	if !w.frag.reset(frame, d.eg.mtu, d.eg.vnet) {
 		d.c.Oversize++
-		return 0
+		return
 	}
-	sent := 0
 	for range 1 << 14 {
 		slot, ok := d.tx.Reserve()
 		if !ok {
 			w.flush(d)
-			*committed, sent = 0, 0
 			if slot, ok = d.tx.Reserve(); !ok {
 				d.c.TXRingFull++
 				d.c.TXErrors++ // the datagram is lost: its first fragments left without the rest
-				return sent
+				return
 			}
 		}
 		k := w.frag.next(slot)
@@ -337,18 +387,20 @@ func (w *worker) fragment(d *direction, frame []byte, committed *int) int {
 		}
 		if err := d.tx.Commit(k); err != nil {
 			d.c.TXErrors++
-			return sent
+			return
 		}
-		sent++
 		d.c.Fragments++
 	}
 	d.c.Forwarded++
-	return sent
 }
 
 // flush sends the committed frames, retrying a few times when the kernel is short of buffers,
-// and books frames the kernel rejected as TX errors rather than forwarded.
+// and books frames the kernel rejected or that could not be sent as TX errors rather than
+// forwarded. Frames for a port that is down or gone are taken back at once: the kernel would
+// keep them and send them, stale, when the link returns. Frames that make no progress for
+// stuckLimit are given up too.
 func (w *worker) flush(d *direction) {
+	start := d.tx.Pending()
 	for try := 0; ; try++ {
 		before := d.tx.Pending()
 		err := d.tx.Flush()
@@ -356,6 +408,11 @@ func (w *worker) flush(d *direction) {
 			break
 		}
 		d.c.FlushErrors++
+		if errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENXIO) {
+			w.lost(d, d.tx.Cancel())
+			w.b.poke()
+			break
+		}
 		if !errors.Is(err, unix.ENOBUFS) && !errors.Is(err, unix.EAGAIN) {
 			break
 		}
@@ -364,19 +421,31 @@ func (w *worker) flush(d *direction) {
 				// No progress: the device keeps dropping the oldest frame and the kernel keeps
 				// retrying it; give that one frame up so the ring behind it moves.
 				if k, _ := d.tx.Discard(1); k > 0 {
-					d.c.Forwarded -= uint64(k)
-					d.c.TXErrors += uint64(k)
+					w.lost(d, k)
 				}
 			}
 			break
 		}
 	}
 	if r := d.tx.Rejected(); r != d.rejected {
-		delta := r - d.rejected
+		w.lost(d, int(r-d.rejected))
 		d.rejected = r
-		d.c.Forwarded -= delta
-		d.c.TXErrors += delta
 	}
+	switch left := d.tx.Pending(); {
+	case left == 0 || left < start:
+		d.stuckSince = time.Time{}
+	case d.stuckSince.IsZero():
+		d.stuckSince = time.Now()
+	case time.Since(d.stuckSince) > stuckLimit:
+		w.lost(d, d.tx.Cancel())
+		d.stuckSince = time.Time{}
+	}
+}
+
+// lost books k frames counted as forwarded that never left.
+func (w *worker) lost(d *direction, k int) {
+	d.c.Forwarded -= uint64(k)
+	d.c.TXErrors += uint64(k)
 }
 
 // wait sleeps until a ring has frames, a full TX ring has room again, or the bridge wakes the
@@ -389,7 +458,11 @@ func (w *worker) wait() {
 	for i := range w.pfd {
 		w.pfd[i].Revents = 0
 	}
-	_, err := unix.Poll(w.pfd[:], pollIdle)
+	timeout := pollIdle
+	if ab.tx.Pending() > 0 || ba.tx.Pending() > 0 {
+		timeout = pollRetry
+	}
+	_, err := unix.Poll(w.pfd[:], timeout)
 	if err != nil && err != unix.EINTR {
 		w.b.fail(fmt.Errorf("peer: worker %d: poll: %w", w.idx, err))
 		return
@@ -397,8 +470,10 @@ func (w *worker) wait() {
 	for i := range 2 {
 		if w.pfd[i].Revents&unix.POLLERR != 0 {
 			// A pending socket error (ENETDOWN when the link drops) keeps POLLERR raised until it
-			// is read; read it so the worker sleeps instead of spinning.
+			// is read; read it so the worker sleeps instead of spinning, and have the
+			// supervisor look at the port.
 			_, _ = unix.GetsockoptInt(int(w.pfd[i].Fd), unix.SOL_SOCKET, unix.SO_ERROR)
+			w.b.poke()
 		}
 	}
 	// The wake descriptor is never read: it stays readable once the bridge stops, so every

@@ -1,0 +1,462 @@
+//go:build linux
+
+package peer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/afbridge/afbridge/internal/pktgen"
+	"github.com/afbridge/afbridge/internal/testenv"
+	"github.com/afbridge/afbridge/peer"
+	"github.com/afbridge/afbridge/verdict"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// The reliability tests log every figure they measure as a line starting "reliability: ", so
+// that `go test -v ./peer/ | grep reliability:` collects them.
+func report(t testing.TB, format string, args ...any) {
+	t.Helper()
+	t.Logf("reliability: "+format, args...)
+}
+
+// cpuTime is the CPU time (user and system) the test process has used so far. Commands the
+// fixtures run are children, and not counted.
+func cpuTime(t testing.TB) time.Duration {
+	var ru unix.Rusage
+	require.NoError(t, unix.Getrusage(unix.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuMeter measures the process's CPU use, as a share of one CPU, over a stretch of time.
+type cpuMeter struct {
+	cpu  time.Duration
+	wall time.Time
+}
+
+func startCPU(t testing.TB) cpuMeter { return cpuMeter{cpuTime(t), time.Now()} }
+
+func (m cpuMeter) percent(t testing.TB) float64 {
+	return 100 * float64(cpuTime(t)-m.cpu) / float64(time.Since(m.wall))
+}
+
+// logBuffer collects a bridge's log lines for a test to read; slog writes from several
+// goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
+
+// checkIdentity waits until the bridge is idle (its counters stop moving) and checks, per
+// direction, Received = Forwarded + Dropped + Truncated + Malformed + Oversize + TXErrors.
+func checkIdentity(t *testing.T, br *peer.Bridge) peer.Stats {
+	t.Helper()
+	st := idle(t, br)
+	for _, d := range []verdict.Direction{verdict.AToB, verdict.BToA} {
+		c := st.Dir(d)
+		assert.Equal(t, c.Received, c.Forwarded+c.Dropped+c.Truncated+c.Malformed+c.Oversize+c.TXErrors,
+			"%v: every frame received is accounted for once: %+v", d, c)
+	}
+	return st
+}
+
+// idle waits (at most 5 s) until two readings of the counters 100 ms apart agree.
+func idle(t *testing.T, br *peer.Bridge) peer.Stats {
+	t.Helper()
+	prev := br.Stats()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
+		time.Sleep(100 * time.Millisecond)
+		st := br.Stats()
+		if st.Total == prev.Total {
+			return st
+		}
+		prev = st
+	}
+	t.Errorf("the bridge did not go idle: %+v", prev.Total)
+	return prev
+}
+
+// testFrames returns n test frames from src to dst with sequence numbers from first on, of
+// varied sizes up to 1514 bytes.
+func testFrames(dst, src net.HardwareAddr, first uint32, n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		seq := first + uint32(i)
+		out[i] = pktgen.Frame(nil, dst, src, seq, 60+int(seq*131)%1455)
+	}
+	return out
+}
+
+// exchangeBoth checks that frames cross the bridge exactly, both ways.
+func exchangeBoth(t *testing.T, tp *topo, client, server *pktgen.Conn, first uint32, n int) {
+	t.Helper()
+	ab := testFrames(tp.sIfi.HardwareAddr, tp.cIfi.HardwareAddr, first, n)
+	checkExact(t, ab, exchange(t, client, server, ab))
+	ba := testFrames(tp.cIfi.HardwareAddr, tp.sIfi.HardwareAddr, first+uint32(n), n)
+	checkExact(t, ba, exchange(t, server, client, ba))
+}
+
+// runBridge runs br.Run in the bridge namespace until the test ends; the channel reports what
+// Run returned.
+func runBridge(t *testing.T, tp *topo, br *peer.Bridge, ctx context.Context) <-chan error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- tp.bridge.Do(func() error { return br.Run(ctx) }) }()
+	require.Eventually(t, func() bool { return br.Stats().Ports[0].Index != 0 }, 5*time.Second, 5*time.Millisecond,
+		"the bridge started")
+	t.Cleanup(func() { br.Close(); <-errc })
+	return errc
+}
+
+// udpFlows is a set of UDP flows between the client and the server: each flow sends a datagram
+// every interval and the server echoes it.
+type udpFlows struct {
+	echoes   atomic.Int64
+	lastEcho atomic.Int64 // UnixNano of the latest echo
+	mu       sync.Mutex
+	resume   chan struct{} // while not nil, only flow 0 sends; closed to resume the others
+	stop     chan struct{}
+	senders  sync.WaitGroup
+	server   sync.WaitGroup
+}
+
+func startFlows(t *testing.T, tp *topo, n int, interval time.Duration) *udpFlows {
+	t.Helper()
+	var srv *net.UDPConn
+	require.NoError(t, tp.server.Do(func() (err error) {
+		srv, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(serverIP)})
+		return
+	}))
+	f := &udpFlows{stop: make(chan struct{})}
+	f.server.Add(1)
+	go func() {
+		defer f.server.Done()
+		buf := make([]byte, 2048)
+		for {
+			k, from, err := srv.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			_, _ = srv.WriteToUDP(buf[:k], from)
+		}
+	}()
+	conns := make([]*net.UDPConn, n)
+	for i := range conns {
+		require.NoError(t, tp.client.Do(func() (err error) {
+			conns[i], err = net.DialUDP("udp4", nil, srv.LocalAddr().(*net.UDPAddr))
+			return
+		}))
+	}
+	for i, c := range conns {
+		f.senders.Add(1)
+		go func() {
+			defer f.senders.Done()
+			msg := []byte(fmt.Sprintf("flow %d", i))
+			buf := make([]byte, 64)
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for {
+				select {
+				case <-f.stop:
+					return
+				case <-tick.C:
+				}
+				if i > 0 {
+					f.mu.Lock()
+					resume := f.resume
+					f.mu.Unlock()
+					if resume != nil {
+						select {
+						case <-f.stop:
+							return
+						case <-resume:
+						}
+					}
+				}
+				if _, err := c.Write(msg); err != nil {
+					continue // ECONNREFUSED from an earlier ICMP error, or the like
+				}
+				c.SetReadDeadline(time.Now().Add(interval))
+				if k, err := c.Read(buf); err == nil && bytes.Equal(buf[:k], msg) {
+					f.echoes.Add(1)
+					f.lastEcho.Store(time.Now().UnixNano())
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		f.halt()
+		srv.Close()
+		for _, c := range conns {
+			c.Close()
+		}
+		f.server.Wait()
+	})
+	return f
+}
+
+// quiet stops every flow but the first until loud.
+func (f *udpFlows) quiet() {
+	f.mu.Lock()
+	f.resume = make(chan struct{})
+	f.mu.Unlock()
+}
+
+func (f *udpFlows) loud() {
+	f.mu.Lock()
+	close(f.resume)
+	f.resume = nil
+	f.mu.Unlock()
+}
+
+// halt stops the senders and waits for them.
+func (f *udpFlows) halt() {
+	select {
+	case <-f.stop:
+	default:
+		close(f.stop)
+	}
+	f.senders.Wait()
+}
+
+// flowKey is a UDP or TCP flow between the client and the server: its two ports, sorted.
+type flowKey struct{ lo, hi uint16 }
+
+// flowOf returns the flow of an IPv4 UDP or TCP frame.
+func flowOf(d []byte) (flowKey, bool) {
+	if len(d) < 38 || binary.BigEndian.Uint16(d[12:]) != 0x0800 || (d[23] != 6 && d[23] != 17) {
+		return flowKey{}, false
+	}
+	ihl := int(d[14]&0xf) * 4
+	if len(d) < 14+ihl+4 {
+		return flowKey{}, false
+	}
+	a, b := binary.BigEndian.Uint16(d[14+ihl:]), binary.BigEndian.Uint16(d[16+ihl:])
+	return flowKey{min(a, b), max(a, b)}, true
+}
+
+// TestLinkFlap sets a bridged port down for 2 s while UDP flows run through 4 workers, then up
+// again. The bridge must neither exit nor spin while the link is down, count the flap, forward
+// again within a second, and keep every flow, both ways, on the worker it had before: the
+// kernel re-adds the fanout members of the port in socket-creation order, which is our join
+// order.
+func TestLinkFlap(t *testing.T) {
+	tp := newTopo(t, nil)
+	cfg := tp.config(4)
+	var logs logBuffer
+	cfg.Logger = logs.logger()
+	var phase atomic.Int32 // 0 before the flap, 1 after
+	seen := make([]map[flowKey]int, 4)
+	cfg.Verdict = verdict.FactoryFunc(func(w int) verdict.Handler {
+		m := map[flowKey]int{}
+		seen[w] = m
+		return verdict.Func(func(p *verdict.Packet) verdict.Verdict {
+			if k, ok := flowOf(p.Data); ok {
+				m[k] |= 1 << (int(p.Dir) + 2*int(phase.Load()))
+			}
+			return verdict.Pass
+		})
+	})
+	br, err := peer.New(cfg)
+	require.NoError(t, err)
+	errc := runBridge(t, tp, br, context.Background())
+
+	flows := startFlows(t, tp, 32, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return flows.echoes.Load() >= 200 }, 5*time.Second, 10*time.Millisecond,
+		"echoes before the flap")
+
+	// While the link is down one flow goes on sending (the others would only measure the
+	// test's own traffic): a spinning worker would show as most of a CPU.
+	flows.quiet()
+	time.Sleep(100 * time.Millisecond)
+	base := startCPU(t)
+	time.Sleep(time.Second)
+	cpuUp := base.percent(t)
+
+	tp.b1.Run(t, "ip", "link", "set", "b1", "down")
+	downAt := time.Now()
+	require.Eventually(t, func() bool { return !br.Stats().Ports[1].Up }, 2*time.Second, time.Millisecond)
+	detect := time.Since(downAt)
+	cpu := startCPU(t)
+	time.Sleep(2 * time.Second)
+	cpuDown := cpu.percent(t)
+	phase.Store(1)
+	flows.loud()
+	before := flows.echoes.Load()
+	select {
+	case err := <-errc:
+		t.Fatalf("Run returned while the link was down: %v", err)
+	default:
+	}
+
+	tp.b1.Run(t, "ip", "link", "set", "b1", "up")
+	upAt := time.Now()
+	require.Eventually(t, func() bool { return flows.lastEcho.Load() > upAt.UnixNano() }, 5*time.Second, time.Millisecond,
+		"echoes after the flap")
+	recovery := time.Unix(0, flows.lastEcho.Load()).Sub(upAt)
+	require.Eventually(t, func() bool { return flows.echoes.Load() >= before+200 }, 5*time.Second, 10*time.Millisecond)
+	flows.halt()
+
+	st := checkIdentity(t, br)
+	report(t, "link-flap recovery %v, cpu while down %.1f%% (%.1f%% while up, the same traffic), down detected in %v, echoes %d",
+		recovery.Round(time.Millisecond), cpuDown, cpuUp, detect.Round(time.Millisecond), flows.echoes.Load())
+	assert.Less(t, recovery, time.Second, "forwarding again within 1 s of the link coming up")
+	assert.Less(t, cpuDown, 5.0, "no spinning while the link is down")
+	assert.Equal(t, uint64(1), st.Ports[1].Downs)
+	assert.Equal(t, uint64(1), st.Ports[1].Ups)
+	assert.True(t, st.Ports[1].Up)
+	assert.Zero(t, st.Ports[0].Downs)
+	assert.Contains(t, logs.String(), "link down")
+	assert.Contains(t, logs.String(), "link up")
+	t.Logf("ports %+v; A->B %+v", st.Ports, st.Dir(verdict.AToB))
+
+	br.Close() // the workers stop, so their maps may be read
+	owner := map[flowKey]int{}
+	for w, m := range seen {
+		for k, bits := range m {
+			if prev, ok := owner[k]; ok {
+				t.Errorf("flow %v seen by workers %d and %d", k, prev, w)
+			}
+			owner[k] = w
+			assert.Equal(t, 0xf, bits, "flow %v: worker %d saw both directions before and after the flap", k, w)
+		}
+	}
+	assert.Len(t, owner, 32, "every flow was seen")
+}
+
+// TestLinkDownPolicy takes port B down while frames wait in both RX rings and frames are
+// committed to B's TX ring, then checks the policy: fail-open still forwards what can be
+// forwarded (the frames B received before it went down go out of A), fail-closed forwards
+// nothing either way; the frames committed to B's TX ring are counted as TX errors and never
+// sent late, and the counters add up.
+func TestLinkDownPolicy(t *testing.T) {
+	for _, policy := range []peer.Policy{peer.FailOpen, peer.FailClosed} {
+		t.Run(policy.String(), func(t *testing.T) {
+			tp := newTopo(t, nil)
+			cfg := tp.config(1)
+			cfg.OnLinkDown = policy
+			// The verdict holds the worker on two marker frames, so that frames pile up where
+			// the test wants them.
+			const markB, markA = 1000, 2000
+			blocked := make(chan uint32, 2)
+			release := map[uint32]chan struct{}{markB: make(chan struct{}), markA: make(chan struct{})}
+			cfg.Verdict = verdict.Shared(verdict.Func(func(p *verdict.Packet) verdict.Verdict {
+				if seq, ok := pktgen.Check(p.Data); ok && release[seq] != nil {
+					blocked <- seq
+					select {
+					case <-release[seq]:
+					case <-time.After(10 * time.Second):
+					}
+				}
+				return verdict.Pass
+			}))
+			br := tp.start(t, cfg)
+			client, server := tp.open(t)
+			toS, toC := tp.sIfi.HardwareAddr, tp.cIfi.HardwareAddr
+			waitBlocked := func(seq uint32) {
+				t.Helper()
+				select {
+				case got := <-blocked:
+					require.Equal(t, seq, got)
+				case <-time.After(5 * time.Second):
+					t.Fatalf("the worker never reached marker %d", seq)
+				}
+			}
+			waitKernel := func(d verdict.Direction, n uint64) {
+				t.Helper()
+				require.Eventually(t, func() bool { return br.Stats().Dir(d).KernelPackets >= n }, 5*time.Second,
+					time.Millisecond, "%d frames in the %v RX ring", n, d)
+			}
+
+			// The worker stops on B's marker; A's frames and A's marker queue up behind it.
+			require.NoError(t, server.Send(pktgen.Frame(nil, toC, toS, markB, 100)))
+			waitBlocked(markB)
+			aFrames := testFrames(toS, toC, 1, 10)
+			for _, f := range aFrames {
+				require.NoError(t, client.Send(f))
+			}
+			require.NoError(t, client.Send(pktgen.Frame(nil, toS, toC, markA, 100)))
+			waitKernel(verdict.AToB, 11)
+			// Released, it commits A's ten frames to B's TX ring and stops on A's marker
+			// before flushing them; meanwhile B's frames wait in B's RX ring.
+			close(release[markB])
+			waitBlocked(markA)
+			bFrames := testFrames(toC, toS, 101, 30)
+			for _, f := range bFrames {
+				require.NoError(t, server.Send(f))
+			}
+			waitKernel(verdict.BToA, 31)
+
+			tp.b1.Run(t, "ip", "link", "set", "b1", "down")
+			require.Eventually(t, func() bool { return !br.Stats().Ports[1].Up }, 2*time.Second, time.Millisecond)
+			close(release[markA])
+			late := testFrames(toS, toC, 200, 20) // sent while B is down
+			for _, f := range late {
+				require.NoError(t, client.Send(f))
+			}
+
+			got := client.Collect(1+len(bFrames)+1, 300*time.Millisecond, 3*time.Second)
+			markerB := pktgen.Frame(nil, toC, toS, markB, 100)
+			if policy == peer.FailOpen {
+				checkExact(t, append([][]byte{markerB}, bFrames...), got)
+			} else {
+				checkExact(t, [][]byte{markerB}, got)
+			}
+			st := idle(t, br)
+			ab, ba := st.Dir(verdict.AToB), st.Dir(verdict.BToA)
+			t.Logf("A->B %+v", ab)
+			t.Logf("B->A %+v", ba)
+			assert.Zero(t, ab.Forwarded)
+			assert.Equal(t, uint64(1+len(late)), ab.PortDown, "A's marker and the frames sent while down")
+			if policy == peer.FailOpen {
+				assert.Equal(t, uint64(len(aFrames)+1+len(late)), ab.TXErrors, "taken back from B's TX ring, or not sent")
+				assert.Zero(t, ab.Dropped)
+				assert.Equal(t, uint64(1+len(bFrames)), ba.Forwarded, "B's frames went out of A")
+				assert.Zero(t, ba.PortDown)
+			} else {
+				assert.Equal(t, uint64(len(aFrames)), ab.TXErrors, "taken back from B's TX ring")
+				assert.Equal(t, uint64(1+len(late)), ab.Dropped)
+				assert.Equal(t, uint64(1), ba.Forwarded, "only B's marker, forwarded before the link dropped")
+				assert.Equal(t, uint64(len(bFrames)), ba.Dropped)
+				assert.Equal(t, uint64(len(bFrames)), ba.PortDown)
+			}
+
+			tp.b1.Run(t, "ip", "link", "set", "b1", "up")
+			testenv.WaitLinkUp(t, tp.b1)
+			testenv.WaitLinkUp(t, tp.s0)
+			require.Eventually(t, func() bool { return br.Stats().Ports[1].Up }, 2*time.Second, time.Millisecond)
+			assert.Empty(t, server.Collect(1, 500*time.Millisecond, time.Second),
+				"nothing committed or sent while B was down leaves once it is back")
+			exchangeBoth(t, tp, client, server, 10000, 200)
+			st = checkIdentity(t, br)
+			assert.Equal(t, uint64(1), st.Ports[1].Downs)
+			assert.Equal(t, uint64(1), st.Ports[1].Ups)
+			report(t, "link-down policy %v: A->B forwarded %d, tx errors %d, dropped %d; B->A forwarded %d, dropped %d while down",
+				policy, ab.Forwarded, ab.TXErrors, ab.Dropped, ba.Forwarded, ba.Dropped)
+		})
+	}
+}
