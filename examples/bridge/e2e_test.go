@@ -204,7 +204,7 @@ func TestReject(t *testing.T) {
 	rulesPath := writeFile(t, dir, "reject.rules", `reject tcp any any -> any any (msg:"no forbidden"; content:"forbidden"; sid:20; rev:1;)`+"\n")
 	evePath := dir + "/eve.json"
 	p := start(t, tp.bridge, "-i", "b0:b1", "-rules", rulesPath, "-eve", evePath)
-	p.waitFor(`bridging b0 <-> b1 \(ips, 1 worker\)`, 20*time.Second)
+	p.waitFor(`bridging b0 <-> b1 \(ips, 1 workers\)`, 20*time.Second)
 
 	tp.mustPass(t, "/hello")
 	start := time.Now()
@@ -229,7 +229,7 @@ func TestTap(t *testing.T) {
 	rulesPath := writeFile(t, dir, "tap.rules", `drop tcp any any -> any any (msg:"would drop"; content:"forbidden"; sid:30;)`+"\n")
 	evePath := dir + "/eve.json"
 	p := start(t, tp.bridge, "-i", "b0:b1", "-mode", "tap", "-rules", rulesPath, "-eve", evePath)
-	p.waitFor(`bridging b0 <-> b1 \(tap, 1 worker\)`, 20*time.Second)
+	p.waitFor(`bridging b0 <-> b1 \(tap, 1 workers\)`, 20*time.Second)
 	tp.mustPass(t, "/forbidden")
 	checkEVE(t, findEVE(t, evePath, 30), "allowed", 30, 0, "would drop")
 	p.signal(syscall.SIGTERM)

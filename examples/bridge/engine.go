@@ -13,11 +13,8 @@ import (
 	"github.com/afbridge/afbridge/examples/bridge/rules"
 	"github.com/afbridge/afbridge/peer"
 	"github.com/afbridge/afbridge/verdict"
-	"golang.org/x/net/bpf"
 )
 
-// dropAll is the filter of the sockets that only send reject frames: they never receive.
-var dropAll = []bpf.Instruction{bpf.RetConstant{Val: 0}}
 
 // engine holds what every bridge of the process shares: the EVE writer and the counters of
 // alerts and rejects.
@@ -115,7 +112,10 @@ func (b *bridge) rulesFactory(set *rules.Set) verdict.Factory {
 // namespace. On failure everything it opened is closed again.
 func (b *bridge) start() error {
 	for side, name := range b.ifname {
-		c, err := afpacket.Listen(name, &afpacket.Config{Filter: dropAll})
+		// Send-only: a socket bound to a protocol would receive a clone of every frame the
+		// bridge forwards (dev_queue_xmit_nit), only for its filter to drop it; the profile
+		// showed that at 4% of the bridge's CPU.
+		c, err := afpacket.Listen(name, &afpacket.Config{SendOnly: true})
 		if err != nil {
 			b.closeInject()
 			return err
