@@ -15,7 +15,6 @@ import (
 	"github.com/afbridge/afbridge/verdict"
 )
 
-
 // engine holds what every bridge of the process shares: the EVE writer and the counters of
 // alerts and rejects.
 type engine struct {
