@@ -158,10 +158,6 @@ func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note f
 	rc.Version = ring.V3
 	rc.BlockSize = ifc.BlockSize
 	rc.BlockTimeout = ifc.BlockTimeout
-	// Workaround: peer sizes default TX slots for the 32-byte TPACKET_V2 header, and a V3 TX
-	// slot's header is 48 bytes, so Validate refuses every V3 ring. Size the slot as peer
-	// means to (vnet header, an MTU-sized frame, two VLAN tags) with the V3 header.
-	rc.TXFrameSize = (48 + 10 + mtu + 14 + 2*4 + 15) &^ 15
 	r, err := probe(rc)
 	if err != nil && rc.BlockSize != 0 {
 		dflt := rc

@@ -1,0 +1,33 @@
+package peer
+
+import "github.com/afbridge/afbridge/ring"
+
+// defaultTXFrames is the number of TX slots per socket when the side's ring config names none:
+// several batches, so a flush in flight never stalls the next batch.
+const defaultTXFrames = 512
+
+// copyBuffer is the receive buffer of sockets whose rings copy large frames to the socket: room
+// for dozens of 64 KiB GSO super-frames waiting for the worker.
+const copyBuffer = 8 << 20
+
+// ringConfig completes a side's ring configuration. By default the RX ring is TPACKET_V2 with
+// MTU-sized slots and CopyLarge, and the TX ring has MTU-sized slots: frames larger than a slot
+// (GSO super-frames, reassembled datagrams) take the socket path, one syscall each, and every
+// small frame gets a slot without the 64 KiB slots that would otherwise be needed for them.
+func ringConfig(rc ring.Config, mtu int, vnet bool) ring.Config {
+	rc.MTU, rc.VnetHdr = mtu, vnet
+	if rc.Version != ring.V3 && rc.FrameSize == 0 {
+		rc.CopyLarge = true
+	}
+	if rc.TXFrameCount == 0 {
+		rc.TXFrameCount = defaultTXFrames
+	}
+	if rc.TXFrameSize == 0 {
+		hdr := 32 // the data of a TPACKET_V2 TX slot starts after its 32-byte header
+		if rc.Version == ring.V3 {
+			hdr = 48
+		}
+		rc.TXFrameSize = (hdr + vnetHdrLen + mtu + ethHdrLen + 2*vlanLen + 15) &^ 15
+	}
+	return rc
+}
