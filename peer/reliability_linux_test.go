@@ -7,8 +7,11 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -48,6 +51,14 @@ func startCPU(t testing.TB) cpuMeter { return cpuMeter{cpuTime(t), time.Now()} }
 
 func (m cpuMeter) percent(t testing.TB) float64 {
 	return 100 * float64(cpuTime(t)-m.cpu) / float64(time.Since(m.wall))
+}
+
+// countFDs returns the number of the process's open file descriptors.
+func countFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
 }
 
 // logBuffer collects a bridge's log lines for a test to read; slog writes from several
@@ -124,11 +135,14 @@ func exchangeBoth(t *testing.T, tp *topo, client, server *pktgen.Conn, first uin
 // Run returned.
 func runBridge(t *testing.T, tp *topo, br *peer.Bridge, ctx context.Context) <-chan error {
 	t.Helper()
-	errc := make(chan error, 1)
-	go func() { errc <- tp.bridge.Do(func() error { return br.Run(ctx) }) }()
+	errc, done := make(chan error, 1), make(chan struct{})
+	go func() {
+		errc <- tp.bridge.Do(func() error { return br.Run(ctx) })
+		close(done)
+	}()
+	t.Cleanup(func() { br.Close(); <-done })
 	require.Eventually(t, func() bool { return br.Stats().Ports[0].Index != 0 }, 5*time.Second, 5*time.Millisecond,
 		"the bridge started")
-	t.Cleanup(func() { br.Close(); <-errc })
 	return errc
 }
 
@@ -299,7 +313,7 @@ func TestLinkFlap(t *testing.T) {
 
 	tp.b1.Run(t, "ip", "link", "set", "b1", "down")
 	downAt := time.Now()
-	require.Eventually(t, func() bool { return !br.Stats().Ports[1].Up }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return !br.Stats().Ports[1].Up }, 2*time.Second, 100*time.Microsecond)
 	detect := time.Since(downAt)
 	cpu := startCPU(t)
 	time.Sleep(2 * time.Second)
@@ -323,7 +337,7 @@ func TestLinkFlap(t *testing.T) {
 
 	st := checkIdentity(t, br)
 	report(t, "link-flap recovery %v, cpu while down %.1f%% (%.1f%% while up, the same traffic), down detected in %v, echoes %d",
-		recovery.Round(time.Millisecond), cpuDown, cpuUp, detect.Round(time.Millisecond), flows.echoes.Load())
+		recovery.Round(time.Millisecond), cpuDown, cpuUp, detect.Round(10*time.Microsecond), flows.echoes.Load())
 	assert.Less(t, recovery, time.Second, "forwarding again within 1 s of the link coming up")
 	assert.Less(t, cpuDown, 5.0, "no spinning while the link is down")
 	assert.Equal(t, uint64(1), st.Ports[1].Downs)
@@ -459,4 +473,192 @@ func TestLinkDownPolicy(t *testing.T) {
 				policy, ab.Forwarded, ab.TXErrors, ab.Dropped, ba.Forwarded, ba.Dropped)
 		})
 	}
+}
+
+// TestInterfaceRemoved deletes port B (and with it its veth peer) under a running bridge.
+// By default the bridge waits, without spinning, re-binds to the interface re-created under
+// the same name, reports the new ifindex, and forwards again; with ExitOnRemove, Run returns
+// ErrInterfaceRemoved; and Close does not wait for the back-off.
+func TestInterfaceRemoved(t *testing.T) {
+	t.Run("rebind", func(t *testing.T) {
+		tp := newTopo(t, nil)
+		cfg := tp.config(2)
+		var logs logBuffer
+		cfg.Logger = logs.logger()
+		br := tp.start(t, cfg)
+		client, server := tp.open(t)
+		exchangeBoth(t, tp, client, server, 0, 200)
+		old := br.Stats().Ports[1].Index
+		fds := countFDs(t)
+
+		tp.bridge.Run("ip", "link", "del", "b1")
+		delAt := time.Now()
+		require.Eventually(t, func() bool { return br.Stats().Ports[1].Removals == 1 }, 2*time.Second, time.Millisecond)
+		detect := time.Since(delAt)
+		cpu := startCPU(t)
+		time.Sleep(time.Second)
+		cpuGone := cpu.percent(t)
+
+		tp.b1, tp.s0 = testenv.Veth(t, tp.bridge, "b1", tp.server, "s0", nil)
+		backAt := time.Now()
+		tp.s0.Run(t, "ip", "addr", "add", serverIP+"/24", "dev", "s0")
+		tp.sIfi = tp.s0.Interface(t)
+		require.Eventually(t, func() bool { return br.Stats().Ports[1].Rebinds == 1 }, 5*time.Second, time.Millisecond)
+		rebind := time.Since(backAt)
+		require.Eventually(t, func() bool { return br.Stats().Ports[1].Up }, 2*time.Second, time.Millisecond)
+		st := br.Stats()
+		assert.NotEqual(t, old, st.Ports[1].Index, "bound to the new interface")
+		assert.Equal(t, uint64(1), st.Ports[1].Removals)
+		assert.Zero(t, st.Ports[0].Rebinds+st.Ports[0].Removals, "A kept its ifindex")
+		_, ib := br.Interfaces()
+		assert.Equal(t, st.Ports[1].Index, ib.Index)
+		text := logs.String()
+		assert.Contains(t, text, "interface removed")
+		assert.Contains(t, text, fmt.Sprintf(`msg="interface re-bound" interface=b1 old_ifindex=%d ifindex=%d`, old, st.Ports[1].Index))
+
+		assert.Equal(t, fds, countFDs(t), "the old sockets are closed, as many new ones open")
+		client, server = tp.open(t)
+		exchangeBoth(t, tp, client, server, 1000, 200)
+		checkIdentity(t, br)
+		report(t, "interface removal detected in %v, cpu while gone %.1f%%, re-bound %v after re-creation (ifindex %d -> %d)",
+			detect.Round(10*time.Microsecond), cpuGone, rebind.Round(time.Millisecond), old, st.Ports[1].Index)
+		assert.Less(t, cpuGone, 5.0, "no busy loop while the interface is gone")
+	})
+
+	t.Run("exit", func(t *testing.T) {
+		tp := newTopo(t, nil)
+		cfg := tp.config(2)
+		cfg.ExitOnRemove = true
+		br, err := peer.New(cfg)
+		require.NoError(t, err)
+		errc := runBridge(t, tp, br, context.Background())
+		tp.bridge.Run("ip", "link", "del", "b1")
+		delAt := time.Now()
+		select {
+		case err := <-errc:
+			report(t, "interface removal with ExitOnRemove: Run returned in %v: %v", time.Since(delAt).Round(10*time.Microsecond), err)
+			require.ErrorIs(t, err, peer.ErrInterfaceRemoved)
+			assert.Contains(t, err.Error(), "b1")
+		case <-time.After(3 * time.Second):
+			t.Fatal("Run did not return after the interface was removed")
+		}
+	})
+
+	t.Run("close while waiting", func(t *testing.T) {
+		tp := newTopo(t, nil)
+		br := tp.start(t, tp.config(2))
+		tp.bridge.Run("ip", "link", "del", "b1")
+		require.Eventually(t, func() bool { return br.Stats().Ports[1].Removals == 1 }, 2*time.Second, time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // into the back-off
+		start := time.Now()
+		require.NoError(t, br.Close())
+		took := time.Since(start)
+		report(t, "close while waiting for a removed interface took %v", took.Round(10*time.Microsecond))
+		assert.Less(t, took, time.Second)
+	})
+}
+
+// TestSendErrors makes the kernel refuse frames that passed the TX ring's Commit: the MTU of
+// port B's link is lowered under the running bridge, whose rings still check the MTU it started
+// with. Without the vnet header the kernel refuses each large frame (EMSGSIZE, skipped by
+// PACKET_LOSS); with it the veth drops them after the send and the kernel puts them back
+// (ENOBUFS), and the worker gives each up after a bounded number of flushes. Either way each refused frame is one
+// TX error, and the small frames behind them are delivered.
+func TestSendErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		vnet bool
+	}{{"EMSGSIZE without vnet header", false}, {"ENOBUFS with vnet header", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := newTopo(t, nil)
+			cfg := tp.config(1)
+			cfg.NoVnetHdr = !tc.vnet
+			var logs logBuffer
+			cfg.Logger = logs.logger()
+			br := tp.start(t, cfg)
+			client, server := tp.open(t)
+			tp.b1.Run(t, "ip", "link", "set", "b1", "mtu", "1000")
+			tp.s0.Run(t, "ip", "link", "set", "s0", "mtu", "1000")
+			require.Eventually(t, func() bool { return strings.Contains(logs.String(), "MTU changed") }, 2*time.Second,
+				10*time.Millisecond, "the supervisor reports the MTU change")
+
+			var all, small [][]byte
+			for i := range 200 {
+				size := 100
+				if i%2 == 0 {
+					size = 1200
+				}
+				f := pktgen.Frame(nil, tp.sIfi.HardwareAddr, tp.cIfi.HardwareAddr, uint32(i), size)
+				all = append(all, f)
+				if size == 100 {
+					small = append(small, f)
+				}
+			}
+			start := time.Now()
+			checkExact(t, small, exchange(t, client, server, all))
+			took := time.Since(start)
+			st := checkIdentity(t, br)
+			ab := st.Dir(verdict.AToB)
+			t.Logf("A->B %+v", ab)
+			assert.Equal(t, uint64(100), ab.TXErrors, "each refused frame is one TX error")
+			assert.Equal(t, uint64(100), ab.Forwarded)
+			if tc.vnet {
+				assert.NotZero(t, ab.FlushErrors, "ENOBUFS")
+			}
+			report(t, "send errors (%s): %d refused frames counted as %d TX errors in %d failed flushes; %d frames behind them delivered in %v",
+				tc.name, 100, ab.TXErrors, ab.FlushErrors, len(small), took.Round(time.Millisecond))
+
+			tp.b1.Run(t, "ip", "link", "set", "b1", "mtu", "1500")
+			tp.s0.Run(t, "ip", "link", "set", "s0", "mtu", "1500")
+			exchangeBoth(t, tp, client, server, 1000, 100)
+		})
+	}
+
+	// With PACKET_QDISC_BYPASS the kernel cannot segment a GSO super-frame in software, and
+	// every send of one to a port without TSO fails with ENOBUFS: the worker retries a bounded
+	// number of times, counts a TX error, and goes on.
+	t.Run("ENOBUFS on GSO with qdisc bypass", func(t *testing.T) {
+		testenv.RequireTool(t, "ethtool")
+		tp := newTopo(t, nil) // offloads on: TCP sends GSO super-frames
+		tp.b1.Run(t, "ethtool", "-K", "b1", "tso", "off")
+		cfg := tp.config(1)
+		cfg.B.QdiscBypass = true
+		br := tp.start(t, cfg)
+		client, server := tp.open(t)
+		var ln net.Listener
+		require.NoError(t, tp.server.Do(func() (err error) { ln, err = net.Listen("tcp4", serverIP+":0"); return }))
+		defer ln.Close()
+		accepted, done := make(chan net.Conn, 1), make(chan struct{})
+		go func() {
+			defer close(done)
+			if c, err := ln.Accept(); err == nil {
+				accepted <- c
+				c.SetDeadline(time.Now().Add(3 * time.Second))
+				io.Copy(io.Discard, c)
+			}
+		}()
+		defer func() {
+			ln.Close()
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+			}
+			<-done
+		}()
+		var conn net.Conn
+		require.NoError(t, tp.client.Do(func() (err error) {
+			conn, err = net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
+			return
+		}))
+		conn.SetDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Write(make([]byte, 1<<20)) // a deadline error is expected: most of it never arrives
+		conn.Close()
+		st := checkIdentity(t, br)
+		ab := st.Dir(verdict.AToB)
+		t.Logf("A->B %+v", ab)
+		assert.NotZero(t, ab.TXErrors, "the GSO frames could not be sent")
+		report(t, "send errors (ENOBUFS on GSO with qdisc bypass): %d frames received, %d forwarded, %d TX errors", ab.Received, ab.Forwarded, ab.TXErrors)
+		exchangeBoth(t, tp, client, server, 0, 100)
+	})
 }

@@ -31,6 +31,9 @@ const pollRetry = 2 // ms
 // they are given up, so that nothing leaves long after it was forwarded.
 const stuckLimit = time.Second
 
+// flushRetries is how many more times a flush is tried when the kernel takes no frame.
+const flushRetries = 3
+
 // drainLimit bounds how long a stopping worker waits for the kernel to take its committed frames.
 const drainLimit = 100 * time.Millisecond
 
@@ -162,7 +165,8 @@ func (w *worker) run() {
 // ring. Each frame is copied once, into the TX slot it will leave from; the verdict reads it
 // there; one send flushes the batch.
 func (w *worker) pump(d *direction) int {
-	if d.tx.Pending() > 0 {
+	retried := d.tx.Pending() > 0
+	if retried {
 		w.flush(d) // frames an earlier flush could not hand over go first
 	}
 	n := 0
@@ -265,10 +269,12 @@ func (w *worker) pump(d *direction) int {
 	}
 	if n > 0 {
 		_ = d.rx.Release()
-		d.pub.store(&d.c)
 		if w.b.down.Load()&d.inBit != 0 {
 			w.b.poke() // frames from a port believed down: it may be back
 		}
+	}
+	if n > 0 || retried {
+		d.pub.store(&d.c)
 	}
 	return n
 }
@@ -401,7 +407,10 @@ func (w *worker) fragment(d *direction, frame []byte) {
 // stuckLimit are given up too.
 func (w *worker) flush(d *direction) {
 	start := d.tx.Pending()
-	for try := 0; ; try++ {
+	// A flush that makes no progress is tried flushRetries more times; then a frame the device
+	// keeps refusing is given up and the frames behind it go on. Bounded: every round either
+	// hands frames over or counts a stall, and there is at most one discard per frame pending.
+	for stalls, discards := 0, 0; ; {
 		before := d.tx.Pending()
 		err := d.tx.Flush()
 		if err == nil {
@@ -416,14 +425,22 @@ func (w *worker) flush(d *direction) {
 		if !errors.Is(err, unix.ENOBUFS) && !errors.Is(err, unix.EAGAIN) {
 			break
 		}
-		if try >= 3 {
-			if d.tx.Pending() == before && errors.Is(err, unix.ENOBUFS) {
-				// No progress: the device keeps dropping the oldest frame and the kernel keeps
-				// retrying it; give that one frame up so the ring behind it moves.
-				if k, _ := d.tx.Discard(1); k > 0 {
-					w.lost(d, k)
-				}
-			}
+		if d.tx.Pending() < before {
+			stalls = 0
+			continue
+		}
+		if stalls++; stalls <= flushRetries {
+			continue
+		}
+		if !errors.Is(err, unix.ENOBUFS) || discards >= start {
+			break // EAGAIN: the socket's send buffer is full; the frames wait for the next flush
+		}
+		// The device keeps dropping the oldest frame and the kernel keeps putting it back:
+		// give that one frame up so the ring behind it moves.
+		k, _ := d.tx.Discard(1)
+		w.lost(d, k)
+		discards, stalls = discards+1, 0
+		if d.tx.Pending() == 0 {
 			break
 		}
 	}
