@@ -177,6 +177,10 @@ func (a *app) serve() int {
 			return exitRuntime
 		}
 	}
+	// The sockets are open: keep only what re-opening them needs.
+	if err := dropCapabilities(); err != nil {
+		a.printf("bridge: capabilities not dropped: %v", err)
+	}
 	for _, b := range a.bridges {
 		a.printf("%s", b.banner())
 	}
