@@ -42,7 +42,7 @@ func TestLeastPrivilege(t *testing.T) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.NoError(t, os.Chmod(binDir, 0o755)) // runnable by the unprivileged user below
-	const kept = "0000000000003000" // CAP_NET_ADMIN (12) and CAP_NET_RAW (13)
+	const kept = "0000000000003000"             // CAP_NET_ADMIN (12) and CAP_NET_RAW (13)
 
 	for _, tc := range []struct {
 		name string
