@@ -348,8 +348,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 }
 
 // Close stops the supervisor and the workers (each flushes what it has already committed to its
-// TX rings), then closes rings and sockets. It is idempotent and safe from any goroutine; every
-// call returns once the bridge is closed.
+// TX rings, and what it has counted as forwarded leaves), then closes rings and sockets; frames
+// still waiting in the RX rings are not forwarded. It is idempotent and safe from any
+// goroutine; every call returns once the bridge is closed.
 func (b *Bridge) Close() error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
