@@ -419,9 +419,21 @@ func TestVerdictPanic(t *testing.T) {
 			tp := newTopo(t, nil)
 			cfg := tp.config(1)
 			cfg.OnPanic = policy
+			// Every other frame makes the verdict fail, each time differently: a panic with a
+			// string or an error, a nil map write, an index out of range.
+			var nilMap map[uint32]bool
 			cfg.Verdict = verdict.Shared(verdict.Func(func(p *verdict.Packet) verdict.Verdict {
 				if seq, ok := pktgen.Check(p.Data); ok && seq%2 == 0 {
-					panic("verdict bug")
+					switch seq % 8 {
+					case 0:
+						panic("verdict bug")
+					case 2:
+						panic(errors.New("verdict error"))
+					case 4:
+						nilMap[seq] = true
+					case 6:
+						_ = p.Data[len(p.Data)+int(seq)]
+					}
 				}
 				return verdict.Pass
 			}))
@@ -436,14 +448,23 @@ func TestVerdictPanic(t *testing.T) {
 				}
 			}
 			got := exchange(t, client, server, frames)
+			want := odd
 			if policy == peer.FailOpen {
-				checkExact(t, frames, got)
-			} else {
-				checkExact(t, odd, got)
+				want = frames
 			}
+			checkExact(t, want, got)
+			// The worker carried on with the very next frame each time, in order.
+			var seqs []uint32
+			for _, f := range got {
+				seq, _ := pktgen.Check(f)
+				seqs = append(seqs, seq)
+			}
+			assert.IsIncreasing(t, seqs, "frames arrive in order around the panics")
 			c := br.Stats().Dir(verdict.AToB)
 			assert.Equal(t, uint64(50), c.Panics)
 			assert.Equal(t, c.Received, c.Forwarded+c.Dropped)
+			// And it still forwards afterwards.
+			checkExact(t, odd, exchange(t, client, server, odd))
 		})
 	}
 }
