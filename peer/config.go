@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -136,6 +137,10 @@ type Config struct {
 	// re-bound with their old and new ifindex); nil discards them.
 	Logger *slog.Logger
 }
+
+// ErrInterfaceRemoved is the error Run returns, wrapped, when a bridged interface disappears
+// and Config.ExitOnRemove is set.
+var ErrInterfaceRemoved = errors.New("peer: bridged interface removed")
 
 const defaultBatch = 64
 

@@ -13,6 +13,16 @@
 // sides the kernel finishes offloaded checksums and segments GSO super-frames on transmit;
 // frames that cannot be sent intact are counted, never mangled.
 //
+// While it runs, a supervisor watches both ports. Link state (up, with carrier) is tracked and
+// counted in Stats.Ports, and Config.OnLinkDown decides what a port going down means: fail-open
+// keeps forwarding what can still be forwarded, fail-closed forwards nothing either way. Frames
+// committed to the TX ring of a port that goes down are taken back and counted as TX errors,
+// never sent late. An interface that disappears is waited for and bound again by name, with
+// bounded back-off, or, with Config.ExitOnRemove, ends Run with ErrInterfaceRemoved. The kernel
+// keeps every socket in its fanout group across a flap, in creation order, so flows keep their
+// worker. Whatever happens, the counters add up: per direction, Received = Forwarded + Dropped +
+// Truncated + Malformed + Oversize + TXErrors once the bridge is idle.
+//
 // Validate refuses configurations that cannot work; Preflight reports what makes an IPS silently
 // ineffective (a port enslaved to a kernel bridge, IP addresses or forwarding on the ports, a port
 // without carrier, offloads that produce frames above the MTU).

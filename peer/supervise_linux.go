@@ -24,10 +24,6 @@ const (
 	rebindMax   = 2 * time.Second
 )
 
-// ErrInterfaceRemoved is the error Run returns, wrapped, when a bridged interface disappears
-// and Config.ExitOnRemove is set.
-var ErrInterfaceRemoved = errors.New("peer: bridged interface removed")
-
 // supervise watches the ports until the bridge stops, then stops the workers.
 func (b *Bridge) supervise() {
 	defer close(b.done)
