@@ -207,12 +207,9 @@ func (w *worker) pump(d *direction) int {
 		if f.Status&ring.StatusVLANTPIDValid == 0 {
 			in.tpid = 0
 		}
-		if f.Status&ring.StatusCopy != 0 {
-			if !w.readBig(d, &in) {
-				d.c.Truncated++
-				continue
-			}
-		} else if f.SnapLen < f.Len {
+		// A capture shorter than the wire frame is reported by build as truncated; a StatusCopy
+		// placeholder is replaced by the whole frame the kernel queued on the socket.
+		if f.Status&ring.StatusCopy != 0 && !w.readBig(d, &in) {
 			d.c.Truncated++
 			continue
 		}
