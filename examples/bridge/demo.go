@@ -506,11 +506,10 @@ func (d *demo) block(ctx context.Context) error {
 // finalStats stops the bridge gracefully and prints its counters.
 func (d *demo) finalStats() error {
 	b := d.b
-	before := b.snapshot()
 	if err := b.br.Close(); err != nil {
 		return err
 	}
-	s := b.snapshot().withKernel(before)
+	s := b.snapshot() // peer keeps the kernel's counters from Close on
 	d.say("\nfinal stats, %s after %s:", b.name(), s.at.Sub(b.started).Round(time.Millisecond))
 	for _, l := range b.finalLines(s) {
 		d.say("%s", l)

@@ -242,11 +242,6 @@ wait:
 		}
 	}
 
-	// The kernel's counters go with the sockets Close releases: read them first.
-	before := make([]snapshot, len(a.bridges))
-	for i, b := range a.bridges {
-		before[i] = b.snapshot()
-	}
 	cancel()
 	stopped := make(chan struct{})
 	go func() {
@@ -270,14 +265,15 @@ wait:
 	for _, b := range a.bridges {
 		b.closeInject()
 	}
-	a.printFinal(before)
+	a.printFinal()
 	return code
 }
 
-// printFinal prints the totals of the whole run.
-func (a *app) printFinal(before []snapshot) {
-	for i, b := range a.bridges {
-		s := b.snapshot().withKernel(before[i])
+// printFinal prints the totals of the whole run. peer.Bridge keeps the kernel's counters from
+// Close on, so the snapshot is complete although the sockets are gone.
+func (a *app) printFinal() {
+	for _, b := range a.bridges {
+		s := b.snapshot()
 		a.printf("final stats, %s after %s:", b.name(), s.at.Sub(b.started).Round(time.Millisecond))
 		for _, l := range b.finalLines(s) {
 			a.printf("%s", l)

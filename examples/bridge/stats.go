@@ -28,48 +28,6 @@ func (b *bridge) snapshot() snapshot {
 	return s
 }
 
-// withKernel returns s with the kernel's counters at least those of before, per worker and in
-// total. peer.Bridge.Stats reads them from the sockets, which Close releases, and a library that
-// does not keep them reports zeros after Close; a snapshot taken just before has them. They only
-// grow, so the larger value is the later one.
-func (s snapshot) withKernel(before snapshot) snapshot {
-	out := s
-	out.stats.Workers = append([][2]peer.Counters(nil), s.stats.Workers...)
-	out.stats.Total = [2]peer.Counters{}
-	for i := range out.stats.Workers {
-		for d := range out.stats.Workers[i] {
-			c := &out.stats.Workers[i][d]
-			if i < len(before.stats.Workers) {
-				k := before.stats.Workers[i][d]
-				c.KernelPackets = max(c.KernelPackets, k.KernelPackets)
-				c.KernelDrops = max(c.KernelDrops, k.KernelDrops)
-				c.Freezes = max(c.Freezes, k.Freezes)
-			}
-			addCounters(&out.stats.Total[d], c)
-		}
-	}
-	return out
-}
-
-func addCounters(t, c *peer.Counters) {
-	t.Received += c.Received
-	t.Forwarded += c.Forwarded
-	t.Dropped += c.Dropped
-	t.WouldDrop += c.WouldDrop
-	t.Truncated += c.Truncated
-	t.Malformed += c.Malformed
-	t.Oversize += c.Oversize
-	t.Fragments += c.Fragments
-	t.TXErrors += c.TXErrors
-	t.TXRingFull += c.TXRingFull
-	t.FlushErrors += c.FlushErrors
-	t.Panics += c.Panics
-	t.Outgoing += c.Outgoing
-	t.KernelPackets += c.KernelPackets
-	t.KernelDrops += c.KernelDrops
-	t.Freezes += c.Freezes
-}
-
 // intervalLines is the -stats output: one line per direction, rates and counts over the interval
 // between prev and cur.
 func (b *bridge) intervalLines(prev, cur snapshot) []string {
