@@ -243,6 +243,7 @@ func TestVerdictIPSAndTap(t *testing.T) {
 	assert.Equal(t, uint64(100), ba.WouldDrop, "tap counts them")
 	assert.Zero(t, ba.Dropped)
 	assert.Equal(t, ab.Received, ab.Forwarded+ab.Dropped, "counters add up")
+	assert.Equal(t, uint64(200*100+100*101), ab.Bytes, "bytes of every frame received")
 }
 
 func TestVerdictRewrites(t *testing.T) {

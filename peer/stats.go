@@ -15,6 +15,9 @@ type Counters struct {
 	// Received is frames taken from the ingress RX ring (frames the host itself sent out of the
 	// port are not received: see Outgoing).
 	Received uint64
+	// Bytes is the wire length of the Received frames added up (without the VLAN tag the kernel
+	// stripped), for bit rates.
+	Bytes uint64
 	// Forwarded is frames handed to the egress TX ring and accepted by the kernel.
 	Forwarded uint64
 	// Dropped is frames the verdict dropped in ips mode, including fail-closed panics.
@@ -58,6 +61,7 @@ type Counters struct {
 
 func (c *Counters) add(o *Counters) {
 	c.Received += o.Received
+	c.Bytes += o.Bytes
 	c.Forwarded += o.Forwarded
 	c.Dropped += o.Dropped
 	c.WouldDrop += o.WouldDrop
@@ -109,12 +113,13 @@ func (s Stats) Dir(d verdict.Direction) Counters { return s.Total[d] }
 // Counters and stores the values here once per batch, so the hot path has no atomic
 // read-modify-write and no lock, and readers still see consistent per-field values.
 type published struct {
-	received, forwarded, dropped, wouldDrop, truncated, malformed, oversize, fragments,
+	received, bytes, forwarded, dropped, wouldDrop, truncated, malformed, oversize, fragments,
 	txErrors, txRingFull, flushErrors, panics, portDown, outgoing atomic.Uint64
 }
 
 func (p *published) store(c *Counters) {
 	p.received.Store(c.Received)
+	p.bytes.Store(c.Bytes)
 	p.forwarded.Store(c.Forwarded)
 	p.dropped.Store(c.Dropped)
 	p.wouldDrop.Store(c.WouldDrop)
@@ -133,6 +138,7 @@ func (p *published) store(c *Counters) {
 func (p *published) load() Counters {
 	return Counters{
 		Received:    p.received.Load(),
+		Bytes:       p.bytes.Load(),
 		Forwarded:   p.forwarded.Load(),
 		Dropped:     p.dropped.Load(),
 		WouldDrop:   p.wouldDrop.Load(),

@@ -195,6 +195,7 @@ func (w *worker) pump(d *direction) int {
 			continue
 		}
 		d.c.Received++
+		d.c.Bytes += uint64(f.Len)
 		in := inFrame{
 			data:         f.Data,
 			wireLen:      f.Len,
