@@ -65,7 +65,7 @@ func newCollector(a *app) *collector {
 			get:  m.get,
 		})
 	}
-	c.bytes = prometheus.NewDesc("afbridge_received_bytes_total", "Bytes of the frames the rules saw (wire length).", labels, nil)
+	c.bytes = prometheus.NewDesc("afbridge_received_bytes_total", "Bytes of the frames received (wire length).", labels, nil)
 	c.alerts = prometheus.NewDesc("afbridge_alerts_total", "Rule matches raised as alerts (alert, drop and reject rules).", nil, nil)
 	c.eveWritten = prometheus.NewDesc("afbridge_eve_events_written_total", "EVE events written.", nil, nil)
 	c.eveDropped = prometheus.NewDesc("afbridge_eve_events_dropped_total", "EVE events dropped because the writer's queue was full.", nil, nil)
@@ -97,9 +97,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				for _, m := range c.counters {
 					ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(m.get(&st.Workers[w][d])), dir, worker)
 				}
-				if w < len(b.workers) {
-					ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(b.workers[w].bytes[d].Load()), dir, worker)
-				}
+				ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(st.Workers[w][d].Bytes), dir, worker)
 			}
 		}
 	}

@@ -11,22 +11,13 @@ import (
 	"github.com/afbridge/afbridge/verdict"
 )
 
-// snapshot is one reading of a bridge's counters, with the byte counts the library lacks.
+// snapshot is one reading of a bridge's counters.
 type snapshot struct {
 	at    time.Time
 	stats peer.Stats
-	bytes [2]uint64 // per direction, summed over workers
 }
 
-func (b *bridge) snapshot() snapshot {
-	s := snapshot{at: time.Now(), stats: b.br.Stats()}
-	for i := range b.workers {
-		for d := range s.bytes {
-			s.bytes[d] += b.workers[i].bytes[d].Load()
-		}
-	}
-	return s
-}
+func (b *bridge) snapshot() snapshot { return snapshot{at: time.Now(), stats: b.br.Stats()} }
 
 // intervalLines is the -stats output: one line per direction, rates and counts over the interval
 // between prev and cur.
@@ -36,10 +27,10 @@ func (b *bridge) intervalLines(prev, cur snapshot) []string {
 		dt = 1e-9
 	}
 	var out []string
-	for d := range cur.bytes {
+	for d := range cur.stats.Total {
 		c, p := cur.stats.Total[d], prev.stats.Total[d]
 		frames := c.Received - p.Received
-		bits := 8 * float64(cur.bytes[d]-prev.bytes[d])
+		bits := 8 * float64(cur.stats.Total[d].Bytes-prev.stats.Total[d].Bytes)
 		out = append(out, fmt.Sprintf("stats %s: %s frames/s %s, forwarded %d dropped %d would-drop %d kernel-drops %d (last %s)",
 			b.dirName(verdict.Direction(d)), rate(float64(frames)/dt), bitRate(bits/dt),
 			c.Forwarded-p.Forwarded, c.Dropped-p.Dropped, c.WouldDrop-p.WouldDrop, c.KernelDrops-p.KernelDrops,
@@ -53,12 +44,12 @@ func (b *bridge) intervalLines(prev, cur snapshot) []string {
 func (b *bridge) finalLines(s snapshot) []string {
 	el := s.at.Sub(b.started)
 	var out []string
-	for d := range s.bytes {
+	for d := range s.stats.Total {
 		c := s.stats.Total[d]
 		var w strings.Builder
 		fmt.Fprintf(&w, "  %s: received %d, forwarded %d, dropped %d, would-drop %d, kernel-drops %d, %s (%s)",
 			b.dirName(verdict.Direction(d)), c.Received, c.Forwarded, c.Dropped, c.WouldDrop, c.KernelDrops,
-			byteCount(s.bytes[d]), bitRate(8*float64(s.bytes[d])/max(el.Seconds(), 1e-9)))
+			byteCount(s.stats.Total[d].Bytes), bitRate(8*float64(s.stats.Total[d].Bytes)/max(el.Seconds(), 1e-9)))
 		for _, x := range []struct {
 			name string
 			v    uint64

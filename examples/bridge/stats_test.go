@@ -26,10 +26,9 @@ func TestIntervalLines(t *testing.T) {
 	cur := snapshot{
 		at: t0.Add(10 * time.Second),
 		stats: testStats([][2]peer.Counters{{
-			{Received: 20100, Forwarded: 20090, Dropped: 10, KernelDrops: 3},
-			{Received: 15, Forwarded: 12, WouldDrop: 3},
+			{Received: 20100, Bytes: 125_000_000, Forwarded: 20090, Dropped: 10, KernelDrops: 3},
+			{Received: 15, Bytes: 1_000, Forwarded: 12, WouldDrop: 3},
 		}}),
-		bytes: [2]uint64{125_000_000, 1_000},
 	}
 	assert.Equal(t, []string{
 		"stats eth0->eth1: 2000 frames/s 100.0 Mbit/s, forwarded 19990 dropped 10 would-drop 0 kernel-drops 3 (last 10s)",
@@ -42,8 +41,7 @@ func TestFinalLines(t *testing.T) {
 	b.started = time.Date(2026, 11, 27, 22, 0, 0, 0, time.UTC)
 	s := snapshot{
 		at:    b.started.Add(2 * time.Second),
-		stats: testStats([][2]peer.Counters{{{Received: 50, Forwarded: 48, Dropped: 1, Truncated: 1, KernelDrops: 7, KernelPackets: 50}, {Received: 5, Forwarded: 5}}}),
-		bytes: [2]uint64{3 << 20, 300},
+		stats: testStats([][2]peer.Counters{{{Received: 50, Bytes: 3 << 20, Forwarded: 48, Dropped: 1, Truncated: 1, KernelDrops: 7, KernelPackets: 50}, {Received: 5, Bytes: 300, Forwarded: 5}}}),
 	}
 	assert.EqualValues(t, 7, s.stats.Total[0].KernelDrops)
 	assert.EqualValues(t, 48, s.stats.Total[0].Forwarded)
