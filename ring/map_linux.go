@@ -336,7 +336,6 @@ func (m *Map) unmap() {
 // says the frame is ours, every byte of it written before is visible.
 func loadStatus(b []byte) uint32 { return atomic.LoadUint32((*uint32)(unsafe.Pointer(&b[0]))) }
 
-// storeStatus is a store-release of the status word at the start of b: everything written to
-// the frame before (a TX frame and its tp_len), and every read of it (an RX frame handed back),
-// happens before the kernel can see the new status and reuse the frame.
-func storeStatus(b []byte, v uint32) { atomic.StoreUint32((*uint32)(unsafe.Pointer(&b[0])), v) }
+// storeStatus (status_*.go) is a store-release of the status word at the start of b:
+// everything written to the frame before (a TX frame and its tp_len), and every read of it (an
+// RX frame handed back), happens before the kernel can see the new status and reuse the frame.

@@ -79,11 +79,37 @@ func (r *RX) nextV2(f *Frame) bool {
 		return false
 	}
 	decodeV2(slot, st, r.vnet, f)
+	r.readAhead(slot)
 	if r.head++; r.head == len(r.slots) {
 		r.head = 0
 	}
 	r.held++
 	return true
+}
+
+// prefetchAhead is how many slots ahead of the frame Next returns the next frames' cache lines
+// are requested: far enough that they arrive while this frame is processed.
+const prefetchAhead = 4
+
+// readAhead requests the header line and the first two data lines of the slot prefetchAhead
+// after the one just taken, at the data offset this frame had (the kernel puts every frame's
+// data at the same offset unless the socket's settings change). Frames arrive written by the
+// CPU that received them, usually another one; without this, the first read of each frame is
+// a cross-core miss the bridge waits for, about a tenth of its CPU at 64-byte frames. A slot the
+// kernel has not written yet is requested for nothing, and harmlessly.
+func (r *RX) readAhead(cur []byte) {
+	mac := uintptr((*unix.Tpacket2Hdr)(unsafe.Pointer(&cur[0])).Mac)
+	if mac+128 > uintptr(r.frameSize) {
+		mac = 0
+	}
+	a := r.head + prefetchAhead
+	if a >= len(r.slots) {
+		a -= len(r.slots)
+	}
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(r.mem))) + uintptr(r.slots[a])
+	prefetch(p)
+	prefetch(p + mac)
+	prefetch(p + mac + 64)
 }
 
 func (r *RX) nextV3(f *Frame) bool {
