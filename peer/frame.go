@@ -73,16 +73,18 @@ func build(dst []byte, in *inFrame, eg egress) (n int, hdr int, out outcome) {
 	}
 
 	f := dst[hdr : hdr+frameLen]
-	copy(f[:12], in.data[:12])
-	if tag != 0 {
+	if tag == 0 {
+		copy(f, in.data) // one memmove: small frames are mostly call overhead
+	} else {
+		copy(f[:12], in.data[:12])
 		tpid := in.tpid
 		if tpid == 0 {
 			tpid = tpid8021Q // kernels before TP_STATUS_VLAN_TPID_VALID only knew 802.1Q
 		}
 		binary.BigEndian.PutUint16(f[12:], tpid)
 		binary.BigEndian.PutUint16(f[14:], in.tci)
+		copy(f[16:], in.data[12:])
 	}
-	copy(f[12+tag:], in.data[12:])
 
 	gso := false
 	if hdr != 0 {
