@@ -24,6 +24,7 @@ func main() {
 	drop := flag.String("drop", "", "drop frames containing this string (empty: pass all)")
 	batch := flag.Int("batch", 0, "frames per batch (0: the library default)")
 	busy := flag.Duration("busy-poll", 0, "spin this long over idle rings before sleeping (negative: forever)")
+	bypass := flag.Bool("qdisc-bypass", false, "send with PACKET_QDISC_BYPASS (tcpdump on the egress port no longer sees forwarded frames)")
 	flag.Parse()
 
 	v := verdict.PassAll
@@ -37,8 +38,8 @@ func main() {
 		})
 	}
 	br, err := peer.New(peer.Config{
-		A:        peer.Side{Interface: *a, Threads: *threads},
-		B:        peer.Side{Interface: *b, Threads: *threads},
+		A:        peer.Side{Interface: *a, Threads: *threads, QdiscBypass: *bypass},
+		B:        peer.Side{Interface: *b, Threads: *threads, QdiscBypass: *bypass},
 		Verdict:  verdict.Shared(v),
 		BusyPoll: *busy,
 		Batch:    *batch,
