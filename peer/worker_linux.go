@@ -282,7 +282,9 @@ func (w *worker) pump(d *direction) int {
 // holds a truncated placeholder. It reports false if the copy is missing (the socket's receive
 // buffer was full).
 func (w *worker) readBig(d *direction, in *inFrame) bool {
-	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(d.rxFD), uintptr(unsafe.Pointer(&w.big[0])),
+	// Raw, like the ring's flush: it never blocks, and a P handed off during it would cost the
+	// bridge a thread switch.
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(d.rxFD), uintptr(unsafe.Pointer(&w.big[0])),
 		uintptr(len(w.big)), unix.MSG_DONTWAIT, 0, 0)
 	if errno != 0 {
 		return false
@@ -302,7 +304,9 @@ func (w *worker) readBig(d *direction, in *inFrame) bool {
 // retrying briefly while the kernel is short of buffers.
 func (w *worker) sendBig(d *direction, b []byte) bool {
 	for range 8 {
-		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(d.txFD), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+		// Raw, like the ring's flush: MSG_DONTWAIT never blocks, and a 64 KiB GSO frame through
+		// veth easily outlasts the runtime's 20 us tick, after which a plain Syscall loses its P.
+		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(d.txFD), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
 			unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:

@@ -109,7 +109,13 @@ func New(sock Socket, cfg *Config) (*Map, error) {
 			picked: make([]bool, c.TXFrameCount),
 		}
 		t.sendFn = func(fd uintptr) {
-			n, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
+			// A raw syscall: the send never blocks (MSG_DONTWAIT), but it runs every frame of the
+			// batch through the egress device, and with veth the receiver's stack too, so it
+			// often lasts longer than the runtime's 20 us sysmon tick. Through syscall.Syscall
+			// the runtime would then take the goroutine's P and hand it to another thread, which,
+			// with no other goroutine to run, spins looking for work on the CPU the send needs:
+			// 20-30% of a pinned bridge's CPU in the bench harness.
+			n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
 			t.sendN, t.sendErrno = int(n), e
 		}
 		m.TX = t
