@@ -23,6 +23,9 @@ const scratchLen = math.MaxUint16 + 14 + 8 + vnetHdrLen
 // pollIdle bounds a worker's sleep, so a lost wake-up can never stall it for long.
 const pollIdle = 200 // ms
 
+// yieldFrames is how many frames a busy worker moves between yields to other goroutines.
+const yieldFrames = 1024
+
 // pollRetry is the sleep while a TX ring holds frames a flush could not hand over: the kernel
 // raises no event when its socket buffer drains, so the worker looks again soon.
 const pollRetry = 2 // ms
@@ -125,10 +128,19 @@ func (w *worker) run() {
 	}()
 	spin := w.b.cfg.BusyPoll
 	var idleSince time.Time
+	sinceYield := 0
 	for w.b.halt.Load() == 0 {
 		moved := w.pump(&w.dirs[verdict.AToB]) + w.pump(&w.dirs[verdict.BToA])
 		if moved > 0 {
 			idleSince = time.Time{}
+			// A busy worker makes no blocking call (its sends are raw syscalls), so where
+			// workers share a P (GOMAXPROCS below the worker count, as under taskset) the others
+			// would wait for the runtime's 10 ms preemption; yielding every yieldFrames frames
+			// bounds that wait to about a millisecond at full load.
+			if sinceYield += moved; sinceYield >= yieldFrames {
+				sinceYield = 0
+				runtime.Gosched()
+			}
 			continue
 		}
 		if spin != 0 && !w.dirs[0].txFull && !w.dirs[1].txFull {
