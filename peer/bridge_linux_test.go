@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -412,6 +413,23 @@ func TestPreflight(t *testing.T) {
 	assert.Contains(t, all, "b0: enslaved to bridge kbr0")
 	assert.Contains(t, all, "ip link set b0 nomaster")
 	assert.Contains(t, all, "b1: has IP address 198.19.0.1/24")
+}
+
+func TestPreflightGOMAXPROCS(t *testing.T) {
+	tp := newTopo(t, nil)
+	cfg := tp.config(2)
+	prev := runtime.GOMAXPROCS(1)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	var findings []peer.Finding
+	require.NoError(t, tp.bridge.Do(func() error { findings = peer.Preflight(cfg); return nil }))
+	require.Len(t, findings, 1)
+	assert.Equal(t, peer.Warning, findings[0].Severity)
+	assert.Contains(t, findings[0].Problem, "GOMAXPROCS is 1 for 2 workers")
+	assert.Contains(t, findings[0].Fix, "GOMAXPROCS=3")
+
+	runtime.GOMAXPROCS(2)
+	require.NoError(t, tp.bridge.Do(func() error { findings = peer.Preflight(cfg); return nil }))
+	assert.Empty(t, findings, "one P per worker is enough")
 }
 
 func TestVerdictPanic(t *testing.T) {
