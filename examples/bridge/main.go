@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -158,6 +159,12 @@ func (a *app) serve() int {
 	for _, s := range specs {
 		s.cfg.Logger = logger
 		a.bridges = append(a.bridges, newBridge(a.eng, s.cfg, s.where, set))
+	}
+	// Each worker needs its own P: one sleeping in poll(2) holds its P until the runtime takes
+	// it back, so workers sharing Ps stall each other (peer.Preflight explains). More Ps than
+	// CPUs (under taskset, say) costs nothing.
+	if n := workerCount(specs) + 1; runtime.GOMAXPROCS(0) < n {
+		a.printf("bridge: GOMAXPROCS %d -> %d: a P per worker and one for the rest", runtime.GOMAXPROCS(n), n)
 	}
 	for _, b := range a.bridges {
 		for _, f := range peer.Preflight(b.cfg) {

@@ -174,3 +174,12 @@ func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note f
 	}
 	return rc
 }
+
+// workerCount is how many workers the bridges of specs run in all.
+func workerCount(specs []spec) int {
+	n := 0
+	for _, s := range specs {
+		n += max(1, s.cfg.A.Threads, s.cfg.B.Threads)
+	}
+	return n
+}

@@ -151,3 +151,21 @@ func TestRingFallback(t *testing.T) {
 	assert.Equal(t, 2, r.BlockCount, "100 frames fit one default block; at least two")
 	assert.Contains(t, strings.Join(notes, "\n"), "suricata.yaml:2: afbt-z0: block-size 1024 does not work here (BlockSize 1024 is not a multiple of the page size")
 }
+
+func TestWorkerCount(t *testing.T) {
+	side := func(n int) peer.Side { return peer.Side{Interface: "x", Threads: n} }
+	for _, tc := range []struct {
+		name  string
+		specs []spec
+		want  int
+	}{
+		{"none", nil, 0},
+		{"default threads", []spec{{cfg: peer.Config{A: side(0), B: side(0)}}}, 1},
+		{"one bridge", []spec{{cfg: peer.Config{A: side(4), B: side(4)}}}, 4},
+		{"two bridges", []spec{{cfg: peer.Config{A: side(2), B: side(2)}}, {cfg: peer.Config{A: side(0), B: side(0)}}}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, workerCount(tc.specs))
+		})
+	}
+}
