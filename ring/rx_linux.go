@@ -103,7 +103,7 @@ func (r *RX) readAhead(cur []byte) {
 		mac = 0
 	}
 	a := r.head + prefetchAhead
-	if a >= len(r.slots) {
+	for a >= len(r.slots) { // a ring may have fewer slots than prefetchAhead
 		a -= len(r.slots)
 	}
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(r.mem))) + uintptr(r.slots[a])

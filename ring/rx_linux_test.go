@@ -234,3 +234,18 @@ func TestRXChecksumNotReady(t *testing.T) {
 		})
 	}
 }
+
+// readAhead must stay inside the ring however few slots it has, from every position.
+func TestReadAheadSmallRings(t *testing.T) {
+	for slots := 1; slots <= 2*prefetchAhead+1; slots++ {
+		r := &RX{frameSize: 2048, mem: make([]byte, slots*2048)}
+		for i := range slots {
+			r.slots = append(r.slots, i*2048)
+		}
+		for head := range slots {
+			r.head = head
+			cur := r.mem[r.slots[head] : r.slots[head]+r.frameSize]
+			assert.NotPanics(t, func() { r.readAhead(cur) }, "%d slots, head %d", slots, head)
+		}
+	}
+}
