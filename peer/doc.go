@@ -26,7 +26,7 @@
 // Workers are goroutines that sleep in poll(2) when idle and, under load, make only non-blocking
 // raw syscalls, so a busy worker keeps its P and its thread: run with GOMAXPROCS at least the
 // number of workers (plus one for the rest of the program) for each to get a CPU. Workers that
-// share a P take turns every 1024 frames.
+// share a P take turns every 1024 frames (or idle rounds, when busy-polling), at best.
 //
 // Validate refuses configurations that cannot work; Preflight reports what makes an IPS silently
 // ineffective (a port enslaved to a kernel bridge, IP addresses or forwarding on the ports, a port

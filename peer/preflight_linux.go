@@ -25,7 +25,8 @@ import (
 //   - a port that is down or has no carrier: nothing flows;
 //   - without the vnet header, GRO or LRO on a port: frames above the MTU arrive and cannot be
 //     forwarded;
-//   - fewer Ps (GOMAXPROCS) than workers: workers stall each other and their rings overflow.
+//   - fewer Ps (GOMAXPROCS) than this bridge's workers: workers stall each other and their rings
+//     overflow (a program running several bridges needs a P for every worker of all of them).
 //
 // Findings are advice: Start does not refuse to run because of them.
 func Preflight(cfg Config) []Finding {
@@ -88,7 +89,7 @@ func Preflight(cfg Config) []Finding {
 	if w, p := max(cfg.A.threads(), cfg.B.threads()), runtime.GOMAXPROCS(0); p < w {
 		out = append(out, Finding{Warning, "",
 			fmt.Sprintf("GOMAXPROCS is %d for %d workers: a worker sleeping in poll(2) keeps its P until the runtime takes it back (up to ~10 ms), so workers sharing Ps stall each other and their rings overflow (13%% of 1518-byte frames lost with 2 workers on GOMAXPROCS 1 in the bench)", p, w),
-			fmt.Sprintf("run with GOMAXPROCS=%d or more (runtime.GOMAXPROCS(%d)): one per worker and one for the rest of the program; more Ps than CPUs is fine", w+1, w+1)})
+			fmt.Sprintf("run with GOMAXPROCS=%d or more (runtime.GOMAXPROCS(%d)): one per worker and one for the rest of the program; more Ps than CPUs only lets the kernel share the CPUs among them", w+1, w+1)})
 	}
 	return out
 }

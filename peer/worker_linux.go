@@ -23,7 +23,8 @@ const scratchLen = math.MaxUint16 + 14 + 8 + vnetHdrLen
 // pollIdle bounds a worker's sleep, so a lost wake-up can never stall it for long.
 const pollIdle = 200 // ms
 
-// yieldFrames is how many frames a busy worker moves between yields to other goroutines.
+// yieldFrames is how many frames (or idle rounds) a busy or spinning worker goes through
+// between yields to workers that share its P.
 const yieldFrames = 1024
 
 // pollRetry is the sleep while a TX ring holds frames a flush could not hand over: the kernel
@@ -131,16 +132,19 @@ func (w *worker) run() {
 	sinceYield := 0
 	for w.b.halt.Load() == 0 {
 		moved := w.pump(&w.dirs[verdict.AToB]) + w.pump(&w.dirs[verdict.BToA])
-		if moved > 0 {
-			idleSince = time.Time{}
-			// A busy worker makes no blocking call (its sends are raw syscalls), so where
-			// workers share a P (GOMAXPROCS below the worker count, as under taskset) the others
-			// would wait for the runtime's 10 ms preemption; yielding every yieldFrames frames
-			// bounds that wait to about a millisecond at full load.
-			if sinceYield += moved; sinceYield >= yieldFrames {
-				sinceYield = 0
+		// A busy or spinning worker makes no blocking call (its sends are raw syscalls), so
+		// where workers share a P the others would wait for the runtime's 10 ms preemption.
+		// Yielding every yieldFrames frames (or idle rounds) bounds that to about a millisecond
+		// at full load; it is skipped when every worker can have a P, where a yield would only
+		// wake an idle P's thread to compete for the CPU.
+		if sinceYield += max(moved, 1); sinceYield >= yieldFrames {
+			sinceYield = 0
+			if runtime.GOMAXPROCS(0) < w.b.cfg.A.threads() {
 				runtime.Gosched()
 			}
+		}
+		if moved > 0 {
+			idleSince = time.Time{}
 			continue
 		}
 		if spin != 0 && !w.dirs[0].txFull && !w.dirs[1].txFull {

@@ -261,6 +261,9 @@ func (d *demo) startBridge() error {
 		A: peer.Side{Interface: "b0", Threads: demoThreads},
 		B: peer.Side{Interface: "b1", Threads: demoThreads},
 	}
+	if msg := raiseGOMAXPROCS(demoThreads); msg != "" {
+		d.say("  %s", msg)
+	}
 	b := newBridge(d.eng, cfg, "", nil)
 	var findings []peer.Finding
 	err := d.bridgeNS.Do(func() error {

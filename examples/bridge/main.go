@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,11 +159,8 @@ func (a *app) serve() int {
 		s.cfg.Logger = logger
 		a.bridges = append(a.bridges, newBridge(a.eng, s.cfg, s.where, set))
 	}
-	// Each worker needs its own P: one sleeping in poll(2) holds its P until the runtime takes
-	// it back, so workers sharing Ps stall each other (peer.Preflight explains). More Ps than
-	// CPUs (under taskset, say) costs nothing.
-	if n := workerCount(specs) + 1; runtime.GOMAXPROCS(0) < n {
-		a.printf("bridge: GOMAXPROCS %d -> %d: a P per worker and one for the rest", runtime.GOMAXPROCS(n), n)
+	if msg := raiseGOMAXPROCS(workerCount(specs)); msg != "" {
+		a.printf("bridge: %s", msg)
 	}
 	for _, b := range a.bridges {
 		for _, f := range peer.Preflight(b.cfg) {

@@ -5,6 +5,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -182,4 +184,21 @@ func workerCount(specs []spec) int {
 		n += max(1, s.cfg.A.Threads, s.cfg.B.Threads)
 	}
 	return n
+}
+
+// raiseGOMAXPROCS gives each of workers a P, and one more for the rest of the program, unless
+// the operator set GOMAXPROCS: a worker sleeping in poll(2) holds its P until the runtime takes
+// it back, so workers sharing Ps stall each other (see peer.Preflight). Under taskset the
+// runtime starts with one P per allowed CPU; more Ps than CPUs leaves the sharing of the CPUs to
+// the kernel's scheduler. It returns what it did or why not, or "" when nothing was needed.
+func raiseGOMAXPROCS(workers int) string {
+	n, cur := workers+1, runtime.GOMAXPROCS(0)
+	if cur >= n {
+		return ""
+	}
+	if v := os.Getenv("GOMAXPROCS"); v != "" {
+		return fmt.Sprintf("GOMAXPROCS=%s is set for %d workers; they will share Ps and stall each other unless it is at least %d", v, workers, n)
+	}
+	runtime.GOMAXPROCS(n)
+	return fmt.Sprintf("GOMAXPROCS %d -> %d: a P per worker and one for the rest", cur, n)
 }

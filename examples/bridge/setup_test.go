@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -168,4 +169,21 @@ func TestWorkerCount(t *testing.T) {
 			assert.Equal(t, tc.want, workerCount(tc.specs))
 		})
 	}
+}
+
+func TestRaiseGOMAXPROCS(t *testing.T) {
+	prev := runtime.GOMAXPROCS(1)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+
+	t.Setenv("GOMAXPROCS", "")
+	assert.Contains(t, raiseGOMAXPROCS(2), "GOMAXPROCS 1 -> 3")
+	assert.Equal(t, 3, runtime.GOMAXPROCS(0))
+	assert.Empty(t, raiseGOMAXPROCS(2), "enough Ps: nothing to do")
+	assert.Equal(t, 3, runtime.GOMAXPROCS(0), "never lowered")
+
+	runtime.GOMAXPROCS(1)
+	t.Setenv("GOMAXPROCS", "1")
+	msg := raiseGOMAXPROCS(2)
+	assert.Contains(t, msg, "GOMAXPROCS=1 is set for 2 workers")
+	assert.Equal(t, 1, runtime.GOMAXPROCS(0), "the operator's setting is kept")
 }
