@@ -56,20 +56,7 @@ func TestLeastPrivilege(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tp := newTopo(t)
-			p := &proc{t: t, done: make(chan struct{})}
-			p.cmd = exec.Command(bin, "-i", "b0:b1")
-			p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-			p.cmd.SysProcAttr = tc.attr
-			require.NoError(t, tp.bridge.Do(p.cmd.Start))
-			go func() { p.err = p.cmd.Wait(); close(p.done) }()
-			t.Cleanup(func() {
-				select {
-				case <-p.done:
-				default:
-					p.cmd.Process.Kill() // our own child, by PID
-					<-p.done
-				}
-			})
+			p := startCmd(t, tp.bridge, bin, tc.attr, "-i", "b0:b1")
 			p.waitFor(`bridging b0 <-> b1`, 20*time.Second)
 			caps := capLines(t, p.cmd.Process.Pid)
 			t.Logf("capabilities after start: %v", caps)

@@ -398,20 +398,8 @@ func TestUsage(t *testing.T) {
 // TestNoPrivilege: without CAP_NET_RAW the bridge exits 1 and says what it needs.
 func TestNoPrivilege(t *testing.T) {
 	tp := newTopo(t)
-	p := &proc{t: t, done: make(chan struct{})}
-	p.cmd = exec.Command(bridgeBinary(t), "-i", "b0:b1")
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	require.NoError(t, tp.bridge.Do(p.cmd.Start))
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	nobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	p := startCmd(t, tp.bridge, bridgeBinary(t), nobody, "-i", "b0:b1")
 	assert.Equal(t, 1, p.exitCode(30*time.Second), p.stderr.String())
 	assert.Contains(t, p.stderr.String(), "what to do: the bridge needs CAP_NET_RAW and CAP_NET_ADMIN")
 	t.Logf("stderr:\n%s", p.stderr.String())

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,29 +66,11 @@ func bridgeBinary(t *testing.T) string {
 	return binPath
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a bridge process started by a test.
 type proc struct {
 	t              *testing.T
 	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
+	stdout, stderr lockedBuffer
 	done           chan struct{}
 	err            error
 }
@@ -97,9 +79,17 @@ type proc struct {
 // killed at cleanup if the test has not waited for it.
 func start(t *testing.T, ns *netns.NS, args ...string) *proc {
 	t.Helper()
+	return startCmd(t, ns, bridgeBinary(t), nil, args...)
+}
+
+// startCmd is start for the binary bin, run with attr (credentials, capabilities; nil: as the
+// test runs).
+func startCmd(t *testing.T, ns *netns.NS, bin string, attr *syscall.SysProcAttr, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, done: make(chan struct{})}
-	p.cmd = exec.Command(bridgeBinary(t), args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	p.cmd.SysProcAttr = attr
 	startIt := func() error { return p.cmd.Start() }
 	var err error
 	if ns != nil {
