@@ -121,26 +121,15 @@ func (t *TX) Flush() error {
 		}
 		return nil // nothing to send, and the mapping is not touched
 	}
-	entered := !t.holding
-	if entered {
-		if !t.m.enter() {
-			return errClosed
-		}
-	} else if t.m.closed.Load() {
-		t.unhold()
+	entered, ok := t.begin()
+	if !ok {
 		return errClosed
 	}
-	t.reserved = false
 	var err error
 	if t.pending > 0 {
 		err = t.send(true)
 	}
-	if entered {
-		t.m.exit()
-	} else {
-		t.holding = false
-		t.m.unhold()
-	}
+	t.end(entered)
 	return err
 }
 
@@ -149,16 +138,10 @@ func (t *TX) Flush() error {
 // otherwise retry forever, and sends the rest as Flush does; it returns how many it dropped.
 // It rewrites their tp_len to 0, which the kernel refuses, and with PACKET_LOSS skips.
 func (t *TX) Discard(n int) (int, error) {
-	entered := !t.holding
-	if entered {
-		if !t.m.enter() {
-			return 0, errClosed
-		}
-	} else if t.m.closed.Load() {
-		t.unhold()
+	entered, ok := t.begin()
+	if !ok {
 		return 0, errClosed
 	}
-	t.reserved = false
 	if n <= 0 || n > t.pending {
 		n = t.pending
 	}
@@ -172,12 +155,7 @@ func (t *TX) Discard(n int) (int, error) {
 		}
 		err = t.send(true)
 	}
-	if entered {
-		t.m.exit()
-	} else {
-		t.holding = false
-		t.m.unhold()
-	}
+	t.end(entered)
 	return n, err
 }
 
@@ -192,16 +170,10 @@ func (t *TX) Discard(n int) (int, error) {
 // the oldest frame not taken (the TX ring's one goroutine is not sending now), so rewinding
 // the ring to that slot leaves both sides agreeing on where the next frame goes.
 func (t *TX) Cancel() int {
-	entered := !t.holding
-	if entered {
-		if !t.m.enter() {
-			return 0
-		}
-	} else if t.m.closed.Load() {
-		t.unhold()
+	entered, ok := t.begin()
+	if !ok {
 		return 0
 	}
-	t.reserved = false
 	n := t.pending
 	for i, s := 0, t.sent; i < n; i++ {
 		storeStatus(t.slot(s)[t.statusOff:], unix.TP_STATUS_AVAILABLE)
@@ -212,12 +184,7 @@ func (t *TX) Cancel() int {
 	t.head = t.sent
 	t.inuse -= n
 	t.pending = 0
-	if entered {
-		t.m.exit()
-	} else {
-		t.holding = false
-		t.m.unhold()
-	}
+	t.end(entered)
 	return n
 }
 
@@ -331,6 +298,32 @@ func (t *TX) reclaimFree() {
 		if t.reclaim++; t.reclaim == len(t.slots) {
 			t.reclaim = 0
 		}
+	}
+}
+
+// begin enters the mapping for an operation that ends any reservation (Flush, Discard,
+// Cancel): through the reservation's hold when there is one, else by entering the Map. It
+// reports false, having let any hold go, when the Map is closed.
+func (t *TX) begin() (entered, ok bool) {
+	entered = !t.holding
+	if entered {
+		if !t.m.enter() {
+			return false, false
+		}
+	} else if t.m.closed.Load() {
+		t.unhold()
+		return false, false
+	}
+	t.reserved = false
+	return entered, true
+}
+
+// end leaves what begin entered, or lets the reservation's hold go.
+func (t *TX) end(entered bool) {
+	if entered {
+		t.m.exit()
+	} else {
+		t.unhold()
 	}
 }
 
