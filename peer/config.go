@@ -129,9 +129,10 @@ type Config struct {
 	Batch int
 	// BusyPoll keeps an idle worker spinning over its rings this long before it sleeps in
 	// poll(2). Waking a sleeping worker on another CPU costs tens of microseconds per hop (about
-	// 70 us on the 2-vCPU VM the bench ran on); spinning forever trades a CPU for it. A bounded
-	// spin (20-100 us) measured no change in throughput or in the latency of sparse traffic, so
-	// zero, never spinning, is the default; a negative value spins forever.
+	// 75 us on the 2-vCPU VM the bench ran on: BenchmarkWakeUp); spinning forever trades a CPU
+	// for it. A bounded spin (20-100 us) measured no change in throughput or in the latency of
+	// sparse traffic in the bench harness, so zero, never spinning, is the default; a negative
+	// value spins forever.
 	BusyPoll time.Duration
 	// NoVnetHdr turns off PACKET_VNET_HDR. The bridge then completes unfinished checksums in
 	// software and counts GSO super-frames as oversize instead of letting the kernel segment
