@@ -13,7 +13,8 @@
 //   - a segment that overlaps bytes already inspected (or held out of order) with different
 //     bytes ([OverlapDiffers]); identical retransmissions pass;
 //   - a retransmission of bytes no longer retained and not yet acknowledged by the receiver
-//     ([Unverifiable]);
+//     ([Unverifiable]); each direction retains what its receiver has not acknowledged, up to
+//     [Config.Retain] and, for all streams of a Reassembler, [Config.MaxMemory];
 //   - an out-of-order segment that cannot be held until the gap before it fills ([OutOfOrder]);
 //   - urgent data, which most stacks take out of the byte stream ([Urgent]).
 //

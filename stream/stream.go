@@ -94,9 +94,11 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", uint8(s))
 }
 
-// Dir is a direction of a connection, 0 or 1, as the caller numbers them (for example by its
-// flow key's canonical order). The client is the side whose SYN came first, or whichever sent
-// the first segment seen.
+// Dir is a direction of a connection, 0 or 1, as the caller numbers them. Number them by the
+// way the frame crossed the bridge (verdict.Direction), not by its addresses: a packet spoofed
+// with the far side's address then still counts as coming from the near side, so a forged ACK
+// cannot make the Stream forget bytes the receiver never got. The client is the side whose SYN
+// came first, or whichever sent the first segment seen.
 type Dir uint8
 
 // ErrConfig is wrapped by every error [New] returns for a bad [Config].
@@ -107,10 +109,15 @@ type Config struct {
 	// Tail is how many already-inspected bytes each view repeats in front of the new ones: the
 	// longest pattern the caller looks for, minus one. Zero: 64.
 	Tail int
-	// Retain is how many inspected bytes each direction keeps, to compare retransmissions with
-	// (at least Tail). A Stream allocates two such buffers when its first data arrives and
-	// keeps them (reused by [Stream.Reset]). Zero: 4096.
+	// Retain is the most inspected bytes one direction keeps to compare retransmissions
+	// with. A direction keeps the bytes its receiver has not acknowledged (at least Tail),
+	// so it needs about the connection's bytes in flight; a retransmission of bytes neither
+	// kept nor acknowledged is [Unverifiable]. Zero: 1 MiB.
 	Retain int
+	// MaxMemory bounds the bytes of all retain buffers of the Streams this Reassembler
+	// serves; a buffer grows (doubling, from 4 KiB) only within it, else its direction keeps
+	// fewer bytes. Buffers are given back by [Reassembler.Release]. Zero: 64 MiB.
+	MaxMemory int
 	// Hold is how many bytes past a gap an out-of-order segment may reach and still be held;
 	// rounded up to a power of two. Zero: 65536.
 	Hold int
@@ -143,7 +150,8 @@ func (c *Config) resolve() (Config, error) {
 		max  int
 	}{
 		{"Tail", &r.Tail, 64, 1 << 16},
-		{"Retain", &r.Retain, 4096, 1 << 24},
+		{"Retain", &r.Retain, 1 << 20, 1 << 26},
+		{"MaxMemory", &r.MaxMemory, 64 << 20, 1 << 40},
 		{"Hold", &r.Hold, 65536, 1 << 24},
 		{"HoldBuffers", &r.HoldBuffers, 64, 1 << 20},
 	} {
@@ -177,6 +185,8 @@ type Counters struct {
 	Bytes        uint64 // bytes inspected (each byte once)
 	Held         uint64 // out-of-order segments held
 	HoldsInUse   int    // hold buffers lent to directions now
+	Memory       int    // bytes of retain buffers held by Streams now
+	MemoryFull   uint64 // times a retain buffer could not grow within MaxMemory
 	// Anomalies counts segments by anomaly, indexed by bit number (OverlapDiffers is 0).
 	Anomalies [11]uint64
 }
@@ -234,13 +244,13 @@ type half struct {
 	win       uint32 // this side's latest window, scaled
 	inspected int64
 	ret       []byte // the last len(ret) inspected bytes, ending just before next: a window of buf
-	buf       []byte // 2 * Retain bytes, allocated with the first data
+	buf       []byte // the retain buffer: grows with the bytes in flight, up to 2 * Retain
 	hold      *hold
 }
 
 // Stream is one TCP connection's reassembly state. The zero value is ready for a new
-// connection. Keep it in place (a Stream holds buffers) and call [Reassembler.Release] when the
-// connection ends.
+// connection. Keep it in place (a Stream holds buffers), use it with one Reassembler, and call
+// [Reassembler.Release] when the connection ends.
 type Stream struct {
 	h       [2]half
 	client  Dir
@@ -248,15 +258,6 @@ type Stream struct {
 	blocked bool
 	est     bool
 	rst     bool
-}
-
-// Reset makes s ready for a new connection, keeping its retain buffers. Release it first if it
-// may hold out-of-order data.
-func (s *Stream) Reset() {
-	b0, b1 := s.h[0].buf, s.h[1].buf
-	*s = Stream{}
-	s.h[0].buf, s.h[0].ret = b0, b0[:0]
-	s.h[1].buf, s.h[1].ret = b1, b1[:0]
 }
 
 // Block marks s dropped: every later segment of it, both ways, gets [Blocked] (and so
@@ -325,12 +326,16 @@ func New(cfg *Config) (*Reassembler, error) {
 // Counters returns the totals so far.
 func (r *Reassembler) Counters() Counters { return r.c }
 
-// Release gives back the hold buffers s has borrowed. Call it when the connection ends or its
-// state is evicted; s stays usable. Calling it twice is harmless.
+// Release gives back the hold buffers s has borrowed and its retain buffers' share of
+// MaxMemory, and resets s for a new connection. Call it when the connection ends or its state
+// is evicted. Calling it twice is harmless.
 func (r *Reassembler) Release(s *Stream) {
 	for i := range s.h {
 		r.putHold(&s.h[i])
+		r.c.Memory -= len(s.h[i].buf)
+		s.h[i].buf, s.h[i].ret = nil, nil
 	}
+	*s = Stream{}
 }
 
 func (r *Reassembler) getHold() *hold {
@@ -593,7 +598,7 @@ func (r *Reassembler) data(h, o *half, seq uint32, data []byte, res *Result) Ano
 	h.next = next
 	h.inspected += int64(len(fresh))
 	r.c.Bytes += uint64(len(fresh))
-	r.retain(h, fresh)
+	r.retain(h, o, fresh)
 	res.View = v
 	res.New = len(fresh)
 	return a
@@ -624,32 +629,69 @@ func (r *Reassembler) compareOld(h, o *half, seq uint32, b []byte) Anomaly {
 	return Retransmission
 }
 
-// retain appends inspected bytes to h's retain window, keeping the last Retain. The window
-// slides through a buffer twice that size, so bytes move once per Retain bytes retained, not
-// on every segment.
-func (r *Reassembler) retain(h *half, b []byte) {
-	n := r.cfg.Retain
-	if h.buf == nil {
-		h.buf = make([]byte, 2*n)
-		h.ret = h.buf[:0]
+// minBuf is the size a retain buffer starts at.
+const minBuf = 4096
+
+// retain appends inspected bytes b (which end at h.next) to h's retain window. The window keeps
+// what the receiver (o) has not acknowledged, at least Tail bytes and at most Retain. It slides
+// through a buffer about twice its size, so bytes move about once each, not on every segment;
+// the buffer doubles when the window needs more room and MaxMemory allows.
+func (r *Reassembler) retain(h, o *half, b []byte) {
+	want := len(h.ret) + len(b)
+	if o.ackSeen {
+		if un := int32(h.next - o.ack); un >= 0 && int(un) < want {
+			want = int(un)
+		}
 	}
-	if len(b) >= n {
-		copy(h.buf, b[len(b)-n:])
-		h.ret = h.buf[:n]
+	want = min(max(want, r.cfg.Tail), r.cfg.Retain, len(h.ret)+len(b))
+	if 2*want > len(h.buf) && len(h.buf) < 2*r.cfg.Retain {
+		r.grow(h, want)
+	}
+	if want > len(h.buf) {
+		want = len(h.buf) // could not grow: keep what fits
+	}
+	if len(b) >= want {
+		copy(h.buf, b[len(b)-want:])
+		h.ret = h.buf[:want]
 		return
 	}
 	lo := len(h.buf) - cap(h.ret)
 	hi := lo + len(h.ret)
 	if hi+len(b) > len(h.buf) {
-		keep := min(len(h.ret), n-len(b))
+		keep := want - len(b)
 		copy(h.buf, h.ret[len(h.ret)-keep:])
 		lo, hi = 0, keep
 	}
 	hi += copy(h.buf[hi:], b)
-	if hi-lo > n {
-		lo = hi - n
+	if hi-lo > want {
+		lo = hi - want
 	}
 	h.ret = h.buf[lo:hi]
+}
+
+// grow gives h a retain buffer of at least 2*want bytes (a power of two from minBuf, at most
+// 2*Retain) if MaxMemory allows, keeping the retained bytes.
+func (r *Reassembler) grow(h *half, want int) {
+	n := max(len(h.buf), minBuf)
+	for n < 2*want && n < 2*r.cfg.Retain {
+		n *= 2
+	}
+	n = min(n, max(2*r.cfg.Retain, minBuf))
+	if r.c.Memory-len(h.buf)+n > r.cfg.MaxMemory {
+		r.c.MemoryFull++
+		if h.buf != nil {
+			return
+		}
+		// A direction always gets a buffer for its tail, even past the limit.
+		n = max(2*r.cfg.Tail, 64)
+	}
+	if n <= len(h.buf) {
+		return
+	}
+	nb := make([]byte, n)
+	m := copy(nb, h.ret)
+	r.c.Memory += n - len(h.buf)
+	h.buf, h.ret = nb, nb[:m]
 }
 
 // hold keeps an out-of-order segment [seq, seq+len(data)), seq after next.

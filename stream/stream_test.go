@@ -337,17 +337,60 @@ func TestDepth(t *testing.T) {
 	assert.Nil(t, res.View)
 }
 
-func TestResetKeepsBuffers(t *testing.T) {
+func TestRelease(t *testing.T) {
 	c := newConn(t, nil, 1, 2)
 	c.handshake()
 	c.send(0, []byte("abc"))
-	buf := c.s.h[c.cd].buf
-	c.s.Reset()
+	c.send(10, []byte("held"))
+	assert.Equal(t, minBuf, c.r.Counters().Memory)
+	assert.Equal(t, 1, c.r.Counters().HoldsInUse)
+	c.r.Release(&c.s)
+	c.r.Release(&c.s)
+	assert.Zero(t, c.r.Counters().Memory)
+	assert.Zero(t, c.r.Counters().HoldsInUse)
 	assert.Equal(t, StateNew, c.s.State())
-	assert.Empty(t, c.s.h[c.cd].ret)
-	assert.Same(t, &buf[0], &c.s.h[c.cd].buf[0])
 	c.handshake()
 	assert.Equal(t, []byte("xyz"), c.send(0, []byte("xyz")).View, "nothing of the old connection")
+}
+
+// TestRetainFollowsAcks: a direction keeps what its receiver has not acknowledged, so a
+// retransmission far back is still compared, and acknowledged bytes are let go.
+func TestRetainFollowsAcks(t *testing.T) {
+	c := newConn(t, &Config{Tail: 4}, 1, 2)
+	c.handshake()
+	data := bytes.Repeat([]byte("0123456789"), 3000)
+	for off := 0; off < len(data); off += 1000 {
+		c.send(off, data[off:off+1000])
+	}
+	assert.Len(t, c.s.h[c.cd].ret, len(data), "nothing acknowledged: all kept")
+	assert.Equal(t, Retransmission, c.send(0, data[:1000]).Anomalies)
+	evil := bytes.Clone(data[:1000])
+	evil[500] = 'X'
+	assert.Equal(t, OverlapDiffers, c.send(0, evil).Anomalies)
+	c.ackFromServer(len(data) - 100)
+	c.send(len(data), []byte("more"))
+	assert.Len(t, c.s.h[c.cd].ret, 104, "only the unacknowledged bytes")
+	assert.Equal(t, Retransmission, c.send(0, evil).Anomalies, "acknowledged: the receiver ignores it")
+	assert.Equal(t, 65536, c.r.Counters().Memory)
+}
+
+func TestMaxMemory(t *testing.T) {
+	c := newConn(t, &Config{Tail: 4, MaxMemory: 8192}, 1, 2)
+	c.handshake()
+	data := bytes.Repeat([]byte("0123456789"), 1000)
+	for off := 0; off < len(data); off += 1000 {
+		c.send(off, data[off:off+1000])
+	}
+	assert.Equal(t, 8192, c.r.Counters().Memory)
+	assert.NotZero(t, c.r.Counters().MemoryFull)
+	assert.Equal(t, Unverifiable, c.send(0, data[:1000]).Anomalies, "not kept")
+	assert.Equal(t, Retransmission, c.send(9000, data[9000:]).Anomalies, "kept")
+	// Another stream still gets a buffer for its tail.
+	var s Stream
+	c.r.Segment(&s, 0, seg(1, 0, fSYN, 100, nil, nil), 0)
+	c.r.Segment(&s, 0, seg(2, 0, fACK, 100, nil, []byte("abcdef")), 0)
+	res := c.r.Segment(&s, 0, seg(8, 0, fACK, 100, nil, []byte("gh")), 0)
+	assert.Equal(t, []byte("cdefgh"), res.View)
 }
 
 func TestConfig(t *testing.T) {
@@ -395,16 +438,21 @@ func TestZeroAllocs(t *testing.T) {
 func TestRetainWindow(t *testing.T) {
 	r, err := New(&Config{Tail: 3, Retain: 10})
 	require.NoError(t, err)
-	var h half
+	var h, o half
 	var all []byte
 	for i, n := range []int{1, 4, 9, 10, 11, 3, 3, 3, 3, 25, 2, 7, 1, 1, 9} {
 		b := make([]byte, n)
 		for j := range b {
 			b[j] = byte(i*31 + j)
 		}
-		r.retain(&h, b)
+		h.next += uint32(n)
+		r.retain(&h, &o, b)
 		all = append(all, b...)
 		assert.Equal(t, all[max(0, len(all)-10):], h.ret, "after %d appends", i+1)
-		assert.Len(t, h.buf, 20)
 	}
+	// Acknowledged bytes go, down to the tail.
+	o.ackSeen, o.ack = true, h.next-1
+	h.next++
+	r.retain(&h, &o, []byte{1})
+	assert.Equal(t, []byte{all[len(all)-2], all[len(all)-1], 1}, h.ret)
 }
