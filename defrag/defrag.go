@@ -361,8 +361,9 @@ type Reassembler struct {
 	c        Counters
 }
 
-// New returns a Reassembler with cfg's policy and limits (nil: the defaults). Its tables are
-// allocated now; buffers are allocated as datagrams need them, up to MaxMemory, and reused.
+// New returns a Reassembler with cfg's policy and limits (nil: the defaults). Its tables and a
+// 64 KiB buffer for IPv6 atomic fragments are allocated now; reassembly buffers are allocated
+// as datagrams need them, up to MaxMemory, and reused.
 func New(cfg *Config) (*Reassembler, error) {
 	c, err := cfg.resolve()
 	if err != nil {
@@ -562,10 +563,8 @@ func minTransport(proto uint8) int {
 }
 
 func (r *Reassembler) result(s Status, d []byte, a Anomaly) Result {
-	for i := range anomalyNames {
-		if a&(1<<i) != 0 {
-			r.c.Anomalies[i]++
-		}
+	for m := uint32(a) & (1<<len(anomalyNames) - 1); m != 0; m &= m - 1 {
+		r.c.Anomalies[bits.TrailingZeros32(m)]++
 	}
 	return Result{Status: s, Datagram: d, Anomalies: a, Drop: a&r.cfg.DropOn != 0}
 }

@@ -466,10 +466,8 @@ func (r *Reassembler) finish(s *Stream, d Dir, res Result, a Anomaly) Result {
 	res.ToServer = d == s.client
 	res.State = s.State()
 	r.c.WireSegments += uint64(res.Segments)
-	for i := range anomalyNames {
-		if a&(1<<i) != 0 {
-			r.c.Anomalies[i]++
-		}
+	for m := uint32(a) & (1<<len(anomalyNames) - 1); m != 0; m &= m - 1 {
+		r.c.Anomalies[bits.TrailingZeros32(m)]++
 	}
 	return res
 }
