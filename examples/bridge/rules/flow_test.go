@@ -30,7 +30,7 @@ func TestParseFlow(t *testing.T) {
 		assert.Equal(t, want, parseOne(t, r.String()).String(), "round trip")
 	}
 	for in, msg := range map[string]string{
-		`alert tcp any any -> any any (flow:to_server,to_client; sid:1;)`:        "exclude each other",
+		`alert tcp any any -> any any (flow:to_server,to_client; sid:1;)`:         "exclude each other",
 		`alert tcp any any -> any any (flow:established,not_established; sid:1;)`: "exclude each other",
 		`alert tcp any any -> any any (flow:only_stream; sid:1;)`:                 `unknown flow option "only_stream"`,
 		`alert tcp any any -> any any (flow:to_server; flow:established; sid:1;)`: `duplicate option "flow"`,
