@@ -208,6 +208,11 @@ type Result struct {
 	View []byte
 	// New is how many bytes at the end of View are new.
 	New int
+	// Alt, when the segment overlaps retained bytes with other bytes ([OverlapDiffers]), is
+	// how a receiver that takes the segment's bytes would read them: up to Tail retained bytes
+	// before, the segment's bytes, up to Tail retained bytes after. Inspect it to name the
+	// attempt (the segment is dropped anyway). Valid until the next call.
+	Alt []byte
 	// Anomalies found in this segment.
 	Anomalies Anomaly
 	// Drop is Anomalies & Config.DropOn != 0: the caller should drop this segment.
@@ -305,6 +310,8 @@ type Reassembler struct {
 	mask    uint32
 	holds   []*hold
 	scratch []byte
+	alt     []byte // Result.Alt is built here
+	altView []byte
 	c       Counters
 }
 
@@ -320,6 +327,7 @@ func New(cfg *Config) (*Reassembler, error) {
 		mask:    uint32(c.Hold - 1),
 		holds:   make([]*hold, 0, c.HoldBuffers),
 		scratch: make([]byte, c.Tail+maxSegment+c.Hold),
+		alt:     make([]byte, 0, 2*c.Tail+maxSegment),
 	}, nil
 }
 
@@ -381,6 +389,7 @@ const (
 func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) Result {
 	d &= 1
 	r.c.Segments++
+	r.altView = nil
 	if !s.started {
 		s.started = true
 		s.client = d
@@ -462,6 +471,7 @@ func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) Result 
 
 func (r *Reassembler) finish(s *Stream, d Dir, res Result, a Anomaly) Result {
 	res.Anomalies = a
+	res.Alt = r.altView
 	res.Drop = a&r.cfg.DropOn != 0
 	res.ToServer = d == s.client
 	res.State = s.State()
@@ -622,6 +632,11 @@ func (r *Reassembler) compareOld(h, o *half, seq uint32, b []byte) Anomaly {
 	}
 	i := int(seq - retStart)
 	if !bytes.Equal(h.ret[i:i+len(b)], b) {
+		pre := min(i, r.cfg.Tail)
+		post := min(len(h.ret)-i-len(b), r.cfg.Tail)
+		a := append(r.alt[:0], h.ret[i-pre:i]...)
+		a = append(a, b...)
+		r.altView = append(a, h.ret[i+len(b):i+len(b)+post]...)
 		return OverlapDiffers
 	}
 	return Retransmission

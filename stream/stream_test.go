@@ -132,7 +132,7 @@ func TestOutOfOrder(t *testing.T) {
 }
 
 func TestRetransmissions(t *testing.T) {
-	c := newConn(t, nil, 100, 200)
+	c := newConn(t, &Config{Tail: 7}, 100, 200)
 	c.handshake()
 	msg := []byte("hello, world, and more")
 	require.Equal(t, len(msg), c.send(0, msg).New)
@@ -150,6 +150,9 @@ func TestRetransmissions(t *testing.T) {
 	res = c.send(0, evil)
 	assert.Equal(t, OverlapDiffers, res.Anomalies)
 	assert.True(t, res.Drop)
+	assert.Equal(t, evil, res.Alt, "how the receiver could read it")
+	res = c.send(8, []byte("X"))
+	assert.Equal(t, []byte("ello, wXrld, an"), res.Alt, "in its context, Tail bytes each side")
 
 	// Overlapping old and new: the old part is checked, the new part inspected.
 	res = c.send(len(msg)-4, []byte("moreXYZ"))

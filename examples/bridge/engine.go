@@ -24,6 +24,7 @@ type engine struct {
 	rejects    atomic.Uint64 // reject frames sent
 	rejectErrs atomic.Uint64 // reject frames the kernel refused
 	rejectErr  atomic.Pointer[error]
+	inspect    inspectStats
 }
 
 // bridge is one peer.Bridge with the state the binary keeps around it.
@@ -37,6 +38,9 @@ type bridge struct {
 	mode    [2]peer.CopyMode // by verdict.Direction: the ingress side's copy mode
 	inject  [2]frameWriter   // side A, side B: the reject sockets
 	started time.Time
+	// ins holds each worker's inspector, kept across rule reloads so that flows (and flow
+	// drops) survive them; slot i is only touched by worker i.
+	ins []*inspector
 }
 
 // frameWriter sends one Ethernet frame out of its interface: an *afpacket.Conn.
@@ -53,6 +57,7 @@ func newBridge(eng *engine, cfg peer.Config, where string, set *rules.Set) *brid
 		where:  where,
 		ifname: [2]string{cfg.A.Interface, cfg.B.Interface},
 		mode:   [2]peer.CopyMode{cfg.A.CopyMode, cfg.B.CopyMode},
+		ins:    make([]*inspector, max(1, cfg.A.Threads)),
 	}
 	b.sw = verdict.NewSwitch(b.rulesFactory(set))
 	cfg.Verdict = b.sw // bytes are counted by peer (Counters.Bytes)
@@ -89,9 +94,29 @@ func (b *bridge) rulesFactory(set *rules.Set) verdict.Factory {
 	if set == nil || set.Len() == 0 {
 		return verdict.Shared(verdict.PassAll)
 	}
-	return verdict.FactoryFunc(func(int) verdict.Handler {
-		return &ruleHandler{b: b, set: set, res: set.NewResult(), buf: make([]byte, rules.MaxRejectLen)}
+	return verdict.FactoryFunc(func(worker int) verdict.Handler {
+		return &ruleHandler{b: b, set: set, res: set.NewResult(), buf: make([]byte, rules.MaxRejectLen),
+			ins: b.inspector(worker, set.LongestContent()-1)}
 	})
+}
+
+// inspector returns worker's inspector, made anew when there is none yet or the rules need more
+// stream context than it keeps (its flows are then forgotten). Nil if it cannot be made: the
+// worker then matches frame by frame.
+func (b *bridge) inspector(worker, tail int) *inspector {
+	if worker < 0 || worker >= len(b.ins) {
+		in, _ := newInspector(tail, &b.eng.inspect)
+		return in
+	}
+	if in := b.ins[worker]; in != nil && in.tail >= tail {
+		return in
+	}
+	in, err := newInspector(tail, &b.eng.inspect)
+	if err != nil {
+		return nil
+	}
+	b.ins[worker] = in
+	return in
 }
 
 // start opens the reject sockets and starts forwarding, in the calling goroutine's network
@@ -137,12 +162,22 @@ type ruleHandler struct {
 	set *rules.Set
 	res *rules.Result
 	buf []byte
+	ins *inspector // nil: match frame by frame
 }
 
 func (h *ruleHandler) Handle(p *verdict.Packet) verdict.Verdict {
-	switch h.set.Match(p.Data, h.res) {
+	act, drop := rules.NoMatch, false
+	if h.ins != nil {
+		act, drop = h.ins.inspect(p, h.set, h.res)
+	} else {
+		act = h.set.Match(p.Data, h.res)
+	}
+	switch act {
 	case rules.Alert:
 		h.alert(p)
+		if drop {
+			return verdict.Drop
+		}
 		return verdict.Pass
 	case rules.Drop:
 		h.alert(p)
@@ -153,6 +188,9 @@ func (h *ruleHandler) Handle(p *verdict.Packet) verdict.Verdict {
 			h.reject(p)
 		}
 		return verdict.Drop
+	}
+	if drop {
+		return verdict.Drop // a dropped flow, or an evasion attempt
 	}
 	return verdict.Pass // NoMatch, or a pass rule
 }

@@ -1,0 +1,247 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/afbridge/afbridge/defrag"
+	"github.com/afbridge/afbridge/examples/bridge/rules"
+	"github.com/afbridge/afbridge/flow"
+	"github.com/afbridge/afbridge/stream"
+	"github.com/afbridge/afbridge/verdict"
+)
+
+// inspectStats are the process-wide counters of what inspection dropped on its own (no rule).
+type inspectStats struct {
+	flowDrops    atomic.Uint64 // frames of flows dropped earlier
+	fragDrops    atomic.Uint64 // fragments dropped for an anomaly (overlap, tiny, limits)
+	segDrops     atomic.Uint64 // TCP segments dropped for an anomaly (overlap, out of order...)
+	extHdrDrops  atomic.Uint64 // IPv6 packets past flow.MaxExtHeaders
+	reassembled  atomic.Uint64 // datagrams reassembled and inspected whole
+	flowsEvicted atomic.Uint64 // flows forgotten to make room
+}
+
+// Sizes of one worker's inspection state.
+const (
+	inspectFlows = 16384 // flows tracked per worker
+	tailStep     = 16    // stream context is rounded up to this, so a reload rarely needs more
+)
+
+// inspector is one worker's view of flows: it reassembles IP fragments and TCP streams for
+// inspection (the frames themselves leave unchanged) and matches the rules against what the
+// receiver will see, so that content split over fragments or segments is found in the frame
+// that completes it. A flow a rule dropped stays dropped, both ways. It is used by one worker
+// goroutine only.
+type inspector struct {
+	tail    int // stream context: the longest content of the rules it was made for, minus one
+	stats   *inspectStats
+	pkt     flow.Packet
+	frags   *defrag.Reassembler
+	streams *stream.Reassembler
+	flows   flowTable
+	dgram   []byte // a reassembled datagram as a frame
+	synth   []byte // the frame the rules see: headers and the stream's view
+}
+
+func newInspector(tail int, stats *inspectStats) (*inspector, error) {
+	tail = max(1, (tail+tailStep-1)/tailStep*tailStep)
+	frags, err := defrag.New(&defrag.Config{
+		// Tiny fragments are legal; their content is found once reassembled, so they only count.
+		DropOn: defrag.DefaultDropOn &^ defrag.TinyFragment,
+	})
+	if err != nil {
+		return nil, err
+	}
+	streams, err := stream.New(&stream.Config{Tail: tail, Retain: max(tail, 1<<20)})
+	if err != nil {
+		return nil, err
+	}
+	in := &inspector{
+		tail:    tail,
+		stats:   stats,
+		frags:   frags,
+		streams: streams,
+		dgram:   make([]byte, 64+defrag.MaxHeader+65535),
+		synth:   make([]byte, 0, 256+tail+2*65536),
+	}
+	in.flows.init(inspectFlows, func(e *flowEntry) {
+		streams.Release(&e.tcp)
+		stats.flowsEvicted.Add(1)
+	})
+	return in, nil
+}
+
+// inspect judges frame p: it returns the rules' action for what the frame makes visible (res
+// holds the match, as after [rules.Set.Match]) and whether the frame must be dropped whatever
+// the rules say (its flow was dropped, or it is an evasion attempt).
+func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Result) (rules.Action, bool) {
+	now := p.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
+	frame := p.Data
+	pk := &in.pkt
+	err := flow.Parse(frame, pk)
+	switch {
+	case errors.Is(err, flow.ErrExtHeaderLimit):
+		// The upper layer was never reached: nothing could be inspected.
+		in.stats.extHdrDrops.Add(1)
+		return rules.NoMatch, true
+	case err != nil:
+		res.Flow = 0
+		return set.Match(frame, res), false
+	}
+	drop := false
+	if pk.Fragment {
+		fr := in.frags.Frame(frame, now)
+		switch fr.Status {
+		case defrag.Held, defrag.Unusable:
+			if fr.Drop {
+				// Judge what it carries anyway, so that an alert names the attempt.
+				in.stats.fragDrops.Add(1)
+				res.Flow = 0
+				return set.Match(frame, res), true
+			}
+			// Forwarded: the fragment that completes the datagram is judged with all of it.
+			return rules.NoMatch, false
+		case defrag.Complete:
+			if fr.Drop {
+				in.stats.fragDrops.Add(1)
+				drop = true
+			}
+			in.stats.reassembled.Add(1)
+			n := copy(in.dgram, frame[:pk.L3])
+			n += copy(in.dgram[n:], fr.Datagram)
+			frame = in.dgram[:n]
+			if err := flow.Parse(frame, pk); err != nil {
+				res.Flow = 0
+				return set.Match(frame, res), drop
+			}
+		}
+	}
+	e := in.flows.lookup(pk.Key, p.Dir)
+	if e.dropped {
+		in.stats.flowDrops.Add(1)
+		return rules.NoMatch, true
+	}
+	var fl rules.Flow
+	match := frame
+	if pk.Key.Proto == flow.ProtoTCP && pk.Payload > pk.L4 {
+		end := min(pk.End, len(frame))
+		sr := in.streams.Segment(&e.tcp, stream.Dir(p.Dir), frame[pk.L4:end], 0)
+		fl = flowBits(sr.ToServer, e.tcp.Established())
+		match = in.synthesize(frame, pk, sr.View)
+		if sr.Drop {
+			in.stats.segDrops.Add(1)
+			drop = true
+			if sr.Anomalies&(stream.OverlapDiffers|stream.Unverifiable) != 0 {
+				// Bytes other than the ones inspected: an evasion attempt. The flow goes, and
+				// the rules judge the bytes as a receiver taking them would read them, so that
+				// an alert names the attempt.
+				e.dropped = true
+				match = frame
+				if sr.Alt != nil {
+					match = in.synthesize(frame, pk, sr.Alt)
+				}
+			}
+		}
+	} else {
+		fl = flowBits(p.Dir == e.client, e.seen[0] && e.seen[1])
+		if pk.ExtHeaders > 0 {
+			match = in.synthesize(frame, pk, frame[min(pk.Payload, pk.End, len(frame)):min(pk.End, len(frame))])
+		}
+	}
+	res.Flow = fl
+	act := set.Match(match, res)
+	if act == rules.Drop || act == rules.Reject {
+		e.dropped = true // Suricata's flow drop: the rest of the flow, both ways
+	}
+	return act, drop
+}
+
+func flowBits(toServer, established bool) rules.Flow {
+	f := rules.FlowToClient
+	if toServer {
+		f = rules.FlowToServer
+	}
+	if established {
+		return f | rules.FlowEstablished
+	}
+	return f | rules.FlowNotEstablished
+}
+
+// synthesize builds the frame the rules see: frame's link and IP headers (IPv6 without its
+// extension headers, which the rules' decoder need not walk again), its transport header, and
+// payload, with the IP length fixed to match.
+func (in *inspector) synthesize(frame []byte, pk *flow.Packet, payload []byte) []byte {
+	b := append(in.synth[:0], frame[:pk.L3]...)
+	ip := len(b)
+	pay := min(pk.Payload, pk.End, len(frame))
+	l4 := min(pk.L4, pay)
+	if pk.Key.Family == 4 {
+		b = append(b, frame[pk.L3:l4]...)
+		b = append(b, frame[l4:pay]...)
+		b = append(b, payload...)
+		binary.BigEndian.PutUint16(b[ip+2:], uint16(min(len(b)-ip, 65535)))
+	} else {
+		b = append(b, frame[pk.L3:pk.L3+40]...)
+		b[ip+6] = pk.Key.Proto
+		b = append(b, frame[l4:pay]...)
+		b = append(b, payload...)
+		binary.BigEndian.PutUint16(b[ip+4:], uint16(min(len(b)-ip-40, 65535)))
+	}
+	in.synth = b[:0]
+	return b
+}
+
+// flowEntry is what a worker remembers of one flow.
+type flowEntry struct {
+	dropped bool
+	seen    [2]bool           // by verdict.Direction
+	client  verdict.Direction // the side that sent the flow's first frame
+	tcp     stream.Stream
+}
+
+// flowTable is a bounded map of flows: when full, an arbitrary flow is forgotten (counted).
+type flowTable struct {
+	m       map[flow.Key]*flowEntry
+	max     int
+	free    []*flowEntry
+	release func(*flowEntry)
+}
+
+func (t *flowTable) init(n int, release func(*flowEntry)) {
+	t.m = make(map[flow.Key]*flowEntry, n)
+	t.max = n
+	t.release = release
+}
+
+// lookup returns k's flow, made if new, and notes that direction d was seen.
+func (t *flowTable) lookup(k flow.Key, d verdict.Direction) *flowEntry {
+	e := t.m[k]
+	if e == nil {
+		if len(t.m) >= t.max {
+			for ok, old := range t.m {
+				delete(t.m, ok)
+				t.release(old)
+				t.free = append(t.free, old)
+				break
+			}
+		}
+		if n := len(t.free); n > 0 {
+			e = t.free[n-1]
+			t.free = t.free[:n-1]
+			*e = flowEntry{}
+		} else {
+			e = new(flowEntry)
+		}
+		e.client = d
+		t.m[k] = e
+	}
+	e.seen[d&1] = true
+	return e
+}
