@@ -37,11 +37,8 @@ func ringConfig(o RingOptions, mtu int, vnet bool) ring.Config {
 		rc.TXFrameCount = defaultTXFrames
 	}
 	if rc.TXFrameSize == 0 {
-		hdr := 32 // the data of a TPACKET_V2 TX slot starts after its 32-byte header
-		if rc.Version == ring.V3 {
-			hdr = 48
-		}
-		rc.TXFrameSize = (hdr + vnetHdrLen + mtu + ethHdrLen + 2*vlanLen + 15) &^ 15
+		// Room for the vnet header even without it: one slot size whatever the option.
+		rc.TXFrameSize = ring.TXSlotSize(rc.Version, true, mtu+ethHdrLen+2*vlanLen)
 	}
 	return rc
 }
