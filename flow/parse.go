@@ -76,6 +76,9 @@ type Packet struct {
 	// endpoints are equal, then both are false).
 	Reversed bool
 
+	// Len is the length of the parsed frame.
+	Len int
+
 	// Tags is the number of VLAN tags in the frame's bytes (0 to 2). Key.VLAN is the outer ID;
 	// InnerVLAN is the inner ID when there are two tags.
 	Tags      int
@@ -164,7 +167,7 @@ func (p *Packet) Src() int {
 // It returns nil, or one of [ErrNotIP], [ErrTruncated], [ErrMalformed], [ErrExtHeaderLimit].
 // p is fully overwritten either way; on an error it holds what was read before the parser stopped.
 func Parse(frame []byte, p *Packet) error {
-	*p = Packet{}
+	*p = Packet{Len: len(frame)}
 	n := len(frame)
 	if n < ethHeaderLen {
 		return ErrTruncated
