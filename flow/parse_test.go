@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"testing"
 	"unsafe"
 
@@ -550,7 +551,9 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		var p, q flow.Packet
+		orig := bytes.Clone(frame)
 		err := flow.Parse(frame, &p)
+		require.Equal(t, orig, frame, "Parse changed the frame")
 		if err != nil {
 			assert.False(t, p.Bypassable() && !(err == flow.ErrTruncated || err == flow.ErrMalformed),
 				"bypassable with %v", err)
@@ -609,4 +612,22 @@ func BenchmarkParse(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestPacketHoldsNoReference keeps Parse's promise that it keeps no reference to the frame:
+// Packet has no field that could hold one.
+func TestPacketHoldsNoReference(t *testing.T) {
+	var check func(typ reflect.Type)
+	check = func(typ reflect.Type) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			switch f.Type.Kind() {
+			case reflect.Slice, reflect.Pointer, reflect.UnsafePointer, reflect.Interface, reflect.Map, reflect.String, reflect.Chan, reflect.Func:
+				t.Errorf("Packet.%s is a %v", f.Name, f.Type.Kind())
+			case reflect.Struct:
+				check(f.Type)
+			}
+		}
+	}
+	check(reflect.TypeFor[flow.Packet]())
 }

@@ -3,6 +3,7 @@ package flow
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"math/bits"
 	"math/rand/v2"
 	"time"
@@ -158,6 +159,7 @@ type Flow[V any] struct {
 	seen        uint8 // seen* bits
 	dropped     bool
 	used        bool
+	client      uint8
 }
 
 // Bits of Flow.seen, per direction d (0 or 1): bit << d.
@@ -181,6 +183,22 @@ func (f *Flow[V]) Dropped() bool { return f.dropped }
 
 // TCPState returns the flow's TCP state ([TCPNone] for other protocols).
 func (f *Flow[V]) TCPState() TCPState { return f.tcp }
+
+// Client returns the endpoint (0 or 1, compare with [Packet.Src]) that opened the flow: the
+// sender of the SYN for TCP, else the sender of the first frame seen (for a TCP flow picked up
+// mid-stream at its SYN-ACK, the SYN-ACK's receiver). Frames from it go to the server, in
+// Suricata's terms (flow:to_server).
+func (f *Flow[V]) Client() int { return int(f.client) }
+
+// Established reports Suricata's flow:established: for TCP, the handshake completed (or a
+// mid-stream flow was seen both ways) and the connection is not closed ([TCPEstablished] or
+// [TCPClosing]); for other protocols, frames were seen in both directions.
+func (f *Flow[V]) Established() bool {
+	if f.key.Proto == ProtoTCP {
+		return f.tcp == TCPEstablished || f.tcp == TCPClosing
+	}
+	return f.Replied()
+}
 
 // Replied reports whether frames were seen in both directions.
 func (f *Flow[V]) Replied() bool { return f.seen&(seenAny|seenAny<<1) == seenAny|seenAny<<1 }
@@ -319,9 +337,13 @@ func (t *Table[V]) Stats() TableStats { return t.stats }
 // is removed to make room; with [Config].NoEvict, unless that flow has expired, Lookup returns
 // nil, false instead.
 //
-// Lookup uses p.Key whatever Parse returned; a caller decides which frames deserve a flow (a
-// fragment after the first has ports 0 and gets a flow of its own unless the caller maps it).
+// Lookup uses p.Key whatever Parse returned, but returns nil, false for a Key with no Family
+// (the frame was not IP). Otherwise the caller decides which frames deserve a flow: a fragment
+// after the first has ports 0 and gets a flow of its own unless the caller maps it.
 func (t *Table[V]) Lookup(p *Packet, now time.Time) (*Flow[V], bool) {
+	if p.Key.Family == 0 {
+		return nil, false
+	}
 	ns := now.UnixNano()
 	h := p.Key.HashSeed(t.seed)
 	created := false
@@ -335,6 +357,7 @@ func (t *Table[V]) Lookup(p *Packet, now time.Time) (*Flow[V], bool) {
 			return nil, false
 		}
 		created = true
+		t.flows[i].client = uint8(p.Src())
 	} else {
 		t.touch(i)
 	}
@@ -372,6 +395,18 @@ func (t *Table[V]) Remove(f *Flow[V]) {
 func (t *Table[V]) Clear() {
 	for t.head >= 0 {
 		t.remove(t.head, Removed)
+	}
+}
+
+// All yields the table's flows, the one idle longest first. The table must not change during
+// the iteration (no Lookup, Remove, Expire or Clear); to remove flows, collect their keys first.
+func (t *Table[V]) All() iter.Seq[*Flow[V]] {
+	return func(yield func(*Flow[V]) bool) {
+		for i := t.head; i >= 0; i = t.flows[i].next {
+			if !yield(&t.flows[i]) {
+				return
+			}
+		}
 	}
 }
 
@@ -545,10 +580,14 @@ func (t *Table[V]) trackTCP(f *Flow[V], fl TCPFlags, src int) int {
 		if f.tcp == TCPNone || f.tcp == TCPClosed {
 			// A SYN opens (or, on a closed flow, reopens) the connection.
 			f.tcp = TCPSynSent
+			f.client = uint8(src)
 			f.seen &^= (seenSynAck | seenFin) * 3
 		}
 	case fl&(TCPSYN|TCPACK) == TCPSYN|TCPACK:
 		f.seen |= seenSynAck << src
+		if f.tcp == TCPNone {
+			f.client = uint8(other) // picked up at the SYN-ACK
+		}
 		if f.tcp <= TCPSynSent {
 			f.tcp = TCPSynRecv
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -447,4 +448,86 @@ func BenchmarkTable(b *testing.B) {
 			b.ReportMetric(float64(st.Evicted)/float64(b.N), "evictions/op")
 		})
 	}
+}
+
+func TestTableClientAndEstablished(t *testing.T) {
+	client := tcpSeg(t, true, flow.TCPSYN).Src()
+	cases := []struct {
+		name        string
+		first       *flow.Packet
+		then        *flow.Packet
+		established bool
+	}{
+		{"syn", tcpSeg(t, true, flow.TCPSYN), tcpSeg(t, false, flow.TCPSYN|flow.TCPACK), false},
+		{"picked up at the syn-ack", tcpSeg(t, false, flow.TCPSYN|flow.TCPACK), tcpSeg(t, true, flow.TCPACK), true},
+		{"mid-stream, client first", tcpSeg(t, true, flow.TCPACK), tcpSeg(t, false, flow.TCPACK), true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tb := newTable(t, flow.Config[int]{Capacity: 2})
+			tb.Lookup(c.first, t0)
+			f, _ := tb.Lookup(c.then, t0)
+			assert.Equal(t, client, f.Client())
+			assert.Equal(t, c.established, f.Established())
+		})
+	}
+	tb := newTable(t, flow.Config[int]{Capacity: 2})
+	f, _ := tb.Lookup(udpFlow(t, 1, true), t0)
+	assert.Equal(t, udpFlow(t, 1, true).Src(), f.Client())
+	assert.False(t, f.Established())
+	f, _ = tb.Lookup(udpFlow(t, 1, false), t0)
+	assert.Equal(t, udpFlow(t, 1, true).Src(), f.Client(), "the first sender stays the client")
+	assert.True(t, f.Established())
+}
+
+func TestTableNotIP(t *testing.T) {
+	tb := newTable(t, flow.Config[int]{Capacity: 2})
+	var p flow.Packet
+	require.ErrorIs(t, flow.Parse(eth(0x0806, nil, make([]byte, 28)), &p), flow.ErrNotIP)
+	f, created := tb.Lookup(&p, t0)
+	assert.Nil(t, f)
+	assert.False(t, created)
+	assert.Zero(t, tb.Stats())
+}
+
+func TestTableAll(t *testing.T) {
+	tb := newTable(t, flow.Config[int]{Capacity: 8})
+	for _, i := range []int{3, 1, 2, 1} {
+		f, _ := tb.Lookup(udpFlow(t, i, false), t0)
+		f.State = i
+	}
+	var got []int
+	for f := range tb.All() {
+		got = append(got, f.State)
+	}
+	assert.Equal(t, []int{3, 2, 1}, got, "idle longest first")
+	got = got[:0]
+	for f := range tb.All() {
+		got = append(got, f.State)
+		break
+	}
+	assert.Equal(t, []int{3}, got)
+}
+
+func TestTableDefaultSweep(t *testing.T) {
+	tb := newTable(t, flow.Config[int]{Capacity: 1024})
+	for i := range 300 {
+		tb.Lookup(udpFlow(t, i, false), t0)
+	}
+	assert.Equal(t, flow.DefaultSweep, tb.Expire(t0.Add(time.Hour)))
+	assert.Equal(t, 300-flow.DefaultSweep, tb.Expire(t0.Add(time.Hour)))
+}
+
+// TestDefaultTimeouts keeps the numbers in DefaultTimeouts' doc comment true.
+func TestDefaultTimeouts(t *testing.T) {
+	assert.Equal(t, flow.Timeouts{
+		TCPSyn: 60 * time.Second, TCPEstablished: 600 * time.Second, TCPClosing: 60 * time.Second,
+		TCPClosed: 10 * time.Second, Unreplied: 30 * time.Second,
+		UDP: 300 * time.Second, ICMP: 300 * time.Second, Other: 300 * time.Second,
+	}, flow.DefaultTimeouts)
+}
+
+// TestFlowSize keeps Config.Capacity's memory estimate true.
+func TestFlowSize(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(flow.Flow[struct{}]{}), uintptr(120))
 }
