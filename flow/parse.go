@@ -179,7 +179,7 @@ func Parse(frame []byte, p *Packet) error {
 			p.EtherType = et
 			return ErrNotIP
 		}
-		if n < off+8 {
+		if n < off+6 { // TCI and the next EtherType
 			return ErrTruncated
 		}
 		tci := be16(frame, off+2) & 0x0fff

@@ -98,8 +98,9 @@ type Config[V any] struct {
 	NoEvict bool
 	// OnRemove, when set, is called with each flow that leaves the table (expiry, eviction,
 	// removal), before its slot is reused, so the user can release per-flow resources held in
-	// State. It runs on the caller's goroutine inside Lookup, Expire, Remove or Clear, and must
-	// not call back into the table.
+	// State. The flow is already out of the table (Get no longer finds it, the counters include
+	// it). It runs on the caller's goroutine inside Lookup, Expire, Remove or Clear, and must not
+	// call back into the table. If it panics, the table stays consistent.
 	OnRemove func(f *Flow[V], why Reason)
 }
 
@@ -512,9 +513,6 @@ func (t *Table[V]) unlink(i int32) {
 
 func (t *Table[V]) remove(i int32, why Reason) {
 	f := &t.flows[i]
-	if t.onRemove != nil {
-		t.onRemove(f, why)
-	}
 	t.unlink(i)
 	// Backward-shift deletion keeps linear probing chains unbroken without tombstones.
 	pos := f.hash & t.mask
@@ -534,7 +532,8 @@ func (t *Table[V]) remove(i int32, why Reason) {
 		}
 	}
 	t.index[pos] = 0
-	*f = Flow[V]{next: t.free}
+	f.used = false
+	f.next = t.free
 	t.free = i
 	t.stats.Flows--
 	switch why {
@@ -545,6 +544,12 @@ func (t *Table[V]) remove(i int32, why Reason) {
 	default:
 		t.stats.Removed++
 	}
+	// The table is consistent before user code runs: a callback that panics costs nothing
+	// but the release of this flow's State.
+	if t.onRemove != nil {
+		t.onRemove(f, why)
+	}
+	*f = Flow[V]{next: f.next} // drop the State's references for the garbage collector
 }
 
 // track updates the flow's TCP state and timeout with a frame from endpoint src.

@@ -531,3 +531,31 @@ func TestDefaultTimeouts(t *testing.T) {
 func TestFlowSize(t *testing.T) {
 	assert.LessOrEqual(t, unsafe.Sizeof(flow.Flow[struct{}]{}), uintptr(120))
 }
+
+func TestTableOnRemovePanics(t *testing.T) {
+	panicky := true
+	var seen []flow.Key
+	var tb *flow.Table[int]
+	tb = newTable(t, flow.Config[int]{Capacity: 2, OnRemove: func(f *flow.Flow[int], why flow.Reason) {
+		assert.Nil(t, tb.Get(f.Key()), "the flow is out of the table when OnRemove runs")
+		seen = append(seen, f.Key())
+		if panicky {
+			panic("user bug")
+		}
+	}})
+	tb.Lookup(udpFlow(t, 1, false), t0)
+	tb.Lookup(udpFlow(t, 2, false), t0)
+	assert.Panics(t, func() { tb.Lookup(udpFlow(t, 3, false), t0) })
+	panicky = false
+	// The table is intact: the panicking eviction completed, and flow 3 can still be added.
+	assert.Equal(t, 1, tb.Len())
+	f, created := tb.Lookup(udpFlow(t, 3, false), t0)
+	require.NotNil(t, f)
+	assert.True(t, created)
+	assert.NotNil(t, tb.Get(udpFlow(t, 2, false).Key))
+	assert.Equal(t, 2, tb.Len())
+	tb.Lookup(udpFlow(t, 4, false), t0)
+	assert.Len(t, seen, 2)
+	st := tb.Stats()
+	assert.Equal(t, st.Created, uint64(st.Flows)+st.Expired+st.Evicted+st.Removed)
+}
