@@ -61,6 +61,7 @@ func TestKeyMethods(t *testing.T) {
 	assert.Equal(t, netip.MustParseAddr("2001:2::2"), b)
 	assert.Equal(t, "udp [2001:2::1]:53 <-> [2001:2::2]:5353", k6.String())
 	assert.Equal(t, "flow.Key{}", flow.Key{}.String())
+	assert.Equal(t, "proto-47 198.18.0.1:0 <-> 198.18.0.2:0", key4("198.18.0.1", 0, "198.18.0.2", 0, 47, 0).String())
 	a, _ = flow.Key{}.Addrs()
 	assert.False(t, a.IsValid())
 }

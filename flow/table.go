@@ -68,6 +68,7 @@ const (
 	Removed
 )
 
+// String returns the reason's name as used in logs: expired, evicted, removed.
 func (r Reason) String() string {
 	switch r {
 	case Expired:
@@ -124,6 +125,7 @@ const (
 	TCPClosed
 )
 
+// String returns the state's name as used in logs, e.g. syn-sent or established.
 func (s TCPState) String() string {
 	switch s {
 	case TCPNone:

@@ -559,3 +559,13 @@ func TestTableOnRemovePanics(t *testing.T) {
 	st := tb.Stats()
 	assert.Equal(t, st.Created, uint64(st.Flows)+st.Expired+st.Evicted+st.Removed)
 }
+
+func TestNames(t *testing.T) {
+	assert.Equal(t, []string{"expired", "evicted", "removed", "flow.Reason(9)"},
+		[]string{flow.Expired.String(), flow.Evicted.String(), flow.Removed.String(), flow.Reason(9).String()})
+	var got []string
+	for s := flow.TCPNone; s <= flow.TCPClosed+1; s++ {
+		got = append(got, s.String())
+	}
+	assert.Equal(t, []string{"none", "syn-sent", "syn-recv", "established", "closing", "closed", "flow.TCPState(6)"}, got)
+}
