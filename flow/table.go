@@ -12,7 +12,8 @@ import (
 // DefaultCapacity is the number of flows a [Table] holds when [Config].Capacity is 0.
 const DefaultCapacity = 65536
 
-// MaxCapacity is the largest [Config].Capacity (entries are indexed by int32).
+// MaxCapacity is the largest [Config].Capacity (flows are indexed by int32, index slots by the
+// upper 32 bits of a hash).
 const MaxCapacity = 1 << 30
 
 // DefaultSweep is the number of flows [Table.Expire] examines per call when [Config].Sweep is 0.
@@ -244,7 +245,7 @@ type TableStats struct {
 // lazily on lookup and by a bounded sweep in [Table.Expire].
 type Table[V any] struct {
 	flows    []Flow[V]
-	index    []int32 // flow index + 1; 0 is empty
+	index    []uint64 // hash>>32 << 32 | flow index + 1; 0 is empty
 	mask     uint64
 	seed     uint64
 	head     int32 // least recently seen, -1 when empty
@@ -298,7 +299,7 @@ func NewTable[V any](cfg Config[V]) (*Table[V], error) {
 		seed:     rand.Uint64(),
 	}
 	size := uint64(1) << bits.Len64(uint64(2*n-1)) // a power of two >= 2n: load factor <= 1/2
-	t.index = make([]int32, size)
+	t.index = make([]uint64, size)
 	t.mask = size - 1
 	for i := range t.flows {
 		t.flows[i].next = int32(i + 1)
@@ -442,13 +443,18 @@ func (t *Table[V]) Expire(now time.Time) int {
 func (t *Table[V]) idle(f *Flow[V], ns int64) bool { return ns-f.last > f.timeout }
 
 func (t *Table[V]) find(k *Key, h uint64) int32 {
-	for pos := h & t.mask; ; pos = (pos + 1) & t.mask {
+	// The slot holds the hash's upper half beside the flow's index, so a probe touches a flow
+	// only when that half matches, and the slot's home is known without touching it.
+	tag := h >> 32
+	for pos := tag & t.mask; ; pos = (pos + 1) & t.mask {
 		e := t.index[pos]
 		if e == 0 {
 			return -1
 		}
-		if f := &t.flows[e-1]; f.hash == h && f.key == *k {
-			return e - 1
+		if e>>32 == tag {
+			if i := int32(uint32(e)) - 1; t.flows[i].key == *k {
+				return i
+			}
 		}
 	}
 }
@@ -469,11 +475,11 @@ func (t *Table[V]) insert(k *Key, h uint64, ns int64) int32 {
 	f := &t.flows[i]
 	t.free = f.next
 	*f = Flow[V]{key: *k, hash: h, first: ns, last: ns, used: true}
-	pos := h & t.mask
+	pos := (h >> 32) & t.mask
 	for t.index[pos] != 0 {
 		pos = (pos + 1) & t.mask
 	}
-	t.index[pos] = i + 1
+	t.index[pos] = h>>32<<32 | uint64(i+1)
 	// Append at the most recently seen end.
 	f.prev, f.next = t.tail, -1
 	if t.tail >= 0 {
@@ -517,8 +523,8 @@ func (t *Table[V]) remove(i int32, why Reason) {
 	f := &t.flows[i]
 	t.unlink(i)
 	// Backward-shift deletion keeps linear probing chains unbroken without tombstones.
-	pos := f.hash & t.mask
-	for t.index[pos] != i+1 {
+	pos := (f.hash >> 32) & t.mask
+	for uint32(t.index[pos]) != uint32(i+1) {
 		pos = (pos + 1) & t.mask
 	}
 	for next := (pos + 1) & t.mask; ; next = (next + 1) & t.mask {
@@ -526,7 +532,7 @@ func (t *Table[V]) remove(i int32, why Reason) {
 		if e == 0 {
 			break
 		}
-		home := t.flows[e-1].hash & t.mask
+		home := (e >> 32) & t.mask
 		// Move e back into the hole unless its home lies cyclically in (pos, next].
 		if (next-home)&t.mask >= (next-pos)&t.mask {
 			t.index[pos] = e
