@@ -91,8 +91,8 @@ type Packet struct {
 	// Payload where the transport payload starts (after the TCP, UDP or ICMP header; equal to L4
 	// for other protocols and for a fragment that is not the first). End is where the IP packet
 	// ends by its length field: it excludes Ethernet padding. It is the frame's length when the
-	// length field is 0 (IPv4 and IPv6 GSO super-frames above 64 KiB, jumbograms) or claims more
-	// bytes than the frame holds. Payload can be larger than End in a packet that lies about its
+	// length field is 0 (IPv4 and IPv6 GSO super-frames above 64 KiB, jumbograms), smaller than
+	// the IPv4 header, or claims more bytes than the frame holds. Payload can be larger than End in a packet that lies about its
 	// length; [Packet.PayloadBytes] handles that.
 	L3, L4, Payload, End int
 

@@ -180,6 +180,11 @@ func (f *Flow[V]) Key() Key { return f.key }
 // Drop marks the flow dropped: from now on every [Table.Lookup] of it, in both directions,
 // reports it with Dropped true, until it leaves the table. This is Suricata's flow drop; the
 // caller turns it into verdicts.
+//
+// A dropped flow's state and timeout no longer change (its frames still count as activity):
+// the caller drops those frames, so a FIN or RST among them never reaches the other side, and
+// letting it shorten the timeout (to [Timeouts].TCPClosed) would let an attacker end the flow
+// drop early while the receiver still holds the connection open.
 func (f *Flow[V]) Drop() { f.dropped = true }
 
 // Dropped reports whether [Flow.Drop] was called for this flow.
@@ -370,8 +375,10 @@ func (t *Table[V]) Lookup(p *Packet, now time.Time) (*Flow[V], bool) {
 	src := p.Src()
 	f.packets[src]++
 	f.bytes[src] += uint64(p.Len)
-	f.seen |= seenAny << src
-	t.track(f, p, src)
+	if !f.dropped {
+		f.seen |= seenAny << src
+		t.track(f, p, src)
+	}
 	return f, created
 }
 

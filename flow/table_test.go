@@ -569,3 +569,22 @@ func TestNames(t *testing.T) {
 	}
 	assert.Equal(t, []string{"none", "syn-sent", "syn-recv", "established", "closing", "closed", "flow.TCPState(6)"}, got)
 }
+
+// TestTableDroppedFlowKeepsItsTimeout: a RST (or FIN) of a dropped flow is dropped too, so it
+// must not shorten the flow drop to the closed timeout.
+func TestTableDroppedFlowKeepsItsTimeout(t *testing.T) {
+	tb := newTable(t, flow.Config[int]{Capacity: 4})
+	tb.Lookup(tcpSeg(t, true, flow.TCPSYN), t0)
+	tb.Lookup(tcpSeg(t, false, flow.TCPSYN|flow.TCPACK), t0)
+	f, _ := tb.Lookup(tcpSeg(t, true, flow.TCPACK), t0)
+	require.Equal(t, flow.TCPEstablished, f.TCPState())
+	f.Drop()
+	f, _ = tb.Lookup(tcpSeg(t, true, flow.TCPRST), t0.Add(time.Second))
+	assert.Equal(t, flow.TCPEstablished, f.TCPState())
+	assert.Equal(t, flow.DefaultTimeouts.TCPEstablished, f.Timeout())
+	// Long after the closed timeout, the retransmission still finds the flow dropped.
+	f, created := tb.Lookup(tcpSeg(t, true, flow.TCPACK|flow.TCPPSH), t0.Add(time.Minute))
+	assert.False(t, created)
+	assert.True(t, f.Dropped())
+	assert.Equal(t, uint64(4), f.Packets(tcpSeg(t, true, 0).Src()), "dropped frames still count")
+}
