@@ -22,8 +22,11 @@ type Key struct {
 	Port [2]uint16
 	// VLAN is the outer VLAN ID (TCI & 0x0fff); 0 when the frame is untagged.
 	VLAN uint16
-	// Proto is the upper-layer protocol: after the IPv6 extension headers, or the protocol of the
-	// header that ends the walk (ESP, no next header, a fragment that is not the first).
+	// Proto is the upper-layer protocol: the IPv4 protocol field, or for IPv6 the first header
+	// that is not an extension header the parser walks (so ESP, 50, and no next header, 59, end
+	// the walk). For an IPv6 fragment that is not the first, it is the fragment header's next
+	// header; when the walk stops early ([ErrExtHeaderLimit], [ErrTruncated]) it is the type of the
+	// header it stopped at.
 	Proto uint8
 	// Family is 4 or 6; 0 in the zero Key.
 	Family uint8

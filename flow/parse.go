@@ -34,10 +34,13 @@ const MaxBypassExtHeaders = 4
 
 // EtherTypes the parser understands.
 const (
-	EtherTypeIPv4  = 0x0800
-	EtherTypeIPv6  = 0x86dd
-	EtherTypeVLAN  = 0x8100 // 802.1Q
-	EtherTypeQinQ  = 0x88a8 // 802.1ad
+	EtherTypeIPv4 = 0x0800
+	EtherTypeIPv6 = 0x86dd
+	EtherTypeVLAN = 0x8100 // 802.1Q
+	EtherTypeQinQ = 0x88a8 // 802.1ad
+)
+
+const (
 	ethHeaderLen   = 14
 	ipv4HeaderLen  = 20
 	ipv6HeaderLen  = 40

@@ -41,20 +41,24 @@ type Timeouts struct {
 	UDP, ICMP, Other time.Duration
 }
 
-// DefaultTimeouts are Suricata's default flow timeouts (suricata.yaml flow-timeouts: TCP new
-// 60 s, established 600 s, closed 60 s; UDP, ICMP and default new 30 s, established 300 s), with
-// one addition: a connection that is fully closed (RST, or FINs both ways) lasts 10 s, like
-// Linux conntrack's CLOSE, so that short connections free their slots quickly; FIN-only
-// connections keep Suricata's 60 s.
-var DefaultTimeouts = Timeouts{
-	TCPSyn:         60 * time.Second,
-	TCPEstablished: 600 * time.Second,
-	TCPClosing:     60 * time.Second,
-	TCPClosed:      10 * time.Second,
-	Unreplied:      30 * time.Second,
-	UDP:            300 * time.Second,
-	ICMP:           300 * time.Second,
-	Other:          300 * time.Second,
+// DefaultTimeouts returns the timeouts a [Table] uses for the zero fields of [Config].Timeouts:
+// Suricata's default flow timeouts (suricata.yaml flow-timeouts: TCP new 60 s, established 600 s,
+// closed 60 s; UDP, ICMP and default new 30 s, established 300 s), with one addition: a
+// connection that is fully closed (RST, or FINs both ways) lasts 10 s, like Linux conntrack's
+// CLOSE, so that short connections free their slots quickly; FIN-only connections keep
+// Suricata's 60 s. So: TCPSyn 60 s, TCPEstablished 600 s, TCPClosing 60 s, TCPClosed 10 s,
+// Unreplied 30 s, UDP, ICMP and Other 300 s.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{
+		TCPSyn:         60 * time.Second,
+		TCPEstablished: 600 * time.Second,
+		TCPClosing:     60 * time.Second,
+		TCPClosed:      10 * time.Second,
+		Unreplied:      30 * time.Second,
+		UDP:            300 * time.Second,
+		ICMP:           300 * time.Second,
+		Other:          300 * time.Second,
+	}
 }
 
 // Reason says why a flow left a [Table].
@@ -183,7 +187,7 @@ func (f *Flow[V]) Key() Key { return f.key }
 //
 // A dropped flow's state and timeout no longer change (its frames still count as activity):
 // the caller drops those frames, so a FIN or RST among them never reaches the other side, and
-// letting it shorten the timeout (to [Timeouts].TCPClosed) would let an attacker end the flow
+// letting it shorten the timeout (to Timeouts.TCPClosed) would let an attacker end the flow
 // drop early while the receiver still holds the connection open.
 func (f *Flow[V]) Drop() { f.dropped = true }
 
@@ -310,7 +314,7 @@ func NewTable[V any](cfg Config[V]) (*Table[V], error) {
 		t.flows[i].next = int32(i + 1)
 	}
 	t.flows[n-1].next = -1
-	d, c := DefaultTimeouts, cfg.Timeouts
+	d, c := DefaultTimeouts(), cfg.Timeouts
 	for i, pair := range [timeoutClasses][2]time.Duration{
 		{c.TCPSyn, d.TCPSyn}, {c.TCPEstablished, d.TCPEstablished}, {c.TCPClosing, d.TCPClosing},
 		{c.TCPClosed, d.TCPClosed}, {c.Unreplied, d.Unreplied}, {c.UDP, d.UDP}, {c.ICMP, d.ICMP},

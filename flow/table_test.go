@@ -63,14 +63,14 @@ func TestTableBothDirections(t *testing.T) {
 	assert.True(t, created)
 	assert.False(t, f.Replied())
 	f.State = 42
-	assert.Equal(t, flow.DefaultTimeouts.Unreplied, f.Timeout())
+	assert.Equal(t, flow.DefaultTimeouts().Unreplied, f.Timeout())
 
 	g, created := tb.Lookup(rev, t0.Add(time.Second))
 	assert.False(t, created)
 	assert.Same(t, f, g)
 	assert.Equal(t, 42, g.State)
 	assert.True(t, g.Replied())
-	assert.Equal(t, flow.DefaultTimeouts.UDP, g.Timeout())
+	assert.Equal(t, flow.DefaultTimeouts().UDP, g.Timeout())
 	assert.Equal(t, uint64(1), g.Packets(fwd.Src()))
 	assert.Equal(t, uint64(1), g.Packets(rev.Src()))
 	assert.Equal(t, uint64(fwd.Len), g.Bytes(fwd.Src()))
@@ -111,11 +111,11 @@ func TestTableTCPStates(t *testing.T) {
 		{"mid-stream pickup", []seg{{c, A, flow.TCPSynSent}, {c, A, flow.TCPSynSent}, {s, A, flow.TCPEstablished}}},
 	}
 	timeout := map[flow.TCPState]time.Duration{
-		flow.TCPSynSent:     flow.DefaultTimeouts.TCPSyn,
-		flow.TCPSynRecv:     flow.DefaultTimeouts.TCPSyn,
-		flow.TCPEstablished: flow.DefaultTimeouts.TCPEstablished,
-		flow.TCPClosing:     flow.DefaultTimeouts.TCPClosing,
-		flow.TCPClosed:      flow.DefaultTimeouts.TCPClosed,
+		flow.TCPSynSent:     flow.DefaultTimeouts().TCPSyn,
+		flow.TCPSynRecv:     flow.DefaultTimeouts().TCPSyn,
+		flow.TCPEstablished: flow.DefaultTimeouts().TCPEstablished,
+		flow.TCPClosing:     flow.DefaultTimeouts().TCPClosing,
+		flow.TCPClosed:      flow.DefaultTimeouts().TCPClosed,
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,7 +151,7 @@ func TestTableTimeoutsByProtocol(t *testing.T) {
 		f, _ = tb.Lookup(c.b, t0)
 		assert.Equal(t, c.want, f.Timeout())
 	}
-	assert.Equal(t, flow.DefaultTimeouts.TCPSyn, func() time.Duration {
+	assert.Equal(t, flow.DefaultTimeouts().TCPSyn, func() time.Duration {
 		f, _ := tb.Lookup(tcpSeg(t, true, flow.TCPSYN), t0)
 		return f.Timeout()
 	}())
@@ -224,7 +224,7 @@ func TestTableLookupExpires(t *testing.T) {
 	f.State = 7
 	f.Drop()
 	// No Expire call: the lookup itself sees the flow is past its timeout.
-	g, created := tb.Lookup(p, t0.Add(flow.DefaultTimeouts.Unreplied+time.Nanosecond))
+	g, created := tb.Lookup(p, t0.Add(flow.DefaultTimeouts().Unreplied+time.Nanosecond))
 	assert.True(t, created)
 	assert.Zero(t, g.State, "a new flow starts with the zero State")
 	assert.False(t, g.Dropped(), "a flow drop lasts until the flow expires")
@@ -524,7 +524,7 @@ func TestDefaultTimeouts(t *testing.T) {
 		TCPSyn: 60 * time.Second, TCPEstablished: 600 * time.Second, TCPClosing: 60 * time.Second,
 		TCPClosed: 10 * time.Second, Unreplied: 30 * time.Second,
 		UDP: 300 * time.Second, ICMP: 300 * time.Second, Other: 300 * time.Second,
-	}, flow.DefaultTimeouts)
+	}, flow.DefaultTimeouts())
 }
 
 // TestFlowSize keeps Config.Capacity's memory estimate true.
@@ -581,7 +581,7 @@ func TestTableDroppedFlowKeepsItsTimeout(t *testing.T) {
 	f.Drop()
 	f, _ = tb.Lookup(tcpSeg(t, true, flow.TCPRST), t0.Add(time.Second))
 	assert.Equal(t, flow.TCPEstablished, f.TCPState())
-	assert.Equal(t, flow.DefaultTimeouts.TCPEstablished, f.Timeout())
+	assert.Equal(t, flow.DefaultTimeouts().TCPEstablished, f.Timeout())
 	// Long after the closed timeout, the retransmission still finds the flow dropped.
 	f, created := tb.Lookup(tcpSeg(t, true, flow.TCPACK|flow.TCPPSH), t0.Add(time.Minute))
 	assert.False(t, created)
