@@ -95,8 +95,8 @@ type Packet struct {
 	// for other protocols and for a fragment that is not the first). End is where the IP packet
 	// ends by its length field: it excludes Ethernet padding. It is the frame's length when the
 	// length field is 0 (IPv4 and IPv6 GSO super-frames above 64 KiB, jumbograms), smaller than
-	// the IPv4 header, or claims more bytes than the frame holds. Payload can be larger than End in a packet that lies about its
-	// length; [Packet.PayloadBytes] handles that.
+	// the IPv4 header, or claims more bytes than the frame holds. Payload can be larger than End
+	// in a packet that lies about its length; [Packet.PayloadBytes] handles that.
 	L3, L4, Payload, End int
 
 	// TTL is the IPv4 TTL or the IPv6 hop limit.
@@ -138,9 +138,10 @@ type Packet struct {
 //     (ICMP types 8 and 0 under IPv4, ICMPv6 types 128 and 129 under IPv6) with its identifier
 //     (bytes 4 and 5 of the ICMP header) in the frame.
 //
-// Bounds are the frame's bytes, as in the kernel: the IP length fields are not consulted, and a
-// transport header cut short after the bytes the key needs does not change the decision even
-// though [Parse] then returns [ErrTruncated]. Every other frame (fragments, AH, ESP, other
+// Bounds are the frame's bytes, as in the kernel: the IP length fields are not consulted, and
+// the rest of the transport header does not change the decision: a TCP header cut short after
+// its ports, or with a data offset below 20, is eligible even though [Parse] returns
+// [ErrTruncated] or [ErrMalformed] for it. Every other frame (fragments, AH, ESP, other
 // extension headers, other protocols, non-IP) is not eligible.
 func (p *Packet) Bypassable() bool { return p.bypassable }
 
