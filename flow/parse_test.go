@@ -632,3 +632,34 @@ func TestPacketHoldsNoReference(t *testing.T) {
 	}
 	check(reflect.TypeFor[flow.Packet]())
 }
+
+// TestNewKey checks that NewKey gives the Key and direction Parse gives for the same frame.
+func TestNewKey(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	for _, c := range []struct {
+		src, dst netip.AddrPort
+		proto    uint8
+		vlan     uint16
+		frame    []byte
+	}{
+		{ap("198.18.0.1:40000"), ap("198.18.0.2:80"), flow.ProtoTCP, 0, tcp4("198.18.0.1", 40000, "198.18.0.2", 80, flow.TCPSYN, nil)},
+		{ap("198.18.0.2:80"), ap("198.18.0.1:40000"), flow.ProtoTCP, 0, tcp4("198.18.0.2", 80, "198.18.0.1", 40000, flow.TCPSYN, nil)},
+		{ap("198.18.0.2:7"), ap("198.18.0.1:7"), flow.ProtoICMP, 100,
+			eth(flow.EtherTypeIPv4, []tag{{0x8100, 0xe064}}, ip4("198.18.0.2", "198.18.0.1", flow.ProtoICMP, ip4opts{}, icmp(8, 0, 7, 1, nil)))},
+		{ap("[2001:2::9]:53"), ap("[2001:2::1]:5353"), flow.ProtoUDP, 0,
+			eth(flow.EtherTypeIPv6, nil, ip6("2001:2::9", "2001:2::1", nil, flow.ProtoUDP, 64, udp(53, 5353, nil)))},
+		{ap("[::ffff:198.18.0.1]:1"), ap("[2001:2::1]:2"), flow.ProtoUDP, 0,
+			eth(flow.EtherTypeIPv6, nil, ip6("::ffff:198.18.0.1", "2001:2::1", nil, flow.ProtoUDP, 64, udp(1, 2, nil)))},
+	} {
+		var p flow.Packet
+		require.NoError(t, flow.Parse(c.frame, &p))
+		k, rev := flow.NewKey(c.src, c.dst, c.proto, c.vlan)
+		assert.Equal(t, p.Key, k, "%v -> %v", c.src, c.dst)
+		assert.Equal(t, p.Reversed, rev, "%v -> %v", c.src, c.dst)
+	}
+	k, rev := flow.NewKey(ap("198.18.0.1:1"), ap("[2001:2::1]:2"), flow.ProtoUDP, 0)
+	assert.Equal(t, flow.Key{}, k, "mixed families")
+	assert.False(t, rev)
+	k, _ = flow.NewKey(netip.AddrPort{}, ap("198.18.0.1:1"), flow.ProtoUDP, 0)
+	assert.Equal(t, flow.Key{}, k, "invalid address")
+}
