@@ -6,6 +6,7 @@ import (
 	"iter"
 	"math/bits"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 )
 
@@ -265,7 +266,15 @@ type Table[V any] struct {
 	timeouts [timeoutClasses]int64
 	noEvict  bool
 	onRemove func(*Flow[V], Reason)
-	stats    TableStats
+	stats    counters
+}
+
+// counters are written by the table's goroutine only and read by Stats from any goroutine. They
+// change when flows come and go, never on a lookup of an existing flow, so the atomic writes
+// cost nothing per frame in steady state.
+type counters struct {
+	flows                                    atomic.Int64
+	created, expired, evicted, removed, full atomic.Uint64
 }
 
 // Timeout classes, indexes into Table.timeouts.
@@ -335,10 +344,22 @@ func NewTable[V any](cfg Config[V]) (*Table[V], error) {
 func (t *Table[V]) Cap() int { return len(t.flows) }
 
 // Len returns the number of flows in the table.
-func (t *Table[V]) Len() int { return t.stats.Flows }
+func (t *Table[V]) Len() int { return int(t.stats.flows.Load()) }
 
-// Stats returns the table's counters.
-func (t *Table[V]) Stats() TableStats { return t.stats }
+// Stats returns the table's counters. Unlike every other method, it may be called from any
+// goroutine (a metrics exporter, say) while the table's owner uses the table; the counters are
+// then read one by one, not as one snapshot.
+func (t *Table[V]) Stats() TableStats {
+	c := &t.stats
+	return TableStats{
+		Flows:   int(c.flows.Load()),
+		Created: c.created.Load(),
+		Expired: c.expired.Load(),
+		Evicted: c.evicted.Load(),
+		Removed: c.removed.Load(),
+		Full:    c.full.Load(),
+	}
+}
 
 // Lookup finds the flow of a parsed frame, or creates it, and records the frame: its time, size
 // and direction, and for TCP its flags. now is the caller's clock (usually the frame's receive
@@ -472,7 +493,7 @@ func (t *Table[V]) find(k *Key, h uint64) int32 {
 
 func (t *Table[V]) insert(k *Key, h uint64, ns int64) int32 {
 	if t.free < 0 {
-		t.stats.Full++
+		t.stats.full.Add(1)
 		switch {
 		case t.idle(&t.flows[t.head], ns):
 			t.remove(t.head, Expired)
@@ -499,8 +520,8 @@ func (t *Table[V]) insert(k *Key, h uint64, ns int64) int32 {
 		t.head = i
 	}
 	t.tail = i
-	t.stats.Flows++
-	t.stats.Created++
+	t.stats.flows.Add(1)
+	t.stats.created.Add(1)
 	return i
 }
 
@@ -554,14 +575,14 @@ func (t *Table[V]) remove(i int32, why Reason) {
 	f.used = false
 	f.next = t.free
 	t.free = i
-	t.stats.Flows--
+	t.stats.flows.Add(-1)
 	switch why {
 	case Expired:
-		t.stats.Expired++
+		t.stats.expired.Add(1)
 	case Evicted:
-		t.stats.Evicted++
+		t.stats.evicted.Add(1)
 	default:
-		t.stats.Removed++
+		t.stats.removed.Add(1)
 	}
 	// The table is consistent before user code runs: a callback that panics costs nothing
 	// but the release of this flow's State.

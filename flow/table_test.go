@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/afbridge/afbridge/flow"
 )
@@ -617,4 +618,34 @@ func BenchmarkParseLookup(b *testing.B) {
 		f.State += uint64(len(p.PayloadBytes(frames[i%flows])))
 		i++
 	}
+}
+
+// TestTableStatsFromAnotherGoroutine: Stats may be read while the owner works (run with -race).
+func TestTableStatsFromAnotherGoroutine(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	tb := newTable(t, flow.Config[int]{Capacity: 64})
+	ps := churnFrames(t, 256)
+	done := make(chan struct{})
+	read := make(chan flow.TableStats)
+	go func() {
+		var last flow.TableStats
+		for {
+			select {
+			case <-done:
+				read <- last
+				return
+			default:
+				last = tb.Stats()
+			}
+		}
+	}()
+	for i := range 5000 {
+		tb.Lookup(ps[i%len(ps)], t0)
+	}
+	close(done)
+	last := <-read
+	assert.LessOrEqual(t, last.Created, uint64(5000))
+	st := tb.Stats()
+	assert.Equal(t, 64, st.Flows)
+	assert.Equal(t, st.Created, uint64(st.Flows)+st.Evicted)
 }
