@@ -22,8 +22,11 @@ type Key struct {
 	Port [2]uint16
 	// VLAN is the outer VLAN ID (TCI & 0x0fff); 0 when the frame is untagged.
 	VLAN uint16
-	// Proto is the upper-layer protocol: after the IPv6 extension headers, or the protocol of the
-	// header that ends the walk (ESP, no next header, a fragment that is not the first).
+	// Proto is the upper-layer protocol: the IPv4 protocol field, or for IPv6 the first header
+	// that is not an extension header the parser walks (so ESP, 50, and no next header, 59, end
+	// the walk). For an IPv6 fragment that is not the first, it is the fragment header's next
+	// header; when the walk stops early ([ErrExtHeaderLimit], [ErrTruncated]) it is the type of the
+	// header it stopped at.
 	Proto uint8
 	// Family is 4 or 6; 0 in the zero Key.
 	Family uint8
@@ -39,6 +42,34 @@ const (
 	ProtoUDP    = 17
 	ProtoICMPv6 = 58
 )
+
+// NewKey returns the Key of a flow from src to dst, and whether src is endpoint 1 (as
+// [Packet].Reversed would say for a frame from src). Addresses in the IPv4-mapped IPv6 form stay
+// IPv6, as on the wire. For ICMP echo, pass the identifier as both ports. The Key is the zero Key
+// (Family 0, which no frame has) when an address is invalid or the two families differ.
+func NewKey(src, dst netip.AddrPort, proto uint8, vlan uint16) (Key, bool) {
+	a, b := src.Addr(), dst.Addr()
+	if !a.IsValid() || !b.IsValid() || a.Is4() != b.Is4() {
+		return Key{}, false
+	}
+	k := Key{Port: [2]uint16{src.Port(), dst.Port()}, VLAN: vlan & 0x0fff, Proto: proto, Family: 6}
+	if a.Is4() {
+		k.Family = 4
+		x, y := a.As4(), b.As4()
+		k.Addr[0][0], k.Addr[1][0] = binary.BigEndian.Uint32(x[:]), binary.BigEndian.Uint32(y[:])
+	} else {
+		x, y := a.As16(), b.As16()
+		for w := range 4 {
+			k.Addr[0][w], k.Addr[1][w] = binary.BigEndian.Uint32(x[4*w:]), binary.BigEndian.Uint32(y[4*w:])
+		}
+	}
+	if less(&k.Addr[1], k.Port[1], &k.Addr[0], k.Port[0]) {
+		k.Addr[0], k.Addr[1] = k.Addr[1], k.Addr[0]
+		k.Port[0], k.Port[1] = k.Port[1], k.Port[0]
+		return k, true
+	}
+	return k, false
+}
 
 // Addrs returns the addresses of endpoint 0 and endpoint 1. For the zero Key they are invalid.
 func (k Key) Addrs() (netip.Addr, netip.Addr) {

@@ -34,10 +34,13 @@ const MaxBypassExtHeaders = 4
 
 // EtherTypes the parser understands.
 const (
-	EtherTypeIPv4  = 0x0800
-	EtherTypeIPv6  = 0x86dd
-	EtherTypeVLAN  = 0x8100 // 802.1Q
-	EtherTypeQinQ  = 0x88a8 // 802.1ad
+	EtherTypeIPv4 = 0x0800
+	EtherTypeIPv6 = 0x86dd
+	EtherTypeVLAN = 0x8100 // 802.1Q
+	EtherTypeQinQ = 0x88a8 // 802.1ad
+)
+
+const (
 	ethHeaderLen   = 14
 	ipv4HeaderLen  = 20
 	ipv6HeaderLen  = 40
@@ -76,6 +79,9 @@ type Packet struct {
 	// endpoints are equal, then both are false).
 	Reversed bool
 
+	// Len is the length of the parsed frame.
+	Len int
+
 	// Tags is the number of VLAN tags in the frame's bytes (0 to 2). Key.VLAN is the outer ID;
 	// InnerVLAN is the inner ID when there are two tags.
 	Tags      int
@@ -88,9 +94,9 @@ type Packet struct {
 	// Payload where the transport payload starts (after the TCP, UDP or ICMP header; equal to L4
 	// for other protocols and for a fragment that is not the first). End is where the IP packet
 	// ends by its length field: it excludes Ethernet padding. It is the frame's length when the
-	// length field is 0 (IPv4 and IPv6 GSO super-frames above 64 KiB, jumbograms) or claims more
-	// bytes than the frame holds. Payload can be larger than End in a packet that lies about its
-	// length; [Packet.PayloadBytes] handles that.
+	// length field is 0 (IPv4 and IPv6 GSO super-frames above 64 KiB, jumbograms), smaller than
+	// the IPv4 header, or claims more bytes than the frame holds. Payload can be larger than End
+	// in a packet that lies about its length; [Packet.PayloadBytes] handles that.
 	L3, L4, Payload, End int
 
 	// TTL is the IPv4 TTL or the IPv6 hop limit.
@@ -132,9 +138,10 @@ type Packet struct {
 //     (ICMP types 8 and 0 under IPv4, ICMPv6 types 128 and 129 under IPv6) with its identifier
 //     (bytes 4 and 5 of the ICMP header) in the frame.
 //
-// Bounds are the frame's bytes, as in the kernel: the IP length fields are not consulted, and a
-// transport header cut short after the bytes the key needs does not change the decision even
-// though [Parse] then returns [ErrTruncated]. Every other frame (fragments, AH, ESP, other
+// Bounds are the frame's bytes, as in the kernel: the IP length fields are not consulted, and
+// the rest of the transport header does not change the decision: a TCP header cut short after
+// its ports, or with a data offset below 20, is eligible even though [Parse] returns
+// [ErrTruncated] or [ErrMalformed] for it. Every other frame (fragments, AH, ESP, other
 // extension headers, other protocols, non-IP) is not eligible.
 func (p *Packet) Bypassable() bool { return p.bypassable }
 
@@ -164,7 +171,7 @@ func (p *Packet) Src() int {
 // It returns nil, or one of [ErrNotIP], [ErrTruncated], [ErrMalformed], [ErrExtHeaderLimit].
 // p is fully overwritten either way; on an error it holds what was read before the parser stopped.
 func Parse(frame []byte, p *Packet) error {
-	*p = Packet{}
+	*p = Packet{Len: len(frame)}
 	n := len(frame)
 	if n < ethHeaderLen {
 		return ErrTruncated
@@ -176,7 +183,7 @@ func Parse(frame []byte, p *Packet) error {
 			p.EtherType = et
 			return ErrNotIP
 		}
-		if n < off+8 {
+		if n < off+6 { // TCI and the next EtherType
 			return ErrTruncated
 		}
 		tci := be16(frame, off+2) & 0x0fff

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"testing"
 	"unsafe"
 
@@ -60,6 +61,7 @@ func TestKeyMethods(t *testing.T) {
 	assert.Equal(t, netip.MustParseAddr("2001:2::2"), b)
 	assert.Equal(t, "udp [2001:2::1]:53 <-> [2001:2::2]:5353", k6.String())
 	assert.Equal(t, "flow.Key{}", flow.Key{}.String())
+	assert.Equal(t, "proto-47 198.18.0.1:0 <-> 198.18.0.2:0", key4("198.18.0.1", 0, "198.18.0.2", 0, 47, 0).String())
 	a, _ = flow.Key{}.Addrs()
 	assert.False(t, a.IsValid())
 }
@@ -550,7 +552,9 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		var p, q flow.Packet
+		orig := bytes.Clone(frame)
 		err := flow.Parse(frame, &p)
+		require.Equal(t, orig, frame, "Parse changed the frame")
 		if err != nil {
 			assert.False(t, p.Bypassable() && !(err == flow.ErrTruncated || err == flow.ErrMalformed),
 				"bypassable with %v", err)
@@ -609,4 +613,53 @@ func BenchmarkParse(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestPacketHoldsNoReference keeps Parse's promise that it keeps no reference to the frame:
+// Packet has no field that could hold one.
+func TestPacketHoldsNoReference(t *testing.T) {
+	var check func(typ reflect.Type)
+	check = func(typ reflect.Type) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			switch f.Type.Kind() {
+			case reflect.Slice, reflect.Pointer, reflect.UnsafePointer, reflect.Interface, reflect.Map, reflect.String, reflect.Chan, reflect.Func:
+				t.Errorf("Packet.%s is a %v", f.Name, f.Type.Kind())
+			case reflect.Struct:
+				check(f.Type)
+			}
+		}
+	}
+	check(reflect.TypeFor[flow.Packet]())
+}
+
+// TestNewKey checks that NewKey gives the Key and direction Parse gives for the same frame.
+func TestNewKey(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	for _, c := range []struct {
+		src, dst netip.AddrPort
+		proto    uint8
+		vlan     uint16
+		frame    []byte
+	}{
+		{ap("198.18.0.1:40000"), ap("198.18.0.2:80"), flow.ProtoTCP, 0, tcp4("198.18.0.1", 40000, "198.18.0.2", 80, flow.TCPSYN, nil)},
+		{ap("198.18.0.2:80"), ap("198.18.0.1:40000"), flow.ProtoTCP, 0, tcp4("198.18.0.2", 80, "198.18.0.1", 40000, flow.TCPSYN, nil)},
+		{ap("198.18.0.2:7"), ap("198.18.0.1:7"), flow.ProtoICMP, 100,
+			eth(flow.EtherTypeIPv4, []tag{{0x8100, 0xe064}}, ip4("198.18.0.2", "198.18.0.1", flow.ProtoICMP, ip4opts{}, icmp(8, 0, 7, 1, nil)))},
+		{ap("[2001:2::9]:53"), ap("[2001:2::1]:5353"), flow.ProtoUDP, 0,
+			eth(flow.EtherTypeIPv6, nil, ip6("2001:2::9", "2001:2::1", nil, flow.ProtoUDP, 64, udp(53, 5353, nil)))},
+		{ap("[::ffff:198.18.0.1]:1"), ap("[2001:2::1]:2"), flow.ProtoUDP, 0,
+			eth(flow.EtherTypeIPv6, nil, ip6("::ffff:198.18.0.1", "2001:2::1", nil, flow.ProtoUDP, 64, udp(1, 2, nil)))},
+	} {
+		var p flow.Packet
+		require.NoError(t, flow.Parse(c.frame, &p))
+		k, rev := flow.NewKey(c.src, c.dst, c.proto, c.vlan)
+		assert.Equal(t, p.Key, k, "%v -> %v", c.src, c.dst)
+		assert.Equal(t, p.Reversed, rev, "%v -> %v", c.src, c.dst)
+	}
+	k, rev := flow.NewKey(ap("198.18.0.1:1"), ap("[2001:2::1]:2"), flow.ProtoUDP, 0)
+	assert.Equal(t, flow.Key{}, k, "mixed families")
+	assert.False(t, rev)
+	k, _ = flow.NewKey(netip.AddrPort{}, ap("198.18.0.1:1"), flow.ProtoUDP, 0)
+	assert.Equal(t, flow.Key{}, k, "invalid address")
 }
