@@ -39,7 +39,7 @@ type bridge struct {
 	inject  [2]frameWriter   // side A, side B: the reject sockets
 	started time.Time
 	// ins holds each worker's inspector, kept across rule reloads so that flows (and flow
-	// drops) survive them; slot i is only touched by worker i.
+	// drops) survive them. Factories fill it (one call at a time); worker i alone uses slot i's.
 	ins []*inspector
 }
 
@@ -57,7 +57,7 @@ func newBridge(eng *engine, cfg peer.Config, where string, set *rules.Set) *brid
 		where:  where,
 		ifname: [2]string{cfg.A.Interface, cfg.B.Interface},
 		mode:   [2]peer.CopyMode{cfg.A.CopyMode, cfg.B.CopyMode},
-		ins:    make([]*inspector, max(1, cfg.A.Threads)),
+		ins:    make([]*inspector, max(1, cfg.Threads)),
 	}
 	b.sw = verdict.NewSwitch(b.rulesFactory(set))
 	cfg.Verdict = b.sw // bytes are counted by peer (Counters.Bytes)
@@ -163,6 +163,13 @@ type ruleHandler struct {
 	res *rules.Result
 	buf []byte
 	ins *inspector // nil: match frame by frame
+}
+
+// Tick expires the worker's idle flows and fragments (verdict.Ticker).
+func (h *ruleHandler) Tick(now time.Time) {
+	if h.ins != nil {
+		h.ins.tick(now)
+	}
 }
 
 func (h *ruleHandler) Handle(p *verdict.Packet) verdict.Verdict {

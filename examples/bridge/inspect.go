@@ -42,7 +42,7 @@ type inspector struct {
 	pkt     flow.Packet
 	frags   *defrag.Reassembler
 	streams *stream.Reassembler
-	flows   flowTable
+	flows   *flow.Table[flowEntry]
 	dgram   []byte // a reassembled datagram as a frame
 	synth   []byte // the frame the rules see: headers and the stream's view
 }
@@ -68,10 +68,18 @@ func newInspector(tail int, stats *inspectStats) (*inspector, error) {
 		dgram:   make([]byte, 64+defrag.MaxHeader+65535),
 		synth:   make([]byte, 0, 256+tail+2*65536),
 	}
-	in.flows.init(inspectFlows, func(e *flowEntry) {
-		streams.Release(&e.tcp)
-		stats.flowsEvicted.Add(1)
+	in.flows, err = flow.NewTable(flow.Config[flowEntry]{
+		Capacity: inspectFlows,
+		OnRemove: func(f *flow.Flow[flowEntry], why flow.Reason) {
+			streams.Release(&f.State.tcp)
+			if why == flow.Evicted {
+				stats.flowsEvicted.Add(1)
+			}
+		},
 	})
+	if err != nil {
+		return nil, err
+	}
 	return in, nil
 }
 
@@ -123,11 +131,16 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 			}
 		}
 	}
-	e := in.flows.lookup(pk.Key, p.Dir)
-	if e.dropped {
+	f, _ := in.flows.Lookup(pk, now)
+	if f == nil {
+		res.Flow = 0 // no flow tracked: judged alone
+		return set.Match(frame, res), drop
+	}
+	if f.Dropped() {
 		in.stats.flowDrops.Add(1)
 		return rules.NoMatch, true
 	}
+	e := &f.State
 	var fl rules.Flow
 	match := frame
 	if pk.Key.Proto == flow.ProtoTCP && pk.Payload > pk.L4 {
@@ -142,7 +155,7 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 				// Bytes other than the ones inspected: an evasion attempt. The flow goes, and
 				// the rules judge the bytes as a receiver taking them would read them, so that
 				// an alert names the attempt.
-				e.dropped = true
+				f.Drop()
 				match = frame
 				if sr.Alt != nil {
 					match = in.synthesize(frame, pk, sr.Alt)
@@ -150,7 +163,7 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 			}
 		}
 	} else {
-		fl = flowBits(p.Dir == e.client, e.seen[0] && e.seen[1])
+		fl = flowBits(pk.Src() == f.Client(), f.Established())
 		if pk.ExtHeaders > 0 {
 			match = in.synthesize(frame, pk, frame[min(pk.Payload, pk.End, len(frame)):min(pk.End, len(frame))])
 		}
@@ -158,7 +171,7 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 	res.Flow = fl
 	act := set.Match(match, res)
 	if act == rules.Drop || act == rules.Reject {
-		e.dropped = true // Suricata's flow drop: the rest of the flow, both ways
+		f.Drop() // Suricata's flow drop: the rest of the flow, both ways
 	}
 	return act, drop
 }
@@ -172,6 +185,12 @@ func flowBits(toServer, established bool) rules.Flow {
 		return f | rules.FlowEstablished
 	}
 	return f | rules.FlowNotEstablished
+}
+
+// tick expires idle flows and datagrams; the worker calls it between frames.
+func (in *inspector) tick(now time.Time) {
+	in.flows.Expire(now)
+	in.frags.Expire(now)
 }
 
 // synthesize builds the frame the rules see: frame's link and IP headers (IPv6 without its
@@ -198,50 +217,7 @@ func (in *inspector) synthesize(frame []byte, pk *flow.Packet, payload []byte) [
 	return b
 }
 
-// flowEntry is what a worker remembers of one flow.
+// flowEntry is what a worker remembers of one flow beyond what the flow table tracks.
 type flowEntry struct {
-	dropped bool
-	seen    [2]bool           // by verdict.Direction
-	client  verdict.Direction // the side that sent the flow's first frame
-	tcp     stream.Stream
-}
-
-// flowTable is a bounded map of flows: when full, an arbitrary flow is forgotten (counted).
-type flowTable struct {
-	m       map[flow.Key]*flowEntry
-	max     int
-	free    []*flowEntry
-	release func(*flowEntry)
-}
-
-func (t *flowTable) init(n int, release func(*flowEntry)) {
-	t.m = make(map[flow.Key]*flowEntry, n)
-	t.max = n
-	t.release = release
-}
-
-// lookup returns k's flow, made if new, and notes that direction d was seen.
-func (t *flowTable) lookup(k flow.Key, d verdict.Direction) *flowEntry {
-	e := t.m[k]
-	if e == nil {
-		if len(t.m) >= t.max {
-			for ok, old := range t.m {
-				delete(t.m, ok)
-				t.release(old)
-				t.free = append(t.free, old)
-				break
-			}
-		}
-		if n := len(t.free); n > 0 {
-			e = t.free[n-1]
-			t.free = t.free[:n-1]
-			*e = flowEntry{}
-		} else {
-			e = new(flowEntry)
-		}
-		e.client = d
-		t.m[k] = e
-	}
-	e.seen[d&1] = true
-	return e
+	tcp stream.Stream
 }

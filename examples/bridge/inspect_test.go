@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/afbridge/afbridge/examples/bridge/rules"
 	"github.com/afbridge/afbridge/peer"
@@ -410,4 +411,18 @@ func BenchmarkInspect(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestInspectTick: the worker's tick expires idle flows, a dropped one included.
+func TestInspectTick(t *testing.T) {
+	b, _, _ := testBridge(t, evasionRules, peer.IPS, peer.IPS)
+	h := b.cfg.Verdict.New(0)
+	c := &tcpConn{t: t, h: h, cport: 44000, cisn: 1, sisn: 2}
+	c.handshake()
+	require.Equal(t, verdict.Drop, c.send(0, "GET /forbidden"))
+	require.Equal(t, verdict.Drop, c.reply("x"))
+	tk, ok := h.(verdict.Ticker)
+	require.True(t, ok, "the handler expires flows on the bridge's tick")
+	tk.Tick(packet(nil, verdict.AToB).Time.Add(time.Hour))
+	assert.Equal(t, verdict.Pass, c.reply("x"), "forgotten: a new flow")
 }
