@@ -176,6 +176,9 @@ func (h *ruleHandler) Handle(p *verdict.Packet) verdict.Verdict {
 	act, drop := rules.NoMatch, false
 	if h.ins != nil {
 		act, drop = h.ins.inspect(p, h.set, h.res)
+		if h.ins.why != nil {
+			h.anomaly(p, h.ins.why, &h.ins.whyPkt)
+		}
 	} else {
 		act = h.set.Match(p.Data, h.res)
 	}
@@ -218,6 +221,21 @@ func (h *ruleHandler) alert(p *verdict.Packet) {
 		}
 		eng.eve.Write(event(p, &h.res.Packet, r, action))
 	}
+}
+
+// anomaly counts and logs the built-in signature sig that names an inspection drop of the
+// frame d (decoded).
+func (h *ruleHandler) anomaly(p *verdict.Packet, sig *rules.Rule, d *rules.Packet) {
+	eng := h.b.eng
+	eng.alerts.Add(1)
+	if eng.eve == nil {
+		return
+	}
+	action := eve.Allowed
+	if h.b.mode[p.Dir] == peer.IPS {
+		action = eve.Blocked
+	}
+	eng.eve.Write(event(p, d, sig, action))
 }
 
 // event builds the EVE record of rule r matching the decoded frame d.

@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +15,25 @@ import (
 	"github.com/afbridge/afbridge/stream"
 	"github.com/afbridge/afbridge/verdict"
 )
+
+// The built-in signatures that name what inspection drops on its own, logged in EVE like a
+// rule's alert. Their sids are outside the range rule files use (Suricata's own events start at
+// 2200000; these at 2900000).
+var (
+	sigFragOverlap = builtinRule(`drop ip any any -> any any (msg:"afbridge FRAG overlap with different data"; sid:2900001;)`)
+	sigFragInvalid = builtinRule(`drop ip any any -> any any (msg:"afbridge FRAG invalid, tiny first fragment or over a reassembly limit"; sid:2900002;)`)
+	sigStreamDiff  = builtinRule(`drop tcp any any -> any any (msg:"afbridge STREAM segment overlaps inspected data with different data"; sid:2900003;)`)
+	sigStreamOther = builtinRule(`drop tcp any any -> any any (msg:"afbridge STREAM segment cannot be inspected (out of order beyond the hold, urgent data, unverifiable retransmission)"; sid:2900004;)`)
+	sigExtHeaders  = builtinRule(`drop ip any any -> any any (msg:"afbridge IPv6 extension header chain over the limit"; sid:2900005;)`)
+)
+
+func builtinRule(text string) *rules.Rule {
+	s, err := rules.Parse(strings.NewReader(text), "builtin")
+	if err != nil {
+		panic(err) // a typo in the text above
+	}
+	return s.Rules()[0]
+}
 
 // inspectStats are the process-wide counters of what inspection dropped on its own (no rule).
 type inspectStats struct {
@@ -45,6 +65,8 @@ type inspector struct {
 	flows   *flow.Table[flowEntry]
 	dgram   []byte // a reassembled datagram as a frame
 	synth   []byte // the frame the rules see: headers and the stream's view
+	why     *rules.Rule  // the built-in signature of the last inspection drop, or nil
+	whyPkt  rules.Packet // the frame it concerns, decoded
 }
 
 func newInspector(tail int, stats *inspectStats) (*inspector, error) {
@@ -85,8 +107,10 @@ func newInspector(tail int, stats *inspectStats) (*inspector, error) {
 
 // inspect judges frame p: it returns the rules' action for what the frame makes visible (res
 // holds the match, as after [rules.Set.Match]) and whether the frame must be dropped whatever
-// the rules say (its flow was dropped, or it is an evasion attempt).
+// the rules say (its flow was dropped, or it is an evasion attempt). For an evasion attempt,
+// in.why names it (a built-in signature) and in.whyPkt is the frame decoded; else in.why is nil.
 func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Result) (rules.Action, bool) {
+	in.why = nil
 	now := p.Time
 	if now.IsZero() {
 		now = time.Now()
@@ -98,6 +122,7 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 	case errors.Is(err, flow.ErrExtHeaderLimit):
 		// The upper layer was never reached: nothing could be inspected.
 		in.stats.extHdrDrops.Add(1)
+		in.blame(sigExtHeaders, frame)
 		return rules.NoMatch, true
 	case err != nil:
 		res.Flow = 0
@@ -109,8 +134,9 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 		switch fr.Status {
 		case defrag.Held, defrag.Unusable:
 			if fr.Drop {
-				// Judge what it carries anyway, so that an alert names the attempt.
+				// Judge what it carries anyway, in case a rule names the attempt too.
 				in.stats.fragDrops.Add(1)
+				in.blameFrag(fr.Anomalies, frame)
 				res.Flow = 0
 				return set.Match(frame, res), true
 			}
@@ -119,6 +145,7 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 		case defrag.Complete:
 			if fr.Drop {
 				in.stats.fragDrops.Add(1)
+				in.blameFrag(fr.Anomalies, frame)
 				drop = true
 			}
 			in.stats.reassembled.Add(1)
@@ -151,6 +178,11 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 		if sr.Drop {
 			in.stats.segDrops.Add(1)
 			drop = true
+			if sr.Anomalies&stream.OverlapDiffers != 0 {
+				in.blame(sigStreamDiff, frame)
+			} else {
+				in.blame(sigStreamOther, frame)
+			}
 			if sr.Anomalies&(stream.OverlapDiffers|stream.Unverifiable) != 0 {
 				// Bytes other than the ones inspected: an evasion attempt. The flow goes, and
 				// the rules judge the bytes as a receiver taking them would read them, so that
@@ -185,6 +217,20 @@ func flowBits(toServer, established bool) rules.Flow {
 		return f | rules.FlowEstablished
 	}
 	return f | rules.FlowNotEstablished
+}
+
+// blame records the built-in signature that names a drop, with frame decoded for its event.
+func (in *inspector) blame(sig *rules.Rule, frame []byte) {
+	in.why = sig
+	in.whyPkt.Decode(frame)
+}
+
+func (in *inspector) blameFrag(a defrag.Anomaly, frame []byte) {
+	if a&defrag.OverlapDiffers != 0 {
+		in.blame(sigFragOverlap, frame)
+	} else {
+		in.blame(sigFragInvalid, frame)
+	}
 }
 
 // tick expires idle flows and datagrams; the worker calls it between frames.

@@ -191,6 +191,9 @@ func TestInspectTCP(t *testing.T) {
 					sids[ev.Alert.SignatureID] = ev.Alert.Action
 				}
 				assert.Equal(t, "blocked", sids[100], "the alert is in EVE")
+				if strings.HasPrefix(tc.name, "overlap") {
+					assert.Equal(t, "blocked", sids[2900003], "the overlap is named too")
+				}
 
 				// The same flow without the forbidden bytes passes, every segment.
 				b, _, _ = testBridge(t, evasionRules, peer.IPS, peer.IPS)
@@ -309,7 +312,7 @@ func TestInspectFragments(t *testing.T) {
 // dropped (and the datagram with it), whatever policy would pick the bytes.
 func TestInspectOverlappingFragments(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		b, _, _ := testBridge(t, evasionRules, peer.IPS, peer.IPS)
+		b, buf, _ := testBridge(t, evasionRules, peer.IPS, peer.IPS)
 		h := b.cfg.Verdict.New(0)
 		good := udp(5353, 9999, bytes.Repeat([]byte("."), 3000))
 		bad := bytes.Clone(good)
@@ -321,13 +324,19 @@ func TestInspectOverlappingFragments(t *testing.T) {
 		assert.Equal(t, verdict.Drop, h.Handle(packet(g[1], verdict.AToB)), "same place, other bytes")
 		assert.Equal(t, verdict.Drop, h.Handle(packet(f[2], verdict.AToB)), "the rest of an evasive datagram")
 		assert.EqualValues(t, 2, b.eng.inspect.fragDrops.Load())
+		evs := waitEvents(t, b.eng, buf, 2)
+		for _, ev := range evs {
+			assert.Equal(t, uint32(2900001), ev.Alert.SignatureID, "named in EVE")
+			assert.Equal(t, "blocked", ev.Alert.Action)
+			assert.Equal(t, "UDP", ev.Proto)
+		}
 	}
 }
 
 // TestInspectIPv6Headers: UDP behind 9 destination-options headers is inspected; past
 // flow.MaxExtHeaders it is dropped uninspected.
 func TestInspectIPv6Headers(t *testing.T) {
-	b, _, _ := testBridge(t, evasionRules, peer.IPS, peer.IPS)
+	b, buf, _ := testBridge(t, evasionRules, peer.IPS, peer.IPS)
 	h := b.cfg.Verdict.New(0)
 	pkt := func(n int, payload string) *verdict.Packet {
 		return packet(eth(macClient, macServer, ip6(ip6Client, ip6Server, 17, n, false, 0, 0, false, udp(5353, 9999, []byte(payload)))), verdict.AToB)
@@ -336,6 +345,10 @@ func TestInspectIPv6Headers(t *testing.T) {
 	assert.Equal(t, verdict.Drop, h.Handle(pkt(9, "forbidden")))
 	assert.Equal(t, verdict.Drop, h.Handle(pkt(17, "fine")))
 	assert.EqualValues(t, 1, b.eng.inspect.extHdrDrops.Load())
+	evs := waitEvents(t, b.eng, buf, 2)
+	assert.Equal(t, uint32(101), evs[0].Alert.SignatureID)
+	assert.Equal(t, uint32(2900005), evs[1].Alert.SignatureID)
+	assert.Equal(t, "2001:2::1", evs[1].SrcIP)
 }
 
 // TestInspectNoAlloc: TCP segments of an established connection, in order, and a fragmented
