@@ -63,8 +63,8 @@ type inspector struct {
 	frags   *defrag.Reassembler
 	streams *stream.Reassembler
 	flows   *flow.Table[flowEntry]
-	dgram   []byte // a reassembled datagram as a frame
-	synth   []byte // the frame the rules see: headers and the stream's view
+	dgram   []byte       // a reassembled datagram as a frame
+	synth   []byte       // the frame the rules see: headers and the stream's view
 	why     *rules.Rule  // the built-in signature of the last inspection drop, or nil
 	whyPkt  rules.Packet // the frame it concerns, decoded
 }
