@@ -457,7 +457,7 @@ func TestEvasionFragments(t *testing.T) {
 	}
 }
 
-// TestInspectDownload: a 32 MiB download with offloads on (GSO super-frames) passes through the
+// TestInspectDownload: a 4 MiB download with offloads on (GSO super-frames) passes through the
 // inspecting bridge intact, with nothing dropped by inspection.
 func TestInspectDownload(t *testing.T) {
 	tp := newTopo(t)
@@ -465,7 +465,7 @@ func TestInspectDownload(t *testing.T) {
 	p := start(t, tp.bridge, "-i", "b0:b1", "-threads", "2", "-rules",
 		writeFile(t, dir, "r.rules", `drop tcp any any -> any any (msg:"x"; content:"forbidden-bytes"; sid:1;)`))
 	p.waitFor(banner2, 20*time.Second)
-	download(t, tp, 32<<20)
+	download(t, tp, 4<<20)
 	tp.mustBlock(t, "/forbidden-bytes")
 	p.signal(unix.SIGTERM)
 	require.Equal(t, 0, p.exitCode(30*time.Second))
