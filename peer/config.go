@@ -79,12 +79,23 @@ type Side struct {
 	// ClusterID is the fanout group id; zero lets the kernel pick a unique one. The two sides must
 	// not share an id.
 	ClusterID uint16
-	// ClusterType is the fanout mode; the zero value is fanout.Hash (Suricata's cluster_flow), the
-	// only mode that keeps both directions of a flow on one worker.
+	// ClusterType is the fanout mode. Two keep both directions of a flow on one worker:
+	//   - fanout.Hash, the zero value (Suricata's cluster_flow), hashes the kernel's flow key,
+	//     ports included, so the fragments of a datagram (only the first has ports) can reach
+	//     different workers unless Defrag reassembles them;
+	//   - fanout.EBPF (Suricata's cluster_ebpf) balances with the built-in IP-pair program of
+	//     package [github.com/afbridge/afbridge/fanout/ippair]: a symmetric hash of the source
+	//     and destination addresses, so every fragment of a datagram reaches the same worker as
+	//     its flow and leaves exactly as it came, without Defrag. Flows between the same two hosts share a worker. The bridge loads the
+	//     program at Start (which then needs CAP_BPF or CAP_SYS_ADMIN) and unloads it at Close.
+	// Use fanout.EBPF for an inline bridge that must not change the traffic.
 	ClusterType fanout.Mode
-	// Defrag makes the kernel reassemble IPv4 fragments before fanout, so every fragment of a
-	// datagram reaches one worker and the verdict sees the whole datagram. Datagrams larger than
-	// the egress MTU are fragmented again on the way out.
+	// Defrag makes the kernel reassemble IPv4 fragments before fanout (PACKET_FANOUT_FLAG_DEFRAG),
+	// so the verdict sees whole datagrams. That changes the traffic: a datagram reassembled to
+	// more than the egress MTU leaves fragmented again to that MTU (keeping its ID and DF bit), one
+	// that fits leaves whole, and trains the kernel cannot reassemble (incomplete, or overlapping)
+	// are never forwarded. Frames the worker knows were reassembled carry
+	// [verdict.Reassembled]. IPv6 fragments are not reassembled.
 	Defrag bool
 	// CopyMode is what happens to frames received on this side: IPS (the zero value) or Tap.
 	CopyMode CopyMode

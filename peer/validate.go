@@ -50,9 +50,6 @@ func Validate(cfg Config) error {
 		if s.ClusterType > fanout.EBPF {
 			bad("ClusterType", nil, "%s: unknown cluster type %d", s.Interface, s.ClusterType)
 		}
-		if s.ClusterType == fanout.EBPF {
-			bad("ClusterType", nil, "%s: cluster type ebpf needs a loaded program, which peer does not take yet; use hash (cluster_flow)", s.Interface)
-		}
 		if s.CopyMode > Tap {
 			bad("CopyMode", nil, "%s: unknown copy mode %d", s.Interface, s.CopyMode)
 		}

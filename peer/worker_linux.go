@@ -230,14 +230,14 @@ func (w *worker) pump(d *direction) int {
 		if f.Status&ring.StatusVLANTPIDValid == 0 {
 			in.tpid = 0
 		}
-		// Only fanout defrag makes IPv4 datagrams longer than the MTU without a GSO type.
-		in.reassembled = d.defrag && !gso(f) && reassembled(in.data, d.inMTU)
 		// A capture shorter than the wire frame is reported by build as truncated; a StatusCopy
 		// placeholder is replaced by the whole frame the kernel queued on the socket.
 		if f.Status&ring.StatusCopy != 0 && !w.readBig(d, &in) {
 			d.c.Truncated++
 			continue
 		}
+		// Only fanout defrag makes IPv4 datagrams longer than the MTU without a GSO type.
+		in.reassembled = d.defrag && !gso(f) && reassembled(in.data, d.inMTU)
 		buf := slot
 		if need := len(in.data) + vlanLen + vnetHdrLen; need > len(slot) {
 			buf = w.scratch // a GSO super-frame or a reassembled datagram
