@@ -195,7 +195,8 @@ func reassemble(t *testing.T, frags [][]byte, id uint16, mtu int) []byte {
 // overlapping, incomplete) both ways through a bridge on veth at MTU 1500.
 //
 //   - With the IP-pair fanout (cluster type ebpf) and no defrag, every frame arrives byte for
-//     byte, however odd, and nothing is flagged Reassembled.
+//     byte, however odd, nothing is flagged Reassembled, and the verdict sees all frames of an
+//     address pair, both ways, on one worker.
 //   - With fanout defrag (cluster type hash), every complete IPv4 datagram is reassembled by the
 //     kernel, flagged Reassembled, and leaves as fragments within the MTU (DF kept) that
 //     reassemble to it; IPv6 trains, which fanout defrag does not touch, arrive byte for byte;
@@ -217,12 +218,20 @@ func TestFragmentTrains(t *testing.T) {
 			cfg.A.ClusterType, cfg.B.ClusterType = mode.typ, mode.typ
 			cfg.A.Defrag, cfg.B.Defrag = mode.defrag, mode.defrag
 			var mu sync.Mutex
-			reasm := map[int]int{} // length of Reassembled frames seen -> count
+			reasm := map[int]int{}               // length of Reassembled frames seen -> count
+			workers := map[uint16]map[int]bool{} // EtherType of the trains' frames -> workers that saw them
 			cfg.Verdict = verdict.Shared(verdict.Func(func(p *verdict.Packet) verdict.Verdict {
+				mu.Lock()
+				defer mu.Unlock()
 				if p.Status&verdict.Reassembled != 0 {
-					mu.Lock()
 					reasm[len(p.Data)]++
-					mu.Unlock()
+				}
+				if isFragTest(p.Data) {
+					et := binary.BigEndian.Uint16(p.Data[12:])
+					if workers[et] == nil {
+						workers[et] = map[int]bool{}
+					}
+					workers[et][p.Worker] = true
 				}
 				return verdict.Pass
 			}))
@@ -300,6 +309,12 @@ func TestFragmentTrains(t *testing.T) {
 				mu.Unlock()
 				assert.Equal(t, wantReasm, n, "direction %d: frames flagged Reassembled", dir)
 				t.Logf("direction %d: sent %d frames in %d trains, %d arrived", dir, sent, len(ts), len(got))
+			}
+			if !mode.defrag {
+				// One address pair per family, both ways, every fragment: one worker each.
+				for et, w := range workers {
+					assert.Len(t, w, 1, "EtherType %#x: the pair's frames, both ways, went to workers %v", et, w)
+				}
 			}
 			st := checkIdentity(t, br)
 			t.Logf("A->B %+v", st.Dir(verdict.AToB))
