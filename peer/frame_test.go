@@ -463,3 +463,19 @@ func FuzzFragment(f *testing.F) {
 		require.Equal(t, k, checkFragments(t, fr, mtu, vnet))
 	})
 }
+
+// TestFragmentAllocatesNothing: refragmenting is on the hot path of a defrag bridge.
+func TestFragmentAllocatesNothing(t *testing.T) {
+	f := ipv4UDP(8000, []byte{0x94, 4, 0, 0, 0x07, 3, 0, 1}, false)
+	f[14+6] = 0x40
+	var fr fragmenter
+	slot := make([]byte, 2048)
+	assert.Zero(t, testing.AllocsPerRun(200, func() {
+		if fr.reset(f, 1500, true) != built {
+			t.Fatal("not fragmentable")
+		}
+		for range fr.count() {
+			fr.next(slot)
+		}
+	}))
+}
