@@ -9,10 +9,10 @@ import (
 	"github.com/afbridge/afbridge/fanout/ippair"
 )
 
-// loadBalancer loads the IP-pair program when a side's ClusterType is fanout.EBPF. The bridge
+// loadBalancer loads the IP-pair program when Config.ClusterType is fanout.EBPF. The bridge
 // keeps it for its whole life, because a re-bind joins new sockets to new groups.
 func (b *Bridge) loadBalancer() error {
-	if b.cfg.A.ClusterType != fanout.EBPF && b.cfg.B.ClusterType != fanout.EBPF {
+	if b.cfg.ClusterType != fanout.EBPF {
 		return nil
 	}
 	p, err := ippair.Load(nil)

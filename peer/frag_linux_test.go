@@ -215,8 +215,8 @@ func TestFragmentTrains(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			tp := newTopo(t, nil)
 			cfg := tp.config(2)
-			cfg.A.ClusterType, cfg.B.ClusterType = mode.typ, mode.typ
-			cfg.A.Defrag, cfg.B.Defrag = mode.defrag, mode.defrag
+			cfg.ClusterType = mode.typ
+			cfg.Defrag = mode.defrag
 			var mu sync.Mutex
 			reasm := map[int]int{}               // length of Reassembled frames seen -> count
 			workers := map[uint16]map[int]bool{} // EtherType of the trains' frames -> workers that saw them
@@ -357,7 +357,7 @@ func bpfProgFDs(t *testing.T) int {
 func TestIPPairLoadedForItsLife(t *testing.T) {
 	tp := newTopo(t, nil)
 	cfg := tp.config(2)
-	cfg.A.ClusterType, cfg.B.ClusterType = fanout.EBPF, fanout.EBPF
+	cfg.ClusterType = fanout.EBPF
 	before := bpfProgFDs(t)
 	br, err := peer.New(cfg)
 	require.NoError(t, err)
