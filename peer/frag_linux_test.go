@@ -33,6 +33,7 @@ type train struct {
 	datagram []byte   // the whole datagram, as Datagram built it
 	frames   [][]byte // what is sent, in order
 	complete bool     // the frames cover the datagram exactly once
+	small    bool     // the datagram fits the MTU whole
 }
 
 // fragAddrs are addresses no namespace owns, so no stack answers the trains.
@@ -41,8 +42,8 @@ var fragAddrs = [2][2]netip.Addr{
 	{netip.MustParseAddr("2001:2::50"), netip.MustParseAddr("2001:2::60")},
 }
 
-// trains builds the fragment trains of one direction: for IPv4 and IPv6, a whole datagram, and
-// trains in order, with DF and MF set (IPv4), shuffled, with an overlap, and without their last
+// trains builds the fragment trains of one direction: for IPv4 and IPv6, a whole datagram, a
+// small one in fragments that whole would fit the MTU, and trains in order, with DF and MF set (IPv4), shuffled, with an overlap, and without their last
 // fragment. dir 0 goes from the [0] addresses to the [1] addresses.
 func trains(dst, src net.HardwareAddr, dir int, seq uint32, r *rand.Rand) []train {
 	var out []train
@@ -55,25 +56,27 @@ func trains(dst, src net.HardwareAddr, dir int, seq uint32, r *rand.Rand) []trai
 			return pktgen.Datagram(dst, src, from, to, seq, payload)
 		}
 		d := next(500)
-		out = append(out, train{"whole", v6, d, [][]byte{d}, true})
+		out = append(out, train{"whole", v6, d, [][]byte{d}, true, true})
+		d = next(1000)
+		out = append(out, train{"small", v6, d, pktgen.Fragments(d, 576, seq, false), true, true})
 		d = next(4000)
-		out = append(out, train{"in order", v6, d, pktgen.Fragments(d, 1280, seq, false), true})
+		out = append(out, train{"in order", v6, d, pktgen.Fragments(d, 1280, seq, false), true, false})
 		if !v6 {
 			d = next(4000)
-			out = append(out, train{"DF and MF", v6, d, pktgen.Fragments(d, 1280, seq, true), true})
+			out = append(out, train{"DF and MF", v6, d, pktgen.Fragments(d, 1280, seq, true), true, false})
 		}
 		d = next(6000)
 		fr := pktgen.Fragments(d, 1000, seq, false)
 		r.Shuffle(len(fr), func(i, j int) { fr[i], fr[j] = fr[j], fr[i] })
-		out = append(out, train{"out of order", v6, d, fr, true})
+		out = append(out, train{"out of order", v6, d, fr, true, false})
 		d = next(3000)
 		fr = pktgen.Fragments(d, 1280, seq, false)
 		// The overlap comes second, before the train could complete.
 		fr = append([][]byte{fr[0], overlap(fr[0], fr[1])}, fr[1:]...)
-		out = append(out, train{"overlapping", v6, d, fr, false})
+		out = append(out, train{"overlapping", v6, d, fr, false, false})
 		d = next(3000)
 		fr = pktgen.Fragments(d, 1280, seq, false)
-		out = append(out, train{"incomplete", v6, d, fr[:len(fr)-1], false})
+		out = append(out, train{"incomplete", v6, d, fr[:len(fr)-1], false, false})
 	}
 	return out
 }
@@ -199,7 +202,8 @@ func reassemble(t *testing.T, frags [][]byte, id uint16, mtu int) []byte {
 //     address pair, both ways, on one worker.
 //   - With fanout defrag (cluster type hash), every complete IPv4 datagram is reassembled by the
 //     kernel, flagged Reassembled, and leaves as fragments within the MTU (DF kept) that
-//     reassemble to it; IPv6 trains, which fanout defrag does not touch, arrive byte for byte;
+//     reassemble to it; a datagram whose reassembly fits the MTU leaves whole, byte for byte as if
+//     sent whole, and is not flagged (nothing tells it from one sent whole); IPv6 trains, which fanout defrag does not touch, arrive byte for byte;
 //     incomplete and overlapping IPv4 trains never reach the bridge: the kernel holds an
 //     incomplete train until its reassembly timeout and discards a train with an overlap
 //     (RFC 5722 behaviour), so nothing of them is forwarded.
@@ -251,6 +255,8 @@ func TestFragmentTrains(t *testing.T) {
 					switch {
 					case !mode.defrag || tr.v6 || len(tr.frames) == 1:
 						want += len(tr.frames)
+					case tr.small:
+						want++ // reassembled, it fits: it leaves whole
 					case tr.complete:
 						want += (len(tr.datagram) - 14 - 20 + 1479) / 1480
 						wantReasm++
@@ -275,6 +281,8 @@ func TestFragmentTrains(t *testing.T) {
 							for _, f := range tr.frames {
 								assert.Equal(t, 1, arrived[string(f)], "%s %s: a frame arrives as sent", fam(tr), tr.name)
 							}
+						case tr.small:
+							assert.Equal(t, 1, arrived[string(tr.datagram)], "%s %s: arrives as one datagram, as if sent whole", fam(tr), tr.name)
 						case tr.complete:
 							id := binary.BigEndian.Uint16(tr.datagram[14+4:])
 							whole := reassemble(t, got, id, 1500)
