@@ -185,6 +185,8 @@ func TestCloseUnloads(t *testing.T) {
 	assert.Equal(t, -1, p.FD())
 	_, err = p.Hash(make([]byte, 64))
 	assert.ErrorIs(t, err, ippair.ErrClosed)
+	_, err = fanout.Join(os.Stdin, p.Group(0, fanout.FlagUniqueID))
+	assert.ErrorIs(t, err, unix.EINVAL, "a closed program's group is refused before any system call")
 	assert.Eventually(t, func() bool {
 		q, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
 		if err == nil {
