@@ -28,8 +28,8 @@ const (
 )
 
 // Registers: R6 holds the context, as LD_ABS/LD_IND require; they clobber R0-R5 and leave the
-// loaded value in R0. R7 is the network header's offset from the MAC header, R8 the running hash,
-// R9 one address's hash.
+// loaded value in R0. R7 is the EtherType's offset from the MAC header, then the network
+// header's; R8 is the running hash, R9 one address's hash.
 const (
 	rCtx  = asm.R6
 	rL3   = asm.R7
@@ -38,8 +38,11 @@ const (
 )
 
 // Instructions returns the program: a BPF_PROG_TYPE_SOCKET_FILTER that returns the symmetric hash
-// described in the package documentation. [Load] loads it; it is exported so that it can be
-// printed, inspected, or loaded another way.
+// described in the package documentation. Exactly: an address's hash is h = fmix32(w ^ h) over
+// its big-endian 32-bit words w in order (a MAC address: its first 4 bytes, then its last 2),
+// from h = 0, where fmix32 is murmur3's finaliser; the program returns hash(source) +
+// hash(destination) modulo 2^32, and with [Options.VLAN], fmix32(vid ^ that sum). [Load] loads
+// it; it is exported so that it can be printed, inspected, or loaded another way.
 func Instructions(opts *Options) asm.Instructions {
 	if opts == nil {
 		opts = &Options{}
