@@ -376,3 +376,69 @@ func TestIPPairLoadedForItsLife(t *testing.T) {
 	require.NoError(t, br.Close())
 	assert.Equal(t, before, bpfProgFDs(t), "unloaded at Close")
 }
+
+// TestIPPairKeepsFlowsOnOneWorker runs real traffic between two hosts through a two-worker bridge
+// with the IP-pair fanout: three TCP transfers, and UDP datagrams that the sender's stack
+// fragments, answered the other way. Every IPv4 frame between the two hosts, both ways, TCP
+// segments and UDP fragments alike, reaches one worker, and the datagrams arrive intact.
+func TestIPPairKeepsFlowsOnOneWorker(t *testing.T) {
+	tp := newTopo(t, nil)
+	cfg := tp.config(2)
+	cfg.ClusterType = fanout.EBPF
+	var mu sync.Mutex
+	workers := map[int]int{}
+	seen := map[string]int{}
+	cfg.Verdict = verdict.Shared(verdict.Func(func(p *verdict.Packet) verdict.Verdict {
+		d := p.Data
+		if len(d) < 34 || binary.BigEndian.Uint16(d[12:]) != 0x0800 {
+			return verdict.Pass
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		workers[p.Worker]++
+		switch fo := binary.BigEndian.Uint16(d[20:]); {
+		case fo&0x3fff != 0:
+			seen["fragment "+p.Dir.String()]++
+		case d[23] == 6:
+			seen["tcp "+p.Dir.String()]++
+		}
+		return verdict.Pass
+	}))
+	tp.start(t, cfg)
+	for range 3 {
+		tcpTransfer(t, tp, 200<<10)
+	}
+
+	var pc net.PacketConn
+	require.NoError(t, tp.server.Do(func() (err error) { pc, err = net.ListenPacket("udp4", serverIP+":0"); return }))
+	defer pc.Close()
+	var cc net.Conn
+	require.NoError(t, tp.client.Do(func() (err error) { cc, err = net.Dial("udp4", pc.LocalAddr().String()); return }))
+	defer cc.Close()
+	msg := make([]byte, 4000)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	buf := make([]byte, 9000)
+	for range 5 {
+		_, err := cc.Write(msg)
+		require.NoError(t, err)
+		require.NoError(t, pc.SetReadDeadline(time.Now().Add(5*time.Second)))
+		n, from, err := pc.ReadFrom(buf)
+		require.NoError(t, err)
+		require.Equal(t, msg, buf[:n])
+		_, err = pc.WriteTo(buf[:n], from) // the answer, fragmented the other way
+		require.NoError(t, err)
+		require.NoError(t, cc.SetReadDeadline(time.Now().Add(5*time.Second)))
+		n, err = cc.Read(buf)
+		require.NoError(t, err)
+		require.Equal(t, msg, buf[:n])
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("frames by worker %v; by kind %v", workers, seen)
+	assert.Len(t, workers, 1, "every IPv4 frame between the two hosts went to one worker")
+	for _, k := range []string{"tcp A->B", "tcp B->A", "fragment A->B", "fragment B->A"} {
+		assert.Positive(t, seen[k], "%s frames seen", k)
+	}
+}
