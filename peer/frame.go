@@ -164,6 +164,17 @@ func maxFrame(f []byte, eg egress) int {
 	return max
 }
 
+// fragMTU is the largest IP packet a fragment of frame f may be on egress: the MTU, less the
+// bytes by which f's VLAN tags exceed what the kernel's size check allows (see maxFrame), so
+// that an 802.1ad-tagged fragment without a vnet header, or one behind two tags, still passes.
+func fragMTU(f []byte, eg egress) int {
+	_, n := l3(f)
+	if n == 0 {
+		return eg.mtu
+	}
+	return min(eg.mtu, maxFrame(f, eg)-n)
+}
+
 // l3 returns the EtherType and offset of the network header after up to two VLAN tags.
 func l3(f []byte) (etype uint16, off int) {
 	off = 12

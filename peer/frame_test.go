@@ -479,3 +479,43 @@ func TestFragmentAllocatesNothing(t *testing.T) {
 		}
 	}))
 }
+
+// TestFragMTU: every fragment of a tagged datagram fits the kernel's size check (maxFrame),
+// whatever the tags and the vnet header.
+func TestFragMTU(t *testing.T) {
+	base := ipv4UDP(4000, nil, false)
+	tag := func(f []byte, tpid uint16) []byte {
+		return append(append(append([]byte{}, f[:12]...), byte(tpid>>8), byte(tpid), 0, 7), f[12:]...)
+	}
+	for _, tc := range []struct {
+		name string
+		f    []byte
+		vnet bool
+		want int
+	}{
+		{"untagged", base, false, 1500},
+		{"802.1Q", tag(base, tpid8021Q), false, 1500},
+		{"802.1ad", tag(base, tpid8021AD), false, 1496},
+		{"802.1ad with vnet", tag(base, tpid8021AD), true, 1500},
+		{"QinQ with vnet", tag(tag(base, tpid8021Q), tpid8021AD), true, 1496},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eg := egress{mtu: 1500, vnet: tc.vnet}
+			mtu := fragMTU(tc.f, eg)
+			assert.Equal(t, tc.want, mtu)
+			var fr fragmenter
+			require.Equal(t, built, fr.reset(tc.f, mtu, tc.vnet))
+			slot := make([]byte, 2048)
+			hdr := 0
+			if tc.vnet {
+				hdr = vnetHdrLen
+			}
+			for range fr.count() {
+				m := fr.next(slot)
+				require.NotZero(t, m)
+				assert.LessOrEqual(t, m-hdr, maxFrame(slot[hdr:m], eg))
+			}
+			checkFragments(t, tc.f, mtu, tc.vnet)
+		})
+	}
+}

@@ -457,7 +457,7 @@ func (w *worker) maybeTick() {
 // for is oversize, and when the TX ring cannot take every fragment even after a flush, the
 // datagram is lost as a TX error rather than sent in part.
 func (w *worker) fragment(d *direction, frame []byte) {
-	switch w.frag.reset(frame, d.eg.mtu, d.eg.vnet) {
+	switch w.frag.reset(frame, fragMTU(frame, d.eg), d.eg.vnet) {
 	case built:
 	case malformed:
 		d.c.Malformed++
