@@ -442,3 +442,60 @@ func TestIPPairKeepsFlowsOnOneWorker(t *testing.T) {
 		assert.Positive(t, seen[k], "%s frames seen", k)
 	}
 }
+
+// TestDefragTaggedTrain: with defrag, a fragment train behind an 802.1Q or 802.1ad tag is
+// reassembled by the kernel, flagged Reassembled, and leaves as tagged fragments (the tag put
+// back, its TPID and TCI as they were) that fit the MTU and reassemble to the datagram.
+func TestDefragTaggedTrain(t *testing.T) {
+	tp := newTopo(t, nil)
+	cfg := tp.config(2)
+	cfg.Defrag = true
+	var mu sync.Mutex
+	flagged := 0
+	cfg.Verdict = verdict.Shared(verdict.Func(func(p *verdict.Packet) verdict.Verdict {
+		if p.Status&verdict.Reassembled != 0 {
+			mu.Lock()
+			flagged++
+			mu.Unlock()
+		}
+		return verdict.Pass
+	}))
+	tp.start(t, cfg)
+	client, server := tp.open(t)
+	for i, tpid := range []uint16{0x8100, 0x88a8} {
+		seq := uint32(500 + i)
+		d := pktgen.Datagram(tp.sIfi.HardwareAddr, tp.cIfi.HardwareAddr,
+			netip.AddrPortFrom(fragAddrs[0][0], 4000), netip.AddrPortFrom(fragAddrs[0][1], 5000), seq, 4000)
+		for _, f := range pktgen.Fragments(d, 1280, seq, true) {
+			require.NoError(t, client.Send(pktgen.Tag(f, tpid, 5)))
+		}
+		var untagged [][]byte
+		buf := make([]byte, 1<<16)
+		for end := time.Now().Add(20 * time.Second); len(untagged) < 3 && time.Now().Before(end); {
+			n, pkt, err := server.Recv(buf, 2*time.Second)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			if err != nil || pkt == unix.PACKET_OUTGOING || n < 18 {
+				continue
+			}
+			f := buf[:n]
+			if binary.BigEndian.Uint16(f[12:]) != tpid || !isFragTest(append(slices.Clone(f[:12]), f[16:]...)) {
+				continue
+			}
+			assert.Equal(t, uint16(5), binary.BigEndian.Uint16(f[14:]), "TCI as it was")
+			assert.LessOrEqual(t, n, 1500+18, "a tagged fragment within the MTU")
+			untagged = append(untagged, append(slices.Clone(f[:12]), f[16:]...))
+		}
+		require.Len(t, untagged, 3, "tpid %#x: 4008 bytes at MTU 1500 leave as 3 fragments", tpid)
+		whole := reassemble(t, untagged, uint16(seq), 1500)
+		require.NotNil(t, whole)
+		want := slices.Clone(d[14:])
+		want[10], want[11], whole[10], whole[11] = 0, 0, 0, 0
+		binary.BigEndian.PutUint16(want[6:], 0)
+		assert.Equal(t, want, whole, "tpid %#x: reassembles to the datagram", tpid)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, 2, flagged, "both reassembled datagrams flagged")
+}
