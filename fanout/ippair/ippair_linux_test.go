@@ -27,7 +27,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func load(t *testing.T, opts *ippair.Options) *ippair.Program {
+func load(t testing.TB, opts *ippair.Options) *ippair.Program {
 	t.Helper()
 	testenv.RequirePriv(t)
 	p, err := ippair.Load(opts)
@@ -61,22 +61,36 @@ func pieces(b []byte) uint32 {
 	return h
 }
 
+// ref returns 0 for a frame too short for a field it reads, as the program does (an
+// out-of-bounds LD_ABS/LD_IND ends it with 0).
 func ref(f []byte, vid uint16, vlan bool) uint32 {
 	off := 12
+	if len(f) < off+2 {
+		return 0
+	}
 	et := binary.BigEndian.Uint16(f[off:])
 	for range 2 {
 		if et != 0x8100 && et != 0x88a8 {
 			break
 		}
 		off += 4
+		if len(f) < off+2 {
+			return 0
+		}
 		et = binary.BigEndian.Uint16(f[off:])
 	}
 	l3 := f[off+2:]
 	var h uint32
 	switch et {
 	case 0x0800:
+		if len(l3) < 20 {
+			return 0
+		}
 		h = pieces(l3[12:16]) + pieces(l3[16:20])
 	case 0x86dd:
+		if len(l3) < 40 {
+			return 0
+		}
 		h = pieces(l3[8:24]) + pieces(l3[24:40])
 	default:
 		h = pieces(f[0:6]) + pieces(f[6:12])
@@ -93,15 +107,27 @@ func swap(f []byte) []byte {
 	copy(g[0:6], f[6:12])
 	copy(g[6:12], f[0:6])
 	off := 12
-	for binary.BigEndian.Uint16(g[off:]) == 0x8100 || binary.BigEndian.Uint16(g[off:]) == 0x88a8 {
+	for range 2 {
+		if off+2 > len(g) || binary.BigEndian.Uint16(g[off:]) != 0x8100 && binary.BigEndian.Uint16(g[off:]) != 0x88a8 {
+			break
+		}
 		off += 4
+	}
+	if off+2 > len(g) {
+		return g
 	}
 	l3 := off + 2
 	switch binary.BigEndian.Uint16(g[off:]) {
 	case 0x0800:
+		if l3+20 > len(g) {
+			return g
+		}
 		copy(g[l3+12:l3+16], f[l3+16:l3+20])
 		copy(g[l3+16:l3+20], f[l3+12:l3+16])
 	case 0x86dd:
+		if l3+40 > len(g) {
+			return g
+		}
 		copy(g[l3+8:l3+24], f[l3+24:l3+40])
 		copy(g[l3+24:l3+40], f[l3+8:l3+24])
 	}
@@ -373,4 +399,31 @@ func BenchmarkProgram(b *testing.B) {
 			b.ReportMetric(float64(per.Nanoseconds()), "ns/frame")
 		})
 	}
+}
+
+// FuzzHash runs the program on arbitrary frames: it never fails to return, agrees with the Go
+// reference, and hashes the frame with source and destination swapped the same.
+func FuzzHash(f *testing.F) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	f.Add(pktgen.Datagram(mac, mac, netip.MustParseAddrPort("198.18.0.1:1"), netip.MustParseAddrPort("198.18.0.2:2"), 1, 10))
+	f.Add(pktgen.Datagram(mac, mac, netip.MustParseAddrPort("[2001:2::1]:1"), netip.MustParseAddrPort("[2001:2::2]:2"), 1, 10))
+	f.Add(pktgen.Tag(pktgen.Tag(make([]byte, 64), 0x88a8, 1), 0x8100, 2))
+	f.Add(make([]byte, 14))
+	p := load(f, nil)
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if len(frame) < 14 || len(frame) > 9000 {
+			return
+		}
+		h, err := p.Hash(frame)
+		if err != nil {
+			// The test run refuses an IPv4 or IPv6 frame without a whole header; the kernel's
+			// receive path would too, long before a fanout group.
+			require.ErrorIs(t, err, unix.EINVAL)
+			return
+		}
+		require.Equal(t, ref(frame, 0, false), h, "% x", frame)
+		hs, err := p.Hash(swap(frame))
+		require.NoError(t, err)
+		require.Equal(t, h, hs, "swapped")
+	})
 }
