@@ -1,0 +1,172 @@
+package pcapfilter
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/net/bpf"
+)
+
+// MaxInstructions is the longest program the Linux kernel accepts for a socket filter
+// (BPF_MAXINSNS).
+const MaxInstructions = 4096
+
+// Errors that Compile wraps in an [*Error]; match them with errors.Is.
+var (
+	// ErrSyntax: the expression is not valid pcap-filter syntax, or a value is out of range.
+	ErrSyntax = errors.New("syntax error")
+	// ErrHostname: the expression names a host (or network) instead of an address. Names
+	// would need DNS, which has no place in a packet path.
+	ErrHostname = errors.New("host names are not resolved")
+	// ErrUnsupported: valid pcap-filter syntax that this package does not compile (port
+	// names, gateway, LLC/SNAP protocols, and primitives of other link types such as mpls).
+	ErrUnsupported = errors.New("not supported")
+	// ErrTooComplex: the expression compiles to more than [MaxInstructions] instructions, or
+	// its arithmetic needs more scratch registers than cBPF has.
+	ErrTooComplex = errors.New("filter too complex")
+)
+
+// Error is a compile error: where in the expression and what was expected there.
+type Error struct {
+	// Expr is the expression as given.
+	Expr string
+	// Column is the 1-based byte column the error points at; len(Expr)+1 is the end.
+	Column int
+	// Msg says what was found and what was expected.
+	Msg string
+	// Err is one of [ErrSyntax], [ErrHostname], [ErrUnsupported] or [ErrTooComplex].
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Column > 0 {
+		return fmt.Sprintf("pcapfilter: %q column %d: %s", e.Expr, e.Column, e.Msg)
+	}
+	return fmt.Sprintf("pcapfilter: %q: %s", e.Expr, e.Msg)
+}
+
+// Unwrap returns the sentinel: [ErrSyntax], [ErrHostname], [ErrUnsupported] or [ErrTooComplex].
+func (e *Error) Unwrap() error { return e.Err }
+
+func errorf(kind error, col int, format string, args ...any) *Error {
+	return &Error{Column: col, Msg: fmt.Sprintf(format, args...), Err: kind}
+}
+
+// Config selects how Compile treats VLAN tags. A nil *Config is the zero Config.
+type Config struct {
+	// TagsInFrame compiles vlan for frames that still carry their VLAN tags in their bytes:
+	// a pcap file, or a frame in afbridge's TX slot where the tag has been put back. The
+	// program is then what "tcpdump -y EN10MB -d" prints for a dead capture, and the
+	// x/net/bpf VM can run it.
+	//
+	// The zero value compiles for an AF_PACKET socket filter, where the kernel has already
+	// moved the outer tag out of the frame: the first vlan primitive reads the tag from the
+	// socket buffer (SKF_AD_VLAN_TAG_PRESENT, SKF_AD_VLAN_TAG) and falls back to a tag in
+	// the frame, as libpcap compiles it for a live Linux capture.
+	TagsInFrame bool
+}
+
+// Compile compiles a pcap-filter(7) expression into a classic BPF program for Ethernet frames
+// that accepts (returns 262144, as tcpdump's programs do) the frames the expression matches
+// and rejects (returns 0) the others. The empty expression accepts every frame.
+//
+// Errors are [*Error] values that name the column and what was expected there; host names
+// are refused ([ErrHostname]), never looked up.
+func Compile(expr string, cfg *Config) ([]bpf.Instruction, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	prog, err := compile(expr, cfg)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.Expr = expr
+		}
+		return nil, err
+	}
+	return prog, nil
+}
+
+func compile(expr string, cfg *Config) ([]bpf.Instruction, error) {
+	n, err := parse(expr)
+	if err != nil {
+		return nil, err
+	}
+	c := &compiler{socket: !cfg.TagsInFrame}
+	if c.socket && hasVLAN(n) {
+		// The run-time VLAN shift starts at 0 on every path.
+		c.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: 0}, bpf.StoreScratch{Src: bpf.RegA, N: vlanSlot})
+	}
+	accept, reject := c.newLabel(), c.newLabel()
+	if err := c.cond(n, accept, reject); err != nil {
+		return nil, err
+	}
+	c.place(accept)
+	c.emit(bpf.RetConstant{Val: acceptLen})
+	c.place(reject)
+	c.emit(bpf.RetConstant{Val: 0})
+	return c.assemble()
+}
+
+// assemble resolves labels into forward skips. A conditional jump skips at most 255
+// instructions; a longer one is routed through an unconditional jump placed right after it.
+func (c *compiler) assemble() ([]bpf.Instruction, error) {
+	for {
+		if len(c.prog) > MaxInstructions {
+			return nil, errorf(ErrTooComplex, 0, "the filter compiles to more than %d instructions, the kernel's limit: split it or simplify it", MaxInstructions)
+		}
+		// pos[l]: where label l lands; labels placed at the end of a sequence mean the next
+		// instruction.
+		far := -1
+		for i, in := range c.prog {
+			if in.kind == insJump || in.kind == insJumpX {
+				if c.labels[in.t]-i-1 > 255 || c.labels[in.f]-i-1 > 255 {
+					far = i
+					break
+				}
+			}
+		}
+		if far < 0 {
+			break
+		}
+		in := c.prog[far]
+		var tramp []ins
+		if c.labels[in.t]-far-1 > 255 {
+			l := c.newLabel()
+			tramp = append(tramp, ins{kind: insJA, t: in.t})
+			in.t = l
+		}
+		if c.labels[in.f]-far-1 > 255 {
+			l := c.newLabel()
+			tramp = append(tramp, ins{kind: insJA, t: in.f})
+			in.f = l
+		}
+		c.prog[far] = in
+		rest := append(tramp, c.prog[far+1:]...)
+		c.prog = append(c.prog[:far+1], rest...)
+		for l, p := range c.labels {
+			if p > far {
+				c.labels[l] = p + len(tramp)
+			}
+		}
+		// The new labels point at the trampolines.
+		next := len(c.labels) - len(tramp)
+		for k := range tramp {
+			c.labels[next+k] = far + 1 + k
+		}
+	}
+	out := make([]bpf.Instruction, len(c.prog))
+	for i, in := range c.prog {
+		switch in.kind {
+		case insPlain:
+			out[i] = in.plain
+		case insJA:
+			out[i] = bpf.Jump{Skip: uint32(c.labels[in.t] - i - 1)}
+		case insJump:
+			out[i] = bpf.JumpIf{Cond: in.cond, Val: in.val, SkipTrue: uint8(c.labels[in.t] - i - 1), SkipFalse: uint8(c.labels[in.f] - i - 1)}
+		case insJumpX:
+			out[i] = bpf.JumpIfX{Cond: in.cond, SkipTrue: uint8(c.labels[in.t] - i - 1), SkipFalse: uint8(c.labels[in.f] - i - 1)}
+		}
+	}
+	return out, nil
+}
