@@ -46,7 +46,11 @@ func (g frameGen) port() uint16 {
 
 // l4 builds a transport header and a little payload for IP protocol p.
 func (g frameGen) l4(p byte) []byte {
-	b := make([]byte, 8+g.r.IntN(40))
+	n := 8 + g.r.IntN(40)
+	if g.r.IntN(4) == 0 {
+		n += g.r.IntN(300)
+	}
+	b := make([]byte, n)
 	for i := range b {
 		b[i] = byte(g.r.Uint32())
 	}

@@ -165,13 +165,9 @@ func (c *compiler) cmp(off uint32, size int, shifted bool, val uint32) atom {
 	return atom{stmts: c.load(off, size, shifted), cond: bpf.JumpEqual, val: val}
 }
 
-// mcmp tests the loaded value under mask. A zero mask with a zero value is always true, and
-// libpcap's optimizer then drops the load: so does mcmp, or a short frame would be judged
-// differently.
-func (c *compiler) mcmp(off uint32, size int, shifted bool, val, mask uint32) node {
-	if mask == 0 && val == 0 {
-		return nTrue{}
-	}
+// mcmp tests the loaded value under mask. The load is made even when the mask is zero, as
+// in libpcap's code: a frame that ends before it is rejected.
+func (c *compiler) mcmp(off uint32, size int, shifted bool, val, mask uint32) atom {
 	s := c.load(off, size, shifted)
 	if mask != 0xffffffff {
 		s = append(s, bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: mask})
