@@ -39,6 +39,9 @@ type atom struct {
 	x     bool // compare A with X instead of val
 }
 
+// ifElse tests then where cond holds and els where it does not.
+type ifElse struct{ cond, then, els node }
+
 // seq runs stmts unconditionally, then tests n.
 type seq struct {
 	stmts []bpf.Instruction
@@ -98,6 +101,17 @@ func (c *compiler) cond(n node, t, f int) error {
 		}
 		c.prog = append(c.prog, ins{kind: k, cond: n.cond, val: n.val, t: t, f: f})
 		return nil
+	case ifElse:
+		lt, le := c.newLabel(), c.newLabel()
+		if err := c.cond(n.cond, lt, le); err != nil {
+			return err
+		}
+		c.place(lt)
+		if err := c.cond(n.then, t, f); err != nil {
+			return err
+		}
+		c.place(le)
+		return c.cond(n.els, t, f)
 	case seq:
 		c.emit(n.stmts...)
 		return c.cond(n.n, t, f)
@@ -359,18 +373,19 @@ func (c *compiler) vlan(n nVLAN) node {
 		return t
 	}
 	present := atom{stmts: []bpf.Instruction{bpf.LoadExtension{Num: bpf.ExtVLANTagPresent}}, cond: bpf.JumpEqual, val: 1}
-	var anc node = present
+	var anc node = nTrue{}
 	if n.hasID {
-		anc = and(present, atom{stmts: []bpf.Instruction{
+		anc = atom{stmts: []bpf.Instruction{
 			bpf.LoadExtension{Num: bpf.ExtVLANTag},
 			bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xfff},
-		}, cond: bpf.JumpEqual, val: n.id})
+		}, cond: bpf.JumpEqual, val: n.id}
 	}
-	t := or(anc, seq{stmts: []bpf.Instruction{
+	// A tag the kernel stripped decides alone; only without one is the frame itself looked at.
+	t := ifElse{cond: present, then: anc, els: seq{stmts: []bpf.Instruction{
 		bpf.LoadScratch{Dst: bpf.RegA, N: vlanSlot},
 		bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 4},
 		bpf.StoreScratch{Src: bpf.RegA, N: vlanSlot},
-	}, n: inFrame()})
+	}, n: inFrame()}}
 	c.variable = true
 	return t
 }

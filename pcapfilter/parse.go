@@ -15,9 +15,12 @@ type (
 	nNot  struct{ a node }
 	nTrue struct{} // the empty expression
 
-	nLinkProto struct{ proto uint32 }              // ether proto N, ip, ip6, arp, rarp
-	nIPProto   struct{ v4, v6 bool; proto uint32 } // tcp, udp, …, ip proto N, ip6 proto N, proto N
-	nHost4     struct {
+	nLinkProto struct{ proto uint32 } // ether proto N, ip, ip6, arp, rarp
+	nIPProto   struct {
+		v4, v6 bool
+		proto  uint32
+	} // tcp, udp, …, ip proto N, ip6 proto N, proto N
+	nHost4 struct {
 		proto      pq // pDefault (ip, arp and rarp), pIP, pARP, pRARP
 		dir        dir
 		addr, mask uint32
@@ -200,7 +203,7 @@ func parse(expr string) (node, error) {
 	return n, nil
 }
 
-func (p *parser) peek() token       { return p.toks[p.pos] }
+func (p *parser) peek() token        { return p.toks[p.pos] }
 func (p *parser) peekAt(i int) token { return p.toks[min(p.pos+i, len(p.toks)-1)] }
 func (p *parser) next() token {
 	t := p.toks[p.pos]

@@ -66,20 +66,36 @@ func tcpdumpProgram(t *testing.T, args ...string) []bpf.RawInstruction {
 	t.Helper()
 	out, err := exec.Command("tcpdump", args...).CombinedOutput()
 	require.NoError(t, err, "tcpdump %q: %s", args, out)
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	n, err := strconv.Atoi(lines[0])
-	require.NoError(t, err, "tcpdump output %s", out)
-	require.Len(t, lines, n+1)
-	prog := make([]bpf.RawInstruction, n)
-	for i, l := range lines[1:] {
+	return parseDDD(t, string(out))
+}
+
+// parseDDD reads tcpdump -ddd output: a count, then "code jt jf k" lines. Other lines
+// (warnings) are skipped.
+func parseDDD(t *testing.T, out string) []bpf.RawInstruction {
+	t.Helper()
+	var nums [][]uint64
+	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
-		require.Len(t, f, 4, "line %q", l)
-		var v [4]uint64
-		for j := range f {
-			v[j], err = strconv.ParseUint(f[j], 10, 32)
-			require.NoError(t, err)
+		var v []uint64
+		for _, s := range f {
+			n, err := strconv.ParseUint(s, 10, 32)
+			if err != nil {
+				v = nil
+				break
+			}
+			v = append(v, n)
 		}
-		prog[i] = bpf.RawInstruction{Op: uint16(v[0]), Jt: uint8(v[1]), Jf: uint8(v[2]), K: uint32(v[3])}
+		if len(v) == 1 || len(v) == 4 {
+			nums = append(nums, v)
+		}
+	}
+	require.NotEmpty(t, nums, "tcpdump output %s", out)
+	require.Len(t, nums[0], 1, "tcpdump output %s", out)
+	require.Len(t, nums, int(nums[0][0])+1, "tcpdump output %s", out)
+	prog := make([]bpf.RawInstruction, 0, nums[0][0])
+	for _, v := range nums[1:] {
+		require.Len(t, v, 4, "tcpdump output %s", out)
+		prog = append(prog, bpf.RawInstruction{Op: uint16(v[0]), Jt: uint8(v[1]), Jf: uint8(v[2]), K: uint32(v[3])})
 	}
 	return prog
 }
