@@ -5,6 +5,9 @@ import (
 	"strings"
 )
 
+// maxNesting bounds bracket depth, and with it the parser's recursion and backtracking.
+const maxNesting = 100
+
 type tokKind uint8
 
 const (
@@ -34,7 +37,7 @@ func (t token) String() string {
 // each; a ':' that does not make the word an IPv6 or MAC address ends it, so "ip[2:2]" slices.
 func lex(expr string) ([]token, error) {
 	var toks []token
-	i := 0
+	i, depth := 0, 0
 	for i < len(expr) {
 		c := expr[i]
 		switch {
@@ -80,6 +83,14 @@ func lex(expr string) ([]token, error) {
 			}
 			if op == "" {
 				return nil, errorf(ErrSyntax, i+1, "unexpected character %q", c)
+			}
+			switch op {
+			case "(", "[":
+				if depth++; depth > maxNesting {
+					return nil, errorf(ErrTooComplex, i+1, "brackets nested more than %d deep", maxNesting)
+				}
+			case ")", "]":
+				depth--
 			}
 			toks = append(toks, token{tPunct, op, i + 1})
 			i += len(op)

@@ -59,6 +59,9 @@ var exprs = []string{
 	"tcp port 80 and (tcp[tcpflags] & (tcp-syn|tcp-fin) != 0)", "host (198.18.0.1 or 198.18.0.2)",
 	"ether src 02:00:00:00:00:01 and not broadcast", "ip6 and (udp or sctp) and dst port 2000",
 	"not ip and not ip6 and not arp", "icmp or tcp and port 80 or udp",
+	// long programs: conditional jumps over more than 255 instructions go through trampolines
+	"(portrange 1000-2000 or portrange 1-100 or portrange 400-500) and (src portrange 0-1500 or dst portrange 2000-3000) and not (host 198.18.0.1 or net 2001:2::/32)",
+	"vlan and (portrange 1000-2000 or portrange 1-100 or portrange 400-500 or portrange 22-80 or portrange 53-53) and ip6",
 }
 
 // tcpdumpProgram compiles expr with tcpdump for a dead Ethernet capture (no ancillary loads).
@@ -126,6 +129,8 @@ func TestSameAsTcpdump(t *testing.T) {
 	requireTcpdump(t)
 	require.GreaterOrEqual(t, len(exprs), 60)
 	frames := corpus(5000, 1)
+	farJumps := 0
+	t.Cleanup(func() { assert.Positive(t, farJumps, "no program of the table needs a trampoline") })
 	for _, expr := range exprs {
 		t.Run(expr, func(t *testing.T) {
 			optRaw := tcpdumpProgram(t, "-ddd", "-y", "EN10MB", "--", expr)
@@ -137,6 +142,11 @@ func TestSameAsTcpdump(t *testing.T) {
 			prog, err := pcapfilter.Compile(expr, &pcapfilter.Config{TagsInFrame: true})
 			require.NoError(t, err)
 			require.Less(t, len(prog), pcapfilter.MaxInstructions)
+			for _, in := range prog {
+				if j, ok := in.(bpf.Jump); ok && j.Skip > 255 {
+					farJumps++
+				}
+			}
 			got, err := bpf.NewVM(prog)
 			require.NoError(t, err)
 			raw := assemble(prog)
