@@ -105,6 +105,7 @@ func compile(expr string, cfg *Config) ([]bpf.Instruction, error) {
 	c.emit(bpf.RetConstant{Val: acceptLen})
 	c.place(reject)
 	c.emit(bpf.RetConstant{Val: 0})
+	c.optimize()
 	return c.assemble()
 }
 

@@ -62,6 +62,7 @@ var exprs = []string{
 	// long programs: conditional jumps over more than 255 instructions go through trampolines
 	"(portrange 1000-2000 or portrange 1-100 or portrange 400-500) and (src portrange 0-1500 or dst portrange 2000-3000) and not (host 198.18.0.1 or net 2001:2::/32)",
 	"vlan and (portrange 1000-2000 or portrange 1-100 or portrange 400-500 or portrange 22-80 or portrange 53-53) and ip6",
+	"(host 198.18.0.1 or host 198.18.0.2 or host 198.18.1.1 or net 198.19.0.0/16 or net 2001:2::/32 or net 2001:2:ffff::/48 or host 2001:2::2) and (portrange 1000-2000 or portrange 1-100 or tcp portrange 400-500 or src portrange 22-80 or udp dst portrange 53-53 or port 8080 or sctp port 2000 or udp port 999) and not (tcp[tcpflags] & tcp-rst != 0 or ip[6:2] & 0x1fff != 0 or icmp or ip6 multicast)",
 }
 
 // tcpdumpProgram compiles expr with tcpdump for a dead Ethernet capture (no ancillary loads).
