@@ -14,26 +14,38 @@
 //
 // # Same answer as tcpdump
 //
-// Every program accepts exactly the frames that tcpdump's program for the same expression
-// accepts (tcpdump 4.99 with libpcap 1.10, the reference of the tests), including libpcap's
-// rules that are easy to get wrong: port primitives look at IPv4 first fragments only and at
-// IPv6 packets whose next header is the transport (no extension headers); tcp, udp and sctp
-// also match an IPv6 packet with one fragment header; tcp[…] and the other transport loads
-// are IPv4 only; and a vlan primitive shifts the offsets of everything after it in the
-// expression, on either side of an "or". A program reads a byte past the end of a short frame
-// exactly when tcpdump's does, and, like every cBPF program, then rejects it.
+// A program gives every frame the verdict of libpcap's code for the same expression (tcpdump
+// 4.99 with libpcap 1.10 is the tests' reference), including libpcap's rules that are easy to
+// get wrong: port primitives look at IPv4 first fragments only and at IPv6 packets whose next
+// header is the transport (no extension headers); tcp, udp and sctp also match an IPv6 packet
+// with one fragment header; tcp[…] and the other transport loads are IPv4 only; a number as a
+// host is an IPv4 address ("src 53" is 0.0.0.53); and a vlan primitive shifts the offsets of
+// everything after it in the expression, on either side of an "or".
+//
+// A cBPF program rejects a frame as soon as it reads past the frame's end. pcapfilter's
+// programs read what libpcap's code reads, in the same order, so they give the verdict of
+// "tcpdump -O" (libpcap without its optimizer) on every frame, and that of tcpdump's default
+// optimized program on every frame that does not end inside a header the filter reads.
+// libpcap's optimizer reorders tests as if reads could not fail, so on such short frames it
+// can disagree with its own unoptimized code ("ip host A or B" on a frame cut inside the
+// destination address); pcapfilter then follows the unoptimized code. pcapfilter's own
+// optimizer only drops reloads of values already loaded and tests whose outcome is known, so
+// it changes no verdict.
 //
 // # VLAN tags on a socket
 //
 // On an AF_PACKET socket the kernel strips the outer 802.1Q or 802.1ad tag before the socket
 // filter runs and keeps it in the socket buffer. By default Compile compiles vlan as libpcap
-// does for a live Linux capture: the first vlan primitive matches a frame whose stripped tag
-// is present (and whose VLAN id matches, for vlan N), reading it with the SKF_AD_VLAN_TAG_PRESENT
-// and SKF_AD_VLAN_TAG ancillary loads, or a frame that still carries a tag in its bytes, in
-// which case the offsets of later primitives move by 4 bytes at run time. Later vlan
-// primitives match inner tags in the frame bytes. [Config.TagsInFrame] compiles vlan for frames
-// whose tags are all in their bytes instead (pcap files, frames in a TX slot), which is what
-// golang.org/x/net/bpf's VM can run: it does not implement ancillary loads.
+// does for a live Linux capture: the first vlan primitive matches a frame whose tag was
+// stripped (and whose VLAN id matches, for vlan N), read with the SKF_AD_VLAN_TAG_PRESENT and
+// SKF_AD_VLAN_TAG ancillary loads; only a frame without a stripped tag is looked at for a tag
+// in its bytes, in which case the offsets of later primitives move by 4 bytes at run time.
+// Later vlan primitives match inner tags in the frame bytes. (libpcap 1.10's optimizer moves
+// that run-time shift ahead of the SKF_AD_VLAN_TAG_PRESENT test in some expressions, such as
+// "ip or vlan and udp", and then misjudges tagged frames; pcapfilter does not.)
+// [Config.TagsInFrame] compiles vlan for frames whose tags are all in their bytes instead
+// (pcap files, frames in a TX slot), which golang.org/x/net/bpf's VM can run: it does not
+// implement ancillary loads.
 //
 // # In an inline bridge
 //

@@ -51,6 +51,11 @@ func TestCompileErrors(t *testing.T) {
 		{"tcp[13] & 2 !! 0", pcapfilter.ErrSyntax, 13, "comparison"},
 		{"host 198.18.0.1 $", pcapfilter.ErrSyntax, 17, "unexpected character"},
 		{"ether", pcapfilter.ErrSyntax, 6, `after "ether"`},
+		{"host 02:00:00:00:00:01", pcapfilter.ErrSyntax, 6, "write ether host"},
+		{"proto tcp", pcapfilter.ErrSyntax, 7, `write \tcp`},
+		{"host 198.18.0.1 or (198.18.0.2 and tcp)", pcapfilter.ErrSyntax, 21, "no qualifier to inherit"},
+		{"ip6 protochain 6", pcapfilter.ErrUnsupported, 5, "protochain"},
+		{"net 300", pcapfilter.ErrSyntax, 5, "not an IPv4 address or network"},
 		{strings.Repeat("(", 101) + "tcp" + strings.Repeat(")", 101), pcapfilter.ErrTooComplex, 101, "nested more than 100"},
 	}
 	for _, tt := range tests {

@@ -271,6 +271,8 @@ func (p *parser) primary() (node, error) {
 		}
 		p.pos, p.last = start, saved
 		p.next()
+		// As in libpcap, an id right after "(" has nothing to inherit.
+		p.last = quals{}
 		n, err := p.expr()
 		if err == nil {
 			if c := p.peek(); !c.is(")") {
@@ -332,6 +334,9 @@ func (p *parser) qualified() (node, error) {
 		q.proto = protoNames[t.text]
 		p.next()
 		head = true
+	}
+	if t := p.peek(); head && t.kind == tWord && unsupportedWords[t.text] {
+		return nil, errorf(ErrUnsupported, t.col, "%s is valid pcap-filter but not compiled by pcapfilter", t)
 	}
 	sawDir := false
 	if d, ok := p.dir(); ok {
@@ -478,8 +483,8 @@ func (p *parser) id(q quals) (node, error) {
 		if q.typ == tyNet {
 			return nil, errorf(ErrSyntax, t.col, "%s is a MAC address, not a network", t)
 		}
-		if q.proto != pDefault && q.proto != pLink {
-			return nil, errorf(ErrSyntax, t.col, "%s qualifier applied to the MAC address %s", q.proto, t)
+		if q.proto != pLink {
+			return nil, errorf(ErrSyntax, t.col, "%s is a MAC address: write ether host, ether src or ether dst before it", t)
 		}
 		return nEther{dir: q.dir, mac: mac}, nil
 	}
@@ -492,8 +497,12 @@ func (p *parser) id(q quals) (node, error) {
 	if v, bits, ok := parseIPv4(t.text, q.typ == tyNet); ok {
 		return p.host4(q, t, v, bits)
 	}
+	if v, isNum, fits := parseNum(t.text); isNum && fits && q.typ != tyNet {
+		// A number as a host is a 32-bit IPv4 address, as in libpcap ("src 53" is 0.0.0.53).
+		return p.host4(q, t, v, 32)
+	}
 	if _, isNum, _ := parseNum(t.text); isNum {
-		return nil, errorf(ErrSyntax, t.col, "%s is a number, not an address: write port, portrange or proto before it", t)
+		return nil, errorf(ErrSyntax, t.col, "%s is not an IPv4 address or network", t)
 	}
 	if keywords[t.text] || protoNames[t.text] != pDefault {
 		return nil, p.expected(t, "an address")
@@ -641,6 +650,8 @@ func (p *parser) protoPrim(q pq, kw token) (node, error) {
 	t := p.next()
 	var v uint32
 	switch {
+	case t.kind == tWord && (keywords[t.text] || protoNames[t.text] != pDefault):
+		return nil, errorf(ErrSyntax, t.col, `%s is a keyword: write \%s for the protocol`, t, t.text)
 	case t.kind == tEscape || (t.kind == tWord && !isNumberWord(t.text)):
 		var ok bool
 		if q == pLink {

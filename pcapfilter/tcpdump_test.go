@@ -59,6 +59,11 @@ var exprs = []string{
 	"tcp port 80 and (tcp[tcpflags] & (tcp-syn|tcp-fin) != 0)", "host (198.18.0.1 or 198.18.0.2)",
 	"ether src 02:00:00:00:00:01 and not broadcast", "ip6 and (udp or sctp) and dst port 2000",
 	"not ip and not ip6 and not arp", "icmp or tcp and port 80 or udp",
+	// corners of the grammar
+	"port 80 or src 53", "host 10", "dst and src host 198.18.0.1", "ip6 net 2001:2::/32", "arp net 198.18",
+	"ether src or dst 02:00:00:00:00:01", "ip[0]=69", "len>=60", "port 0x50", "portrange 80", "ether proto 1500",
+	"icmp6[icmp6type] = icmp6-echo", "tcp[tcpflags] & tcp-ece != 0", "host ::ffff:198.18.0.1", "net ::/0",
+	"udp[udp[0]] = 1", "not not tcp", "((tcp)) and (port 80)", "-1 = len", "ip proto \\gre",
 	// long programs: conditional jumps over more than 255 instructions go through trampolines
 	"(portrange 1000-2000 or portrange 1-100 or portrange 400-500) and (src portrange 0-1500 or dst portrange 2000-3000) and not (host 198.18.0.1 or net 2001:2::/32)",
 	"vlan and (portrange 1000-2000 or portrange 1-100 or portrange 400-500 or portrange 22-80 or portrange 53-53) and ip6",
