@@ -244,6 +244,9 @@ func recvAux(fd int, wait time.Duration) (skb, error) {
 	buf := make([]byte, 65536)
 	oob := make([]byte, 256)
 	n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, flags)
+	for errors.Is(err, unix.EINTR) {
+		n, oobn, _, _, err = unix.Recvmsg(fd, buf, oob, flags)
+	}
 	if err != nil {
 		return skb{}, err
 	}
