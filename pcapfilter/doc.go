@@ -60,5 +60,7 @@
 // Host and network names ([ErrHostname]: no DNS in a packet path), port and service names,
 // gateway, and primitives of other link types or protocols (mpls, pppoes, geneve, protochain,
 // decnet, …) are refused with an [*Error] naming the column; nothing is silently dropped from
-// the expression.
+// the expression. An expression that Compile can prove matches no frame ("ip and arp") is
+// refused with [ErrRejectsAll], as tcpdump refuses it: on an inline bridge it would drop all
+// traffic.
 package pcapfilter

@@ -51,6 +51,8 @@ func TestCompileErrors(t *testing.T) {
 		{"tcp[13] & 2 !! 0", pcapfilter.ErrSyntax, 13, "comparison"},
 		{"host 198.18.0.1 $", pcapfilter.ErrSyntax, 17, "unexpected character"},
 		{"ether", pcapfilter.ErrSyntax, 6, `after "ether"`},
+		{"ip and arp", pcapfilter.ErrRejectsAll, 0, "drop all traffic"},
+		{"arp and ip6", pcapfilter.ErrRejectsAll, 0, "matches no frame"},
 		{"host 02:00:00:00:00:01", pcapfilter.ErrSyntax, 6, "write ether host"},
 		{"proto tcp", pcapfilter.ErrSyntax, 7, `write \tcp`},
 		{"host 198.18.0.1 or (198.18.0.2 and tcp)", pcapfilter.ErrSyntax, 21, "no qualifier to inherit"},

@@ -24,6 +24,10 @@ var (
 	// ErrTooComplex: the expression compiles to more than [MaxInstructions] instructions, or
 	// its arithmetic needs more scratch registers than cBPF has.
 	ErrTooComplex = errors.New("filter too complex")
+	// ErrRejectsAll: the expression can match no frame ("ip and arp"), which on an inline
+	// bridge would drop all traffic. Compile reports it when its optimizer proves it, as
+	// libpcap does; it does not find every such expression.
+	ErrRejectsAll = errors.New("expression rejects every frame")
 )
 
 // Error is a compile error: where in the expression and what was expected there.
@@ -34,7 +38,8 @@ type Error struct {
 	Column int
 	// Msg says what was found and what was expected.
 	Msg string
-	// Err is one of [ErrSyntax], [ErrHostname], [ErrUnsupported] or [ErrTooComplex].
+	// Err is one of [ErrSyntax], [ErrHostname], [ErrUnsupported], [ErrTooComplex] or
+	// [ErrRejectsAll].
 	Err error
 }
 
@@ -45,7 +50,8 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("pcapfilter: %q: %s", e.Expr, e.Msg)
 }
 
-// Unwrap returns the sentinel: [ErrSyntax], [ErrHostname], [ErrUnsupported] or [ErrTooComplex].
+// Unwrap returns the sentinel: [ErrSyntax], [ErrHostname], [ErrUnsupported], [ErrTooComplex]
+// or [ErrRejectsAll].
 func (e *Error) Unwrap() error { return e.Err }
 
 func errorf(kind error, col int, format string, args ...any) *Error {
@@ -106,6 +112,9 @@ func compile(expr string, cfg *Config) ([]bpf.Instruction, error) {
 	c.place(reject)
 	c.emit(bpf.RetConstant{Val: 0})
 	c.optimize()
+	if c.labels[accept] >= len(c.prog) || c.prog[c.labels[accept]].plain != (bpf.RetConstant{Val: acceptLen}) {
+		return nil, errorf(ErrRejectsAll, 0, "the expression matches no frame: on an inline bridge it would drop all traffic")
+	}
 	return c.assemble()
 }
 
