@@ -18,10 +18,17 @@ import (
 )
 
 // TestIPSDropsWhatTheFilterRejects keeps the package doc's promise about inline bridges: with
-// the filter on a peer.Side, a frame the filter rejects is never forwarded, and every frame it
-// accepts is forwarded unchanged (VLAN tag included). Client c0 == b0 [bridge] b1 == s0.
+// the filter on a peer.Side, in IPS and in TAP copy mode, a frame the filter rejects is never
+// forwarded, and every frame it accepts is forwarded unchanged (VLAN tag included).
+// Client c0 == b0 [bridge] b1 == s0.
 func TestIPSDropsWhatTheFilterRejects(t *testing.T) {
 	testenv.RequirePriv(t)
+	for _, mode := range []peer.CopyMode{peer.IPS, peer.Tap} {
+		t.Run(mode.String(), func(t *testing.T) { filteredBridge(t, mode) })
+	}
+}
+
+func filteredBridge(t *testing.T, mode peer.CopyMode) {
 	const expr = "udp port 53 or arp or vlan 10"
 	prog, err := pcapfilter.Compile(expr, nil)
 	require.NoError(t, err)
@@ -41,8 +48,8 @@ func TestIPSDropsWhatTheFilterRejects(t *testing.T) {
 	dst := &unix.SockaddrLinklayer{Ifindex: c0.Interface(t).Index}
 
 	br, err := peer.New(peer.Config{
-		A: peer.Side{Interface: b0.Name, Filter: prog},
-		B: peer.Side{Interface: b1.Name, Filter: prog},
+		A: peer.Side{Interface: b0.Name, Filter: prog, CopyMode: mode},
+		B: peer.Side{Interface: b1.Name, Filter: prog, CopyMode: mode},
 	})
 	require.NoError(t, err)
 	require.NoError(t, bridge.Do(br.Start))

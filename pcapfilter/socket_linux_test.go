@@ -21,27 +21,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// vlanExprs are the expressions whose socket programs read the VLAN tag the kernel strips.
-var vlanExprs = []string{
-	"vlan", "vlan 10", "vlan 20", "not vlan", "vlan and ip", "vlan 10 and udp", "vlan and vlan",
-	"vlan and vlan 20", "vlan 10 and vlan 20 and port 80", "vlan 10 and host 198.18.0.1",
-	"ip or vlan and udp", "vlan or arp", "vlan 10 or vlan 20", "not vlan 10 and ip",
-	"vlan and tcp[13] & 2 != 0", "vlan 30 and ether host 02:00:00:00:00:01",
-}
-
-// kernelView is what an AF_PACKET socket filter sees of a frame on the wire: the kernel
-// moves an outer 802.1Q or 802.1ad tag out of the frame into the socket buffer.
-func kernelView(f []byte) skb {
-	if len(f) >= 18 {
-		switch binary.BigEndian.Uint16(f[12:]) {
-		case 0x8100, 0x88a8:
-			data := append(append([]byte{}, f[:12]...), f[16:]...)
-			return skb{data: data, vlanTagged: true, tci: binary.BigEndian.Uint16(f[14:])}
-		}
-	}
-	return skb{data: f}
-}
-
 // TestSocketVLANSameAsTcpdump compares the socket programs with tcpdump's programs for a live
 // capture on a Linux Ethernet interface (which read SKF_AD_VLAN_TAG_PRESENT and SKF_AD_VLAN_TAG),
 // run by the test's interpreter on the kernel's view of thousands of frames: the same verdict
