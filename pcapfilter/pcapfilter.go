@@ -111,6 +111,10 @@ func compile(expr string, cfg *Config) ([]bpf.Instruction, error) {
 	c.emit(bpf.RetConstant{Val: acceptLen})
 	c.place(reject)
 	c.emit(bpf.RetConstant{Val: 0})
+	if len(c.prog) > 4*MaxInstructions {
+		// Far beyond what the optimizer could bring under the limit: stop before it works.
+		return nil, errorf(ErrTooComplex, 0, "the filter compiles to more than %d instructions, the kernel's limit: split it or simplify it", MaxInstructions)
+	}
 	c.optimize()
 	if c.labels[accept] >= len(c.prog) || c.prog[c.labels[accept]].plain != (bpf.RetConstant{Val: acceptLen}) {
 		return nil, errorf(ErrRejectsAll, 0, "the expression matches no frame: on an inline bridge it would drop all traffic")
@@ -119,51 +123,50 @@ func compile(expr string, cfg *Config) ([]bpf.Instruction, error) {
 }
 
 // assemble resolves labels into forward skips. A conditional jump skips at most 255
-// instructions; a longer one is routed through an unconditional jump placed right after it.
+// instructions; a longer one is routed through an unconditional jump placed right after it,
+// or through one placed for an earlier-processed jump to the same target when that one is
+// within reach.
 func (c *compiler) assemble() ([]bpf.Instruction, error) {
-	for {
-		if len(c.prog) > MaxInstructions {
-			return nil, errorf(ErrTooComplex, 0, "the filter compiles to more than %d instructions, the kernel's limit: split it or simplify it", MaxInstructions)
+	// Walking backwards, an insertion right after jump i moves only code after i, so the jumps
+	// already handled (later in the program, and their targets) keep their distances.
+	tramp := map[int]int{} // target label -> label of the nearest trampoline to it
+	for i := len(c.prog) - 1; i >= 0 && len(c.prog) <= MaxInstructions; i-- {
+		in := c.prog[i]
+		if in.kind != insJump && in.kind != insJumpX {
+			continue
 		}
-		// pos[l]: where label l lands; labels placed at the end of a sequence mean the next
-		// instruction.
-		far := -1
-		for i, in := range c.prog {
-			if in.kind == insJump || in.kind == insJumpX {
-				if c.labels[in.t]-i-1 > 255 || c.labels[in.f]-i-1 > 255 {
-					far = i
-					break
+		var far []*int
+		for _, l := range []*int{&in.t, &in.f} {
+			if c.labels[*l]-i-1 <= 255 {
+				continue
+			}
+			// +2: this jump's own trampolines may still be inserted before it.
+			if tl, ok := tramp[*l]; ok && c.labels[tl]-i-1+2 <= 255 {
+				*l = tl
+				continue
+			}
+			far = append(far, l)
+		}
+		if len(far) > 0 {
+			for l, p := range c.labels {
+				if p > i {
+					c.labels[l] = p + len(far)
 				}
 			}
-		}
-		if far < 0 {
-			break
-		}
-		in := c.prog[far]
-		var tramp []ins
-		if c.labels[in.t]-far-1 > 255 {
-			l := c.newLabel()
-			tramp = append(tramp, ins{kind: insJA, t: in.t})
-			in.t = l
-		}
-		if c.labels[in.f]-far-1 > 255 {
-			l := c.newLabel()
-			tramp = append(tramp, ins{kind: insJA, t: in.f})
-			in.f = l
-		}
-		c.prog[far] = in
-		rest := append(tramp, c.prog[far+1:]...)
-		c.prog = append(c.prog[:far+1], rest...)
-		for l, p := range c.labels {
-			if p > far {
-				c.labels[l] = p + len(tramp)
+			add := make([]ins, len(far))
+			for k, l := range far {
+				tl := c.newLabel()
+				c.labels[tl] = i + 1 + k
+				add[k] = ins{kind: insJA, t: *l}
+				tramp[*l] = tl
+				*l = tl
 			}
+			c.prog = append(c.prog[:i+1], append(add, c.prog[i+1:]...)...)
 		}
-		// The new labels point at the trampolines.
-		next := len(c.labels) - len(tramp)
-		for k := range tramp {
-			c.labels[next+k] = far + 1 + k
-		}
+		c.prog[i] = in
+	}
+	if len(c.prog) > MaxInstructions {
+		return nil, errorf(ErrTooComplex, 0, "the filter compiles to more than %d instructions, the kernel's limit: split it or simplify it", MaxInstructions)
 	}
 	out := make([]bpf.Instruction, len(c.prog))
 	for i, in := range c.prog {
