@@ -40,9 +40,12 @@
 // stripped (and whose VLAN id matches, for vlan N), read with the SKF_AD_VLAN_TAG_PRESENT and
 // SKF_AD_VLAN_TAG ancillary loads; only a frame without a stripped tag is looked at for a tag
 // in its bytes, in which case the offsets of later primitives move by 4 bytes at run time.
-// Later vlan primitives match inner tags in the frame bytes. (libpcap 1.10's optimizer moves
-// that run-time shift ahead of the SKF_AD_VLAN_TAG_PRESENT test in some expressions, such as
-// "ip or vlan and udp", and then misjudges tagged frames; pcapfilter does not.)
+// Later vlan primitives match inner tags in the frame bytes. pcapfilter keeps the run-time
+// shift in a scratch slot of its own. libpcap 1.10 has two bugs here that pcapfilter does not
+// copy: its optimizer moves the shift ahead of the SKF_AD_VLAN_TAG_PRESENT test in some
+// expressions ("ip or vlan and udp") and then misjudges tagged frames, and a comparison
+// written before the first vlan can leave its temporary in the register the shift later uses
+// ("(len > 100 or vlan) and tcp" looks for the IPv4 protocol at byte 123).
 // [Config.TagsInFrame] compiles vlan for frames whose tags are all in their bytes instead
 // (pcap files, frames in a TX slot), which golang.org/x/net/bpf's VM can run: it does not
 // implement ancillary loads.
