@@ -216,10 +216,26 @@ func (a *app) loop(sigs chan os.Signal) int {
 		}
 	}
 
+	// Reject sockets follow their interfaces: peer.Bridge re-binds its own sockets when an
+	// interface is re-created, this re-opens the reject sockets.
+	refresh := time.NewTicker(time.Second)
+	defer refresh.Stop()
+
 	code, running := exitOK, len(a.bridges)
 wait:
 	for {
 		select {
+		case <-refresh.C:
+			for _, b := range a.bridges {
+				err := b.refreshInject()
+				if err != nil && err.Error() != b.injectErr {
+					a.printf("bridge: %s: cannot re-open a reject socket (retrying every second): %v", b.name(), err)
+				}
+				b.injectErr = ""
+				if err != nil {
+					b.injectErr = err.Error() // said once, not every second
+				}
+			}
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
 				a.reload()
@@ -286,6 +302,12 @@ func (a *app) printFinal() {
 	line := fmt.Sprintf("  rules %d, alerts %d, reject frames sent %d", a.ruleCount.Load(), e.alerts.Load(), e.rejects.Load())
 	if n := e.rejectErrs.Load(); n > 0 {
 		line += fmt.Sprintf(" (%d failed: %v)", n, e.lastRejectErr())
+	}
+	if n := e.rejectsLimited.Load(); n > 0 {
+		line += fmt.Sprintf(", rate-limited %d", n)
+	}
+	if n := e.rejectsFull.Load(); n > 0 {
+		line += fmt.Sprintf(", dropped on a full queue %d", n)
 	}
 	if e.eve != nil {
 		line += fmt.Sprintf(", EVE events written %d, dropped %d", e.eve.Written(), e.eve.Dropped())
