@@ -61,7 +61,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.rules, "rules", "", "rule `FILE` (drop, reject, alert, pass); SIGHUP reloads it")
 	fs.StringVar(&o.eve, "eve", "", "append EVE JSON alert events to `FILE` (- for standard output)")
 	fs.DurationVar(&o.stats, "stats", 0, "print per-direction rates and counters every `DURATION` (e.g. 10s)")
-	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9101), path /metrics")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9101; a port alone, :9101, means 127.0.0.1), path /metrics")
 	fs.BoolVar(&o.demo, "demo", false, "run a self-contained demonstration in network namespaces (needs root)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), synopsis, "\nflags:\n")
