@@ -18,7 +18,7 @@ func newHardeningCollector(eng *engine) *hardeningCollector {
 		limited:   prometheus.NewDesc("afbridge_reject_frames_rate_limited_total", "Reject frames not sent because of the per-worker rate limit.", nil, nil),
 		full:      prometheus.NewDesc("afbridge_reject_frames_queue_full_total", "Reject frames dropped because the port's send queue was full.", nil, nil),
 		rebinds:   prometheus.NewDesc("afbridge_reject_socket_rebinds_total", "Reject sockets re-opened after their interface was re-created.", nil, nil),
-		eveFailed: prometheus.NewDesc("afbridge_eve_write_errors_total", "Failed writes to the EVE log (each loses the events it carried).", nil, nil),
+		eveFailed: prometheus.NewDesc("afbridge_eve_events_failed_total", "EVE events lost to write errors.", nil, nil),
 	}
 }
 

@@ -67,7 +67,7 @@ type app struct {
 
 	ruleCount                atomic.Int64
 	reloadsOK, reloadsFailed atomic.Uint64
-	eveDropped, eveFailed    uint64 // already reported by warnEVE
+	eveDropped               uint64 // already reported by warnEVE (write errors: eve.Options.OnError)
 }
 
 func (a *app) printf(format string, args ...any) { fmt.Fprintf(a.stderr, format+"\n", args...) }
@@ -135,7 +135,9 @@ func (a *app) serve() int {
 	}
 
 	if o.eve != "" {
-		w, err := eve.Open(o.eve, 0)
+		w, err := eve.Open(o.eve, &eve.Options{AllowSpecial: o.eveAllowSpecial, OnError: func(err error, lost uint64) {
+			a.printf("bridge: EVE log: %d events lost: %v (said at most once a second; afbridge_eve_events_failed_total counts them all)", lost, err)
+		}})
 		if err != nil {
 			a.printf("bridge: -eve: %v", err)
 			return exitUsage
@@ -311,13 +313,16 @@ func (a *app) printFinal() {
 	}
 	if e.eve != nil {
 		line += fmt.Sprintf(", EVE events written %d, dropped %d", e.eve.Written(), e.eve.Dropped())
+		if n := e.eve.Failed(); n > 0 {
+			line += fmt.Sprintf(", failed %d", n)
+		}
 	}
 	a.printf("%s", line)
 	a.warnEVE()
 }
 
-// warnEVE reports EVE events lost since the last call: dropped because the writer's queue was
-// full, or lost to write errors.
+// warnEVE reports EVE events dropped since the last call because the writer's queue was full.
+// Write errors are reported as they happen, by the OnError given to eve.Open.
 func (a *app) warnEVE() {
 	w := a.eng.eve
 	if w == nil {
@@ -326,10 +331,6 @@ func (a *app) warnEVE() {
 	if n := w.Dropped(); n > a.eveDropped {
 		a.printf("bridge: EVE log: %d events dropped, the writer's queue was full (the disk is slower than the alerts)", n-a.eveDropped)
 		a.eveDropped = n
-	}
-	if n := w.Failed(); n > a.eveFailed {
-		a.printf("bridge: EVE log: %d failed writes, the last: %v", n-a.eveFailed, w.Err())
-		a.eveFailed = n
 	}
 }
 
