@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/afbridge/afbridge v0.0.0
+	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0

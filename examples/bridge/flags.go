@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/afbridge/afbridge/examples/bridge/config"
 	"github.com/afbridge/afbridge/peer"
 )
 
@@ -36,8 +37,10 @@ type options struct {
 	demo    bool
 	// eveAllowSpecial lets -eve be a symlink, FIFO or device (eve.Options.AllowSpecial).
 	eveAllowSpecial bool
-	// runAs is the user the bridge runs as once its sockets are open (privilege.go).
-	runAs string
+	// runAs is the user the bridge runs as once its sockets are open (caps_linux.go); it
+	// overrides cfgRunAs, the run-as section of -c.
+	runAs    string
+	cfgRunAs config.RunAs
 }
 
 // usageError is a bad command line: the caller prints it with the usage and exits 2.

@@ -133,6 +133,18 @@ func (a *app) serve() int {
 	if bad {
 		return exitUsage
 	}
+	// Resolved before anything opens, so that an unknown user is a usage error.
+	var cred credentials
+	root := os.Geteuid() == 0
+	if root {
+		var err error
+		if cred, err = lookupRunAs(o.runAs, o.cfgRunAs.User, o.cfgRunAs.Group); err != nil {
+			a.printf("bridge: %v", err)
+			return exitUsage
+		}
+	} else if o.runAs != "" || o.cfgRunAs.User != "" {
+		a.printf("bridge: note: run-as ignored: the bridge is not root, it runs as uid %d already", os.Geteuid())
+	}
 
 	if o.eve != "" {
 		w, err := eve.Open(o.eve, &eve.Options{AllowSpecial: o.eveAllowSpecial, OnError: func(err error, lost uint64) {
@@ -182,9 +194,31 @@ func (a *app) serve() int {
 			return exitRuntime
 		}
 	}
-	// The sockets are open: keep only what re-opening them needs.
-	if err := dropCapabilities(); err != nil {
-		a.printf("bridge: capabilities not dropped: %v", err)
+	// The sockets are open: become cred, keeping only what re-opening them needs. The EVE log
+	// is handed to cred first, so that SIGHUP can reopen it.
+	if w := a.eng.eve; w != nil && root {
+		if err := w.Chown(cred.uid, cred.gid); err != nil {
+			a.printf("bridge: -eve: cannot give the log to %s, so SIGHUP cannot reopen it: %v", cred.name, err)
+		}
+	}
+	switch err := dropPrivileges(cred); {
+	case errors.Is(err, errCgo):
+		a.printf("bridge: privileges not dropped: %v", err)
+	case err != nil:
+		a.printf("bridge: cannot drop privileges: %v", err)
+		a.printf("  what to do: the bridge refuses to run with more privileges than it needs; the error above says which step failed")
+		for _, b := range a.bridges {
+			b.br.Close()
+			b.closeInject()
+		}
+		return exitRuntime
+	case root:
+		a.printf("bridge: running as %s with CAP_NET_RAW and CAP_NET_ADMIN only, no_new_privs, seccomp", cred.name)
+	default:
+		a.printf("bridge: running as uid %d with CAP_NET_RAW and CAP_NET_ADMIN at most, no_new_privs, seccomp", os.Geteuid())
+	}
+	if afterDrop != nil {
+		afterDrop(a.printf)
 	}
 	for _, b := range a.bridges {
 		a.printf("%s", b.banner())
@@ -310,6 +344,9 @@ func (a *app) printFinal() {
 	}
 	if n := e.rejectsFull.Load(); n > 0 {
 		line += fmt.Sprintf(", dropped on a full queue %d", n)
+	}
+	if n := e.rejectRebinds.Load(); n > 0 {
+		line += fmt.Sprintf(", reject sockets re-opened %d", n)
 	}
 	if e.eve != nil {
 		line += fmt.Sprintf(", EVE events written %d, dropped %d", e.eve.Written(), e.eve.Dropped())
