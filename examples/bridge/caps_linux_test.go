@@ -204,3 +204,16 @@ func TestRunAsLookup(t *testing.T) {
 		assert.Equal(t, tc.gid, c.gid, "%+v", tc)
 	}
 }
+
+// TestDemoDropsPrivileges: --demo runs its bridge as a child process that drops privileges as
+// the bridge always does (issue 14: the demo's bridge kept every capability on every thread).
+func TestDemoDropsPrivileges(t *testing.T) {
+	testenv.RequirePriv(t)
+	p := startCmd(t, nil, noCgoBinary(t), nil, "--demo")
+	code := p.exitCode(3 * time.Minute)
+	out := p.stdout.String()
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, p.stderr.String())
+	assert.Contains(t, out, "running as nobody (65534:65534) with CAP_NET_RAW and CAP_NET_ADMIN only, no_new_privs, seccomp")
+	assert.Contains(t, out, "GET /forbidden  blocked")
+	assert.Contains(t, out, "final stats")
+}

@@ -54,7 +54,8 @@
 // needs CAP_NET_RAW and CAP_NET_ADMIN).
 //
 // --demo needs root and nothing else: it builds three network namespaces (client, bridge,
-// server) joined by veth pairs, addressed from 198.18.0.0/15 only, bridges the two middle ports,
+// server) joined by veth pairs, addressed from 198.18.0.0/15 only, bridges the two middle ports
+// (with this binary as a child process, which drops its privileges as above),
 // and shows a ping and an HTTP transfer through the bridge, a rule loaded while it runs that
 // blocks one request while others pass, the EVE event it logs and the final counters; then it
 // removes everything it created, also after Ctrl-C or a failure.
