@@ -5,6 +5,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,7 +86,7 @@ func TestLeastPrivilege(t *testing.T) {
 	require.NoError(t, os.Chmod(secret, 0o600))
 	t.Setenv("AFBRIDGE_PROBE_WRITE", strings.Join([]string{secret, "/etc/shadow", "/etc/passwd", "/proc/sys/kernel/core_pattern", rulesPath}, ":"))
 
-	p := startCmd(t, tp.bridge, bin, nil, "-i", "b0:b1", "-rules", rulesPath, "-eve", evePath)
+	p := startCmd(t, tp.bridge, bin, nil, "-i", "b0:b1", "-rules", rulesPath, "-eve", evePath, "-metrics", ":9101", "-stats", "500ms")
 	p.waitFor(`bridging b0 <-> b1`, 20*time.Second)
 	stderr := p.stderr.String()
 	assert.Contains(t, stderr, "running as nobody (65534:65534) with CAP_NET_RAW and CAP_NET_ADMIN only, no_new_privs, seccomp")
@@ -114,6 +116,21 @@ func TestLeastPrivilege(t *testing.T) {
 	tp.mustPass(t, "/hello")
 	_, err := tp.get("/forbidden", 5*time.Second)
 	assert.ErrorIs(t, err, syscall.ECONNRESET)
+
+	// Metrics under the seccomp filter: served, with the process collector's /proc reads.
+	func() {
+		c := &http.Client{Transport: demoTransport(tp.bridge), Timeout: 5 * time.Second}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get("http://127.0.0.1:9101/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		assert.Regexp(t, `(?m)^afbridge_reject_frames_sent_total [1-9]`, string(body))
+		assert.Regexp(t, `(?m)^afbridge_reject_frames_rate_limited_total 0`, string(body))
+		assert.Regexp(t, `(?m)^process_open_fds \d`, string(body))
+	}()
+	p.waitFor(`stats b0->b1: `, 5*time.Second)
 
 	// Log rotation and rule reload: SIGHUP as nobody.
 	require.NoError(t, os.Rename(evePath, evePath+".1"))

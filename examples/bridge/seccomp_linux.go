@@ -41,7 +41,7 @@ var allowedSyscalls = []string{
 	"poll", "ppoll", "select", "pselect6",
 	// files: opening the EVE log and the rules, reading /proc
 	"open", "openat", "openat2", "fstat", "newfstatat", "stat", "lstat", "statx", "lseek",
-	"getdents64", "readlink", "readlinkat", "access", "faccessat", "faccessat2", "fadvise64",
+	"getdents64", "readlink", "readlinkat", "statfs", "fstatfs", "access", "faccessat", "faccessat2", "fadvise64",
 	"fsync", "fdatasync",
 	// sockets: packet sockets, netlink look-ups, the metrics server
 	"socket", "socketpair", "bind", "connect", "listen", "accept", "accept4", "shutdown",
