@@ -105,7 +105,7 @@ func (a *app) serve() int {
 	var set *rules.Set
 	if o.rules != "" {
 		var err error
-		if set, err = rules.ParseFile(o.rules); err != nil {
+		if set, err = loadRules(o.rules); err != nil {
 			a.errorf("", err)
 			return exitUsage
 		}
@@ -383,7 +383,7 @@ func (a *app) reload() {
 		a.printf("bridge: SIGHUP: no -rules file to reload")
 		return
 	}
-	set, err := rules.ParseFile(a.o.rules)
+	set, err := loadRules(a.o.rules)
 	if err != nil {
 		a.reloadsFailed.Add(1)
 		a.printf("bridge: SIGHUP: reload of %s refused; the %d rules loaded before stay in force:", a.o.rules, a.ruleCount.Load())
@@ -398,6 +398,29 @@ func (a *app) reload() {
 	a.ruleCount.Store(int64(set.Len()))
 	a.reloadsOK.Add(1)
 	a.printf("bridge: SIGHUP: reloaded %s: %d rules in force", a.o.rules, set.Len())
+}
+
+// loadRules parses the rule file at path. It is opened with O_NONBLOCK and checked with fstat
+// before it is read: a FIFO put in its place would otherwise block the main loop on SIGHUP,
+// and with it SIGTERM.
+func loadRules(path string) (*rules.Set, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%v); give the rule file itself", path, st.Mode().Type())
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	return rules.Parse(f, path)
 }
 
 // runtimeHint says what to do about a failure to open or start a bridge.
