@@ -234,3 +234,34 @@ func TestDemoDropsPrivileges(t *testing.T) {
 	assert.Contains(t, out, "GET /forbidden  blocked")
 	assert.Contains(t, out, "final stats")
 }
+
+// TestRunAsFromConfig: Suricata's run-as section in -c picks the user, and -run-as overrides it.
+func TestRunAsFromConfig(t *testing.T) {
+	bin := noCgoBinary(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		uid  string
+	}{
+		{"run-as section", nil, "1 1 1 1"},
+		{"flag wins", []string{"-run-as", "nobody"}, "65534 65534 65534 65534"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := newTopo(t)
+			dir := t.TempDir()
+			require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+			require.NoError(t, os.Chmod(dir, 0o755))
+			cfg := writeFile(t, dir, "suricata.yaml", strings.ReplaceAll(suricataYAML, "%[1]s", "")+"\nrun-as:\n  user: daemon\n  group: daemon\n")
+			p := startCmd(t, tp.bridge, bin, nil, append([]string{"-c", cfg}, tc.args...)...)
+			p.waitFor(banner2, 20*time.Second)
+			for tid, st := range statusLines(t, p.cmd.Process.Pid) {
+				assert.Equal(t, tc.uid, st["Uid"], "thread %s", tid)
+				assert.Equal(t, keptHex, st["CapEff"], "thread %s", tid)
+			}
+			assert.NotContains(t, p.stderr.String(), `section "run-as" ignored`)
+			tp.ping(t)
+			p.signal(syscall.SIGTERM)
+			require.Equal(t, 0, p.exitCode(30*time.Second), p.stderr.String())
+		})
+	}
+}
