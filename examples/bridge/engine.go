@@ -240,7 +240,7 @@ func (h *ruleHandler) reject(p *verdict.Packet) {
 			continue // not TCP or UDP, a RST, multicast...: the drop alone
 		}
 		if now == 0 {
-			now = time.Now().UnixNano()
+			now = monoNow()
 		}
 		if !h.limit.allow(now) {
 			eng.rejectsLimited.Add(1)

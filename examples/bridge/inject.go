@@ -24,12 +24,19 @@ const (
 	rejectBurst = 50
 )
 
+// monoBase anchors monoNow.
+var monoBase = time.Now()
+
+// monoNow is the monotonic clock in nanoseconds: a wall clock stepped back (NTP, an operator)
+// would otherwise leave the limiter's bucket empty until it caught up.
+func monoNow() int64 { return int64(time.Since(monoBase)) }
+
 // limiter is a token bucket in the GCRA form: tat is the time at which the bucket is full
 // again, so allow needs one clock read and no division. One per worker: no lock, no atomics.
 type limiter struct {
 	interval int64 // nanoseconds per token
 	tau      int64 // burst tolerance: (burst-1) intervals
-	tat      int64 // theoretical arrival time, in UnixNano
+	tat      int64 // theoretical arrival time, in monoNow's nanoseconds
 }
 
 func newLimiter(rate, burst int) limiter {
@@ -37,7 +44,7 @@ func newLimiter(rate, burst int) limiter {
 	return limiter{interval: iv, tau: int64(burst-1) * iv}
 }
 
-// allow takes a token at now (UnixNano) and reports whether there was one.
+// allow takes a token at now (monoNow) and reports whether there was one.
 func (l *limiter) allow(now int64) bool {
 	tat := max(l.tat, now)
 	if tat-now > l.tau {
