@@ -27,7 +27,7 @@ func openFile(path string, allowSpecial bool) (*os.File, error) {
 		var st unix.Stat_t
 		if err == unix.ENXIO && !allowSpecial && unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
 			// A FIFO without a reader: say what it is, not just ENXIO.
-			return nil, &os.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w: %s (allow it with -eve-allow-special)", ErrSpecial, kind(st.Mode))}
+			return nil, &os.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w: %s (allow it with -eve-allow-special)", ErrSpecial, kind(uint32(st.Mode)))}
 		}
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -43,7 +43,7 @@ func openFile(path string, allowSpecial bool) (*os.File, error) {
 		}
 	} else if !allowSpecial {
 		unix.Close(fd)
-		return nil, &os.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w: %s (allow it with -eve-allow-special)", ErrSpecial, kind(st.Mode))}
+		return nil, &os.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w: %s (allow it with -eve-allow-special)", ErrSpecial, kind(uint32(st.Mode)))}
 	}
 	// A special file stays non-blocking: os.NewFile puts it in the runtime's poller, so a
 	// write to a FIFO nobody reads parks only the writer goroutine, and Close can wake it.
