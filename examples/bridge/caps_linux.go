@@ -92,7 +92,10 @@ func lookupRunAs(flagValue, userName, groupName string) (credentials, error) {
 // syscall.AllThreadsSyscall (setresuid and friends use it too), which Go provides only in
 // binaries without cgo: build with CGO_ENABLED=0. A race build needs cgo, so it returns errCgo
 // and changes nothing.
-func dropPrivileges(cred credentials) error {
+//
+// beforeSwitch, if not nil, runs just before the switch of step 2, while the process is still
+// root: the place to hand files to cred.
+func dropPrivileges(cred credentials, beforeSwitch func()) error {
 	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_GET_KEEPCAPS, 0, 0); e == unix.ENOTSUP {
 		return errCgo
 	}
@@ -105,6 +108,9 @@ func dropPrivileges(cred credentials) error {
 		syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0)
 	}
 	if os.Geteuid() == 0 {
+		if beforeSwitch != nil {
+			beforeSwitch()
+		}
 		if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0); e != 0 {
 			return os.NewSyscallError("prctl PR_SET_KEEPCAPS", e)
 		}

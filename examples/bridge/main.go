@@ -196,12 +196,14 @@ func (a *app) serve() int {
 	}
 	// The sockets are open: become cred, keeping only what re-opening them needs. The EVE log
 	// is handed to cred first, so that SIGHUP can reopen it.
-	if w := a.eng.eve; w != nil && root {
-		if err := w.Chown(cred.uid, cred.gid); err != nil {
-			a.printf("bridge: -eve: cannot give the log to %s, so SIGHUP cannot reopen it: %v", cred.name, err)
+	giveEVE := func() {
+		if w := a.eng.eve; w != nil {
+			if err := w.Chown(cred.uid, cred.gid); err != nil {
+				a.printf("bridge: -eve: cannot give the log to %s, so SIGHUP cannot reopen it: %v", cred.name, err)
+			}
 		}
 	}
-	switch err := dropPrivileges(cred); {
+	switch err := dropPrivileges(cred, giveEVE); {
 	case errors.Is(err, errCgo):
 		a.printf("bridge: privileges not dropped: %v", err)
 	case err != nil:

@@ -219,13 +219,18 @@ func (w *Writer) Err() error {
 	return nil
 }
 
-// Chown changes the owner of the file Open opened (see os.File.Chown), so that a process that
-// gives up root after opening its log can still reopen it. For other Writers it does nothing.
+// Chown changes the owner of the regular file Open opened (see os.File.Chown), so that a
+// process that gives up root after opening its log can still reopen it. For other Writers, and
+// for special files allowed by [Options.AllowSpecial] (a device such as /dev/full must keep its
+// owner), it does nothing.
 func (w *Writer) Chown(uid, gid int) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.file == nil {
 		return nil
+	}
+	if st, err := w.file.Stat(); err != nil || !st.Mode().IsRegular() {
+		return err
 	}
 	return w.file.Chown(uid, gid)
 }

@@ -282,3 +282,27 @@ func TestCloseStuckFIFO(t *testing.T) {
 	assert.Positive(t, w.Failed())
 	assert.EqualValues(t, 100, w.Written()+w.Failed())
 }
+
+// TestChown: the log file changes owner; a device allowed as the log does not.
+func TestChown(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another user needs root")
+	}
+	path := filepath.Join(t.TempDir(), "eve.json")
+	w, err := Open(path, nil)
+	require.NoError(t, err)
+	require.NoError(t, w.Chown(65534, 65534))
+	require.NoError(t, w.Close())
+	var st syscall.Stat_t
+	require.NoError(t, syscall.Stat(path, &st))
+	assert.EqualValues(t, 65534, st.Uid)
+
+	require.NoError(t, syscall.Stat("/dev/full", &st))
+	before := st.Uid
+	w, err = Open("/dev/full", &Options{AllowSpecial: true})
+	require.NoError(t, err)
+	require.NoError(t, w.Chown(65534, 65534))
+	require.NoError(t, w.Close())
+	require.NoError(t, syscall.Stat("/dev/full", &st))
+	assert.Equal(t, before, st.Uid, "a device keeps its owner")
+}
