@@ -5,6 +5,11 @@
 // A bridge worker must never wait on a disk: [Writer.Write] hands the event to a goroutine
 // through a bounded queue and returns at once, counting the event as dropped when the queue is
 // full. Building an [Event] allocates; that is fine because alerts are rare next to frames.
+//
+// Nor may the log stall or subvert the process that writes it: [Open] and [Writer.Reopen] refuse
+// symbolic links and anything but a regular file unless [Options.AllowSpecial], and never block
+// (a FIFO without a reader fails at once); [Writer.Close] waits a bounded time; an event counts
+// as written only once the write succeeded, and failures reach [Options.OnError] at once.
 package eve
 
 import (
