@@ -39,6 +39,20 @@
 // allow-list, on every thread; this needs a build without cgo (CGO_ENABLED=0). The run-as user
 // must be able to read the rules and, for log rotation, write the EVE log's directory.
 //
+// With rules loaded, each worker inspects what the receivers will see, not frame by frame (the
+// frames themselves leave unchanged): IPv4 and IPv6 fragments are reassembled (package defrag)
+// and the fragment that completes a datagram is judged with all of it, so rules with ports match
+// every datagram and content after the first fragment is found; TCP segments are reassembled per
+// direction (package stream) and each is matched together with the bytes before it, so content
+// split over segments, sent out of order or overlapped is found in the segment that completes it.
+// A drop or reject drops the rest of the flow, both ways (flows in a flow.Table, 16,384 per
+// worker). The rules' flow: keyword sees the flow's direction and state. What inspection drops on
+// its own is logged as an alert with a built-in signature: 2900001 fragments overlapping with
+// different data, 2900002 invalid, tiny-first or over-limit fragments, 2900003 TCP segments
+// overlapping inspected data with different data, 2900004 segments that cannot be inspected (out
+// of order beyond the hold, urgent data, an unverifiable retransmission), 2900005 IPv6 extension
+// header chains over flow.MaxExtHeaders. The final counters add a line for inspection.
+//
 // Once every socket is open the bridge prints, on standard error, any preflight findings, then one
 // line per bridge:
 //

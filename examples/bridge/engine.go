@@ -26,6 +26,7 @@ type engine struct {
 	rejectsLimited atomic.Uint64 // reject frames not sent because of the rate limit
 	rejectRebinds  atomic.Uint64 // reject sockets re-opened on a re-created interface
 	rejectErr      atomic.Pointer[error]
+	inspect        inspectStats
 }
 
 // bridge is one peer.Bridge with the state the binary keeps around it.
@@ -41,6 +42,9 @@ type bridge struct {
 	// injectErr is the last error re-opening a reject socket, reported once; main loop only.
 	injectErr string
 	started   time.Time
+	// ins holds each worker's inspector, kept across rule reloads so that flows (and flow
+	// drops) survive them. Factories fill it (one call at a time); worker i alone uses slot i's.
+	ins []*inspector
 }
 
 // newBridge prepares a bridge for cfg with set as its first rules (nil for none). Nothing is
@@ -51,6 +55,7 @@ func newBridge(eng *engine, cfg peer.Config, where string, set *rules.Set) *brid
 		where:  where,
 		ifname: [2]string{cfg.A.Interface, cfg.B.Interface},
 		mode:   [2]peer.CopyMode{cfg.A.CopyMode, cfg.B.CopyMode},
+		ins:    make([]*inspector, max(1, cfg.Threads)),
 	}
 	b.sw = verdict.NewSwitch(b.rulesFactory(set))
 	cfg.Verdict = b.sw // bytes are counted by peer (Counters.Bytes)
@@ -87,10 +92,30 @@ func (b *bridge) rulesFactory(set *rules.Set) verdict.Factory {
 	if set == nil || set.Len() == 0 {
 		return verdict.Shared(verdict.PassAll)
 	}
-	return verdict.FactoryFunc(func(int) verdict.Handler {
+	return verdict.FactoryFunc(func(worker int) verdict.Handler {
 		return &ruleHandler{b: b, set: set, res: set.NewResult(), buf: make([]byte, rules.MaxRejectLen),
-			tx: newRejectTx(), limit: newLimiter(rejectRate, rejectBurst)}
+			tx: newRejectTx(), limit: newLimiter(rejectRate, rejectBurst),
+			ins: b.inspector(worker, set.LongestContent()-1)}
 	})
+}
+
+// inspector returns worker's inspector, made anew when there is none yet or the rules need more
+// stream context than it keeps (its flows are then forgotten). Nil if it cannot be made: the
+// worker then matches frame by frame.
+func (b *bridge) inspector(worker, tail int) *inspector {
+	if worker < 0 || worker >= len(b.ins) {
+		in, _ := newInspector(tail, &b.eng.inspect)
+		return in
+	}
+	if in := b.ins[worker]; in != nil && in.tail >= tail {
+		return in
+	}
+	in, err := newInspector(tail, &b.eng.inspect)
+	if err != nil {
+		return nil
+	}
+	b.ins[worker] = in
+	return in
 }
 
 // start opens the reject sockets and starts forwarding, in the calling goroutine's network
@@ -153,12 +178,32 @@ type ruleHandler struct {
 	buf   []byte
 	tx    *rejectTx
 	limit limiter
+	ins   *inspector // nil: match frame by frame
+}
+
+// Tick expires the worker's idle flows and fragments (verdict.Ticker).
+func (h *ruleHandler) Tick(now time.Time) {
+	if h.ins != nil {
+		h.ins.tick(now)
+	}
 }
 
 func (h *ruleHandler) Handle(p *verdict.Packet) verdict.Verdict {
-	switch h.set.Match(p.Data, h.res) {
+	act, drop := rules.NoMatch, false
+	if h.ins != nil {
+		act, drop = h.ins.inspect(p, h.set, h.res)
+		if h.ins.why != nil {
+			h.anomaly(p, h.ins.why, &h.ins.whyPkt)
+		}
+	} else {
+		act = h.set.Match(p.Data, h.res)
+	}
+	switch act {
 	case rules.Alert:
 		h.alert(p)
+		if drop {
+			return verdict.Drop
+		}
 		return verdict.Pass
 	case rules.Drop:
 		h.alert(p)
@@ -169,6 +214,9 @@ func (h *ruleHandler) Handle(p *verdict.Packet) verdict.Verdict {
 			h.reject(p)
 		}
 		return verdict.Drop
+	}
+	if drop {
+		return verdict.Drop // a dropped flow, or an evasion attempt
 	}
 	return verdict.Pass // NoMatch, or a pass rule
 }
@@ -189,6 +237,21 @@ func (h *ruleHandler) alert(p *verdict.Packet) {
 		}
 		eng.eve.Write(event(p, &h.res.Packet, r, action))
 	}
+}
+
+// anomaly counts and logs the built-in signature sig that names an inspection drop of the
+// frame d (decoded).
+func (h *ruleHandler) anomaly(p *verdict.Packet, sig *rules.Rule, d *rules.Packet) {
+	eng := h.b.eng
+	eng.alerts.Add(1)
+	if eng.eve == nil {
+		return
+	}
+	action := eve.Allowed
+	if h.b.mode[p.Dir] == peer.IPS {
+		action = eve.Blocked
+	}
+	eng.eve.Write(event(p, d, sig, action))
 }
 
 // event builds the EVE record of rule r matching the decoded frame d.

@@ -163,7 +163,8 @@ func TestRejectSides(t *testing.T) {
 	client, server := netip.AddrFrom4(ipClient), netip.AddrFrom4(ipServer)
 
 	require.Equal(t, verdict.Drop, h.Handle(packet(fromClient("ugly"), verdict.AToB)))
-	fromServer := tcpFrame(macServer, macClient, ipServer, ipClient, 80, 40000, "ugly")
+	// Another connection: the first one is dropped as a whole now (flow drop), silently.
+	fromServer := tcpFrame(macServer, macClient, ipServer, ipClient, 80, 40001, "ugly")
 	require.Equal(t, verdict.Drop, h.Handle(packet(fromServer, verdict.BToA)))
 
 	require.Len(t, out[0].frames, 2)

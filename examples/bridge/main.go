@@ -357,6 +357,9 @@ func (a *app) printFinal() {
 		}
 	}
 	a.printf("%s", line)
+	in := &e.inspect
+	a.printf("  inspection: datagrams reassembled %d; dropped: flows %d, fragments %d, segments %d, IPv6 header chains %d; flows evicted %d",
+		in.reassembled.Load(), in.flowDrops.Load(), in.fragDrops.Load(), in.segDrops.Load(), in.extHdrDrops.Load(), in.flowsEvicted.Load())
 	a.warnEVE()
 }
 

@@ -110,7 +110,7 @@ pass tcp 192.0.2.10 any -> any any (msg:"scanner"; sid:1000004;)
 func ExampleParse_error() {
 	const ruleText = `alert tcp any any -> any any (msg:"ok"; sid:1;)
 alert tcp any any => any any (msg:"typo"; sid:2;)
-alert tcp any any -> any any (msg:"needs flow"; flow:established; sid:3;)
+alert tcp any any -> any any (msg:"needs flowbits"; flowbits:set,x; sid:3;)
 `
 	_, err := rules.Parse(strings.NewReader(ruleText), "local.rules")
 	var list rules.ErrorList
@@ -125,6 +125,6 @@ alert tcp any any -> any any (msg:"needs flow"; flow:established; sid:3;)
 	}
 	// Output:
 	// local.rules:2:19: expected "->" or "<>", found "=>"
-	// local.rules:3:49: unknown option "flow" (supported: msg, sid, rev, content, nocase)
+	// local.rules:3:53: unknown option "flowbits" (supported: msg, sid, rev, content, nocase, flow)
 	// first error: line 2, column 19
 }
