@@ -222,15 +222,13 @@ func (c *compiler) ipProto(v4, v6 bool, proto uint32) node {
 func (c *compiler) protoCheck(q pq) node {
 	switch q {
 	case pIP, pIP6, pARP, pRARP:
-		return protoPrimOf(c, q)
+		return c.expand(protoPrim(q))
 	case pICMP6:
 		return and(c.etherType(0x86dd), c.cmp(offPayload+6, 1, true, 58))
 	}
 	n := protoPrim(q).(nIPProto)
 	return c.ipProto(n.v4, n.v6, n.proto)
 }
-
-func protoPrimOf(c *compiler, q pq) node { return c.expand(protoPrim(q)) }
 
 // notFrag is true for an unfragmented IPv4 datagram or its first fragment.
 func (c *compiler) notFrag() node {

@@ -14,6 +14,7 @@ import (
 	"github.com/afbridge/afbridge/peer"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,6 +30,7 @@ func TestIPSDropsWhatTheFilterRejects(t *testing.T) {
 }
 
 func filteredBridge(t *testing.T, mode peer.CopyMode) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last: the bridge's workers must be gone
 	const expr = "udp port 53 or arp or vlan 10"
 	prog, err := pcapfilter.Compile(expr, nil)
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package pcapfilter
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -448,7 +449,7 @@ func (p *parser) idList(q quals) (node, error) {
 				n = nOr{n, m}
 			}
 		default:
-			return nil, p.expected(t, `"and", "or" or ")" closing the "(" at column `+itoa(open.col))
+			return nil, p.expected(t, `"and", "or" or ")" closing the "(" at column `+strconv.Itoa(open.col))
 		}
 	}
 }
@@ -892,17 +893,4 @@ func (p *parser) operand() (arith, error) {
 		}
 	}
 	return nil, p.expected(t, "a number, len, or a packet load such as ip[0] or tcp[13]")
-}
-
-func itoa(v int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			return string(b[i:])
-		}
-	}
 }
