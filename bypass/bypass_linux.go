@@ -462,3 +462,9 @@ func (p *Path) release() error {
 	}
 	return errors.Join(errs...)
 }
+
+func monoNow() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
