@@ -182,20 +182,31 @@ func (p *Path) Attach(a, b int) error {
 	var fresh [2]link.Link
 	for s := range 2 {
 		l, err := link.AttachTCX(link.TCXOptions{Interface: idx[s], Program: p.tc, Attach: ebpf.AttachTCXIngress})
+		if errors.Is(err, unix.EEXIST) && p.ifindex[s] == idx[s] && p.links[s] != nil {
+			// Still attached from last time: the port did not change.
+			continue
+		}
 		if err != nil {
 			for _, f := range fresh {
 				if f != nil {
 					f.Close()
 				}
 			}
+			if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) {
+				return unavailable("attach tcx", err)
+			}
 			if errors.Is(err, unix.ENODEV) {
 				return fmt.Errorf("bypass: attach tcx to interface %d: %w (the interface is gone)", idx[s], err)
 			}
-			return unavailable("attach tcx", err)
+			return fmt.Errorf("bypass: attach tcx to interface %d: %w", idx[s], err)
 		}
 		fresh[s] = l
 	}
 	for s := range 2 {
+		if fresh[s] == nil {
+			fresh[s] = p.links[s]
+			continue
+		}
 		if p.links[s] != nil {
 			p.links[s].Close()
 		}

@@ -310,7 +310,6 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.Mov.Imm(asm.R2, 0),
 		asm.StoreMem(asm.R6, skbCB0, asm.R2, asm.Word),
 		asm.JEq.Imm(asm.R1, markRing, "next"),
-		asm.Mov.Imm(asm.R8, 0), // R8: 1 when redirecting a frame whose flow is gone (orphan)
 		asm.LoadMem(asm.R1, asm.R6, skbIngressIfindex, asm.Word),
 		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference("ports"),
@@ -326,6 +325,7 @@ func (p *Path) tcProgram() asm.Instructions {
 	}
 	ins = append(ins, parseKey("p_", "next")...)
 	ins = append(ins,
+		asm.Mov.Imm(asm.R8, 0), // R8: 1 when redirecting a frame whose flow is gone (orphan)
 		asm.LoadMapPtr(asm.R1, 0).WithReference("flows"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, keyOff),
