@@ -60,7 +60,7 @@ type Path struct {
 	flows    *ebpf.Map // LRU hash Key -> flowValue
 	ports    *ebpf.Map // hash ingress ifindex -> portValue
 	counters *ebpf.Map // per-CPU array, one counterValue
-	seq      *ebpf.Map // one-element mmapable array: admitted and done sequence numbers per member
+	seq      *ebpf.Map // one-element mmapable array: admitted, done and pending sequence numbers per member
 	seqMem   []byte
 	tc       *ebpf.Program
 
@@ -107,10 +107,10 @@ func Open(cfg *Config) (*Path, error) {
 	if p.counters, err = mk(&ebpf.MapSpec{Name: "afb_counters", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: counterSize, MaxEntries: 1}); err != nil {
 		return nil, err
 	}
-	if p.seq, err = mk(&ebpf.MapSpec{Name: "afb_seq", Type: ebpf.Array, KeySize: 4, ValueSize: uint32(8 * 4 * c.Members), MaxEntries: 1, Flags: unix.BPF_F_MMAPABLE}); err != nil {
+	if p.seq, err = mk(&ebpf.MapSpec{Name: "afb_seq", Type: ebpf.Array, KeySize: 4, ValueSize: uint32(8 * 6 * c.Members), MaxEntries: 1, Flags: unix.BPF_F_MMAPABLE}); err != nil {
 		return nil, err
 	}
-	size := (8*4*c.Members + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
+	size := (8*6*c.Members + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
 	if p.seqMem, err = unix.Mmap(p.seq.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		return nil, unavailable("load maps", os.NewSyscallError("mmap", err))
 	}
@@ -255,7 +255,11 @@ type Filter struct {
 	prog  *ebpf.Program
 	side  Side
 	index int
-	last  uint64 // last sequence number published by Settle
+
+	done       uint64 // the sequence number Settle published last
+	marked     bool   // a handover point waits for the worker to take markQueued frames
+	markN      uint64 // the admitted count at the handover point
+	markQueued uint64 // frames queued to the ring (not dropped) at the handover point
 }
 
 // Attach sets the filter on a socket (SO_ATTACH_BPF), replacing whatever filter it had in one
@@ -281,33 +285,55 @@ func (f *Filter) Attach(c syscall.Conn) error {
 	return nil
 }
 
-// Settle tells the fast path how far the member's worker has got, so that flows it added can be
-// handed over without reordering. Call it from the worker that owns the member's ring when it has
-// found the ring empty and has flushed every frame it took from it (forwarded or dropped);
-// received is the number of frames the worker has taken from this socket's ring since the socket
-// was opened, and drops the socket's cumulative kernel drop count (PACKET_STATISTICS tp_drops,
-// afpacket.Stats.Drops) read after received was. It reports whether every frame the filter let
-// into the ring so far is accounted for, in which case it publishes that fact and the next frame
-// of a flow waiting for its handover takes the fast path. A stale drops count only delays the
-// handover; read a fresh one when Settle keeps returning false.
-//
-// Settle makes no system call and does not allocate.
-func (f *Filter) Settle(received, drops uint64) bool {
+// Wants reports whether frames of flows handing over sit in the member's ring, waiting for
+// [Filter.Settle]. It reads shared memory: no system call, no allocation.
+func (f *Filter) Wants() bool {
 	m := f.p.cfg.Members
-	adm := f.p.word(int(f.side)*m + f.index)
-	n := atomic.LoadUint64(adm)
-	if received+drops != n {
-		return false
-	}
-	if n != f.last {
-		atomic.StoreUint64(f.p.word(2*m+int(f.side)*m+f.index), n)
-		f.last = n
-	}
-	return true
+	return atomic.LoadUint64(f.p.word(4*m+int(f.side)*m+f.index)) > f.done
 }
 
-// Admitted returns how many frames the filter has let into the member's ring: the sequence
-// number Settle compares with.
+// Settle lets flows handing over on this member switch to the fast path without a frame
+// overtaking another. Call it from the worker that owns the member's ring after it has flushed
+// (sent or dropped) every frame it took from the ring, whenever [Filter.Wants] says so:
+//
+//   - received is the number of frames the worker has taken from the ring since the socket was
+//     opened;
+//   - packets and drops are the socket's cumulative PACKET_STATISTICS (afpacket.Stats.Packets,
+//     which includes the drops, and afpacket.Stats.Drops), read just before the call.
+//
+// When packets equals the number of frames the filter has let in, no frame is between the filter
+// and the ring, so once the worker has taken and flushed the frames queued until then, every
+// frame the filter let in before is dealt with. Settle publishes that, possibly on a later call,
+// and the next frame of a flow whose last bridged frame is covered takes the fast path. It reports
+// whether everything the filter let in so far has been published.
+//
+// Settle makes no system call and does not allocate; it is not safe for concurrent use.
+func (f *Filter) Settle(received, packets, drops uint64) bool {
+	m := f.p.cfg.Members
+	adm := atomic.LoadUint64(f.p.word(int(f.side)*m + f.index))
+	if f.marked && received >= f.markQueued {
+		f.publish(f.markN)
+		f.marked = false
+	}
+	if !f.marked && packets == adm && packets >= drops {
+		if queued := packets - drops; received >= queued {
+			f.publish(adm)
+		} else {
+			f.marked, f.markN, f.markQueued = true, adm, queued
+		}
+	}
+	return !f.marked && f.done == adm
+}
+
+func (f *Filter) publish(n uint64) {
+	if n > f.done {
+		m := f.p.cfg.Members
+		atomic.StoreUint64(f.p.word(2*m+int(f.side)*m+f.index), n)
+		f.done = n
+	}
+}
+
+// Admitted returns how many frames the filter has let into the member's ring.
 func (f *Filter) Admitted() uint64 {
 	return atomic.LoadUint64(f.p.word(int(f.side)*f.p.cfg.Members + f.index))
 }

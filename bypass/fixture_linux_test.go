@@ -69,9 +69,24 @@ func (b *bed) attach() {
 }
 
 // rawConn is a plain AF_PACKET socket in a host namespace, to inject and collect test frames.
-type rawConn struct{ fd int }
+type rawConn struct {
+	fd       int
+	outgoing bool // collect only the frames the interface sends (an observer of a bridge port)
+}
 
 func openRaw(t *testing.T, l testenv.Link) *rawConn {
+	t.Helper()
+	return openSocket(t, l, false)
+}
+
+// openObserver opens a socket that collects the frames a bridge port sends, in the order the
+// kernel transmits them: the order in which they leave the bridge.
+func openObserver(t *testing.T, l testenv.Link) *rawConn {
+	t.Helper()
+	return openSocket(t, l, true)
+}
+
+func openSocket(t *testing.T, l testenv.Link, outgoing bool) *rawConn {
 	t.Helper()
 	idx := l.Interface(t).Index
 	var fd int
@@ -83,11 +98,13 @@ func openRaw(t *testing.T, l testenv.Link) *rawConn {
 		}
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20)
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 16<<20)
-		_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+		if !outgoing {
+			_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+		}
 		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: idx})
 	}))
 	t.Cleanup(func() { unix.Close(fd) })
-	return &rawConn{fd: fd}
+	return &rawConn{fd: fd, outgoing: outgoing}
 }
 
 func (c *rawConn) send(t *testing.T, f []byte) {
@@ -104,7 +121,7 @@ func (c *rawConn) send(t *testing.T, f []byte) {
 	}
 }
 
-// collect reads frames of the test flows (UDP to port testPort) until want have arrived or none
+// collect reads frames of the test flows (UDP from or to port testPort) until want have arrived or none
 // came for idle; it returns their sequence numbers in arrival order.
 func (c *rawConn) collect(want int, idle time.Duration) []uint32 {
 	var seqs []uint32
@@ -112,12 +129,15 @@ func (c *rawConn) collect(want int, idle time.Duration) []uint32 {
 	tv := unix.NsecToTimeval(int64(idle))
 	_ = unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	for len(seqs) < want {
-		n, err := unix.Read(c.fd, buf)
+		n, from, err := unix.Recvfrom(c.fd, buf, 0)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
 			break
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); !ok || (ll.Pkttype == unix.PACKET_OUTGOING) != c.outgoing {
+			continue
 		}
 		if seq, ok := testSeq(buf[:n]); ok {
 			seqs = append(seqs, seq)
@@ -133,9 +153,9 @@ var (
 	ipB = [4]byte{198, 18, 0, 2}
 )
 
-// udpFrame builds an IPv4/UDP frame from src:sport to dst:testPort carrying seq; flags sets the
+// udpFrame builds an IPv4/UDP frame from src:sport to dst:dport carrying seq; flags sets the
 // IPv4 flags and fragment offset field.
-func udpFrame(dstMAC, srcMAC net.HardwareAddr, src, dst [4]byte, sport uint16, seq uint32, flags uint16) []byte {
+func udpFrame(dstMAC, srcMAC net.HardwareAddr, src, dst [4]byte, sport, dport uint16, seq uint32, flags uint16) []byte {
 	f := make([]byte, 0, 64)
 	f = append(f, dstMAC...)
 	f = append(f, srcMAC...)
@@ -148,7 +168,7 @@ func udpFrame(dstMAC, srcMAC net.HardwareAddr, src, dst [4]byte, sport uint16, s
 	f = append(f, src[:]...)
 	f = append(f, dst[:]...)
 	f = binary.BigEndian.AppendUint16(f, sport)
-	f = binary.BigEndian.AppendUint16(f, testPort)
+	f = binary.BigEndian.AppendUint16(f, dport)
 	f = binary.BigEndian.AppendUint16(f, 8+4)
 	f = binary.BigEndian.AppendUint16(f, 0)
 	f = binary.BigEndian.AppendUint32(f, seq)
@@ -162,7 +182,7 @@ func testSeq(f []byte) (uint32, bool) {
 		off = 16
 	}
 	if len(f) < off+2+28+4 || binary.BigEndian.Uint16(f[off:]) != 0x0800 || f[off+2+9] != 17 ||
-		binary.BigEndian.Uint16(f[off+2+22:]) != testPort {
+		(binary.BigEndian.Uint16(f[off+2+22:]) != testPort && binary.BigEndian.Uint16(f[off+2+20:]) != testPort) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint32(f[off+2+28:]), true
@@ -235,7 +255,6 @@ func (w *forwarder) start() func() {
 
 func (w *forwarder) loop(stop <-chan struct{}) {
 	buf := make([]byte, 65536)
-	var drops [2]uint64
 	pfd := []unix.PollFd{{Fd: int32(w.fds[0]), Events: unix.POLLIN}, {Fd: int32(w.fds[1]), Events: unix.POLLIN}}
 	for {
 		select {
@@ -261,11 +280,10 @@ func (w *forwarder) loop(stop <-chan struct{}) {
 				}
 				w.received[s].Add(1)
 			}
-			// The socket is empty and every frame taken from it has been sent: settle.
-			rcv := w.received[s].Load()
-			if !w.filters[s].Settle(rcv, drops[s]) && rcv+drops[s] < w.filters[s].Admitted() {
+			// Every frame taken from the socket has been sent: settle.
+			if w.filters[s].Wants() {
 				if st, err := w.conns[s].Stats(); err == nil {
-					drops[s] = st.Drops
+					w.filters[s].Settle(w.received[s].Load(), st.Packets, st.Drops)
 				}
 			}
 		}

@@ -34,7 +34,7 @@ func (b *bed) sendUntilLive(t *testing.T, side Side, k Key, mk func(seq uint32) 
 
 func TestRedirectAfterHandover(t *testing.T) {
 	b := newBed(t, nil, nil)
-	mk := func(seq uint32) []byte { return udpFrame(b.macB, b.macA, ipA, ipB, 1111, seq, 0) }
+	mk := func(seq uint32) []byte { return udpFrame(b.macB, b.macA, ipA, ipB, 1111, testPort, seq, 0) }
 	k := keyOf(t, mk(0))
 
 	var seq uint32
@@ -74,7 +74,7 @@ func TestRedirectAfterHandover(t *testing.T) {
 
 func TestNeverBypassed(t *testing.T) {
 	b := newBed(t, nil, nil)
-	mk := func(seq uint32) []byte { return udpFrame(b.macB, b.macA, ipA, ipB, 2222, seq, 0) }
+	mk := func(seq uint32) []byte { return udpFrame(b.macB, b.macA, ipA, ipB, 2222, testPort, seq, 0) }
 	k := keyOf(t, mk(0))
 	require.NoError(t, b.p.Add(k))
 	seq := b.sendUntilLive(t, A, k, mk, 0)
@@ -84,9 +84,9 @@ func TestNeverBypassed(t *testing.T) {
 	// Fragments of the live flow (same addresses, protocol and, in the first one, ports) and a
 	// non-IP frame all go to the bridge.
 	frames := [][]byte{
-		udpFrame(b.macB, b.macA, ipA, ipB, 2222, 1000, 0x2000), // first fragment: MF
-		udpFrame(b.macB, b.macA, ipA, ipB, 2222, 1001, 0x0003), // offset 24
-		udpFrame(b.macB, b.macA, ipA, ipB, 2222, 1002, 0x2001), // middle
+		udpFrame(b.macB, b.macA, ipA, ipB, 2222, testPort, 1000, 0x2000), // first fragment: MF
+		udpFrame(b.macB, b.macA, ipA, ipB, 2222, testPort, 1001, 0x0003), // offset 24
+		udpFrame(b.macB, b.macA, ipA, ipB, 2222, testPort, 1002, 0x2001), // middle
 	}
 	arp := append(append(append([]byte{}, b.macB...), b.macA...), 0x08, 0x06)
 	frames = append(frames, append(arp, make([]byte, 28)...))
@@ -102,7 +102,7 @@ func TestNeverBypassed(t *testing.T) {
 
 func TestIdleExpiry(t *testing.T) {
 	b := newBed(t, &Config{IdleTimeout: 300 * time.Millisecond}, nil)
-	mk := func(seq uint32) []byte { return udpFrame(b.macB, b.macA, ipA, ipB, 3333, seq, 0) }
+	mk := func(seq uint32) []byte { return udpFrame(b.macB, b.macA, ipA, ipB, 3333, testPort, seq, 0) }
 	k := keyOf(t, mk(0))
 	require.NoError(t, b.p.Add(k))
 	seq := b.sendUntilLive(t, A, k, mk, 0)
@@ -126,7 +126,7 @@ func TestIdleExpiry(t *testing.T) {
 
 func TestWithdraw(t *testing.T) {
 	b := newBed(t, nil, nil)
-	mk := func(seq uint32) []byte { return udpFrame(b.macB, b.macA, ipA, ipB, 4444, seq, 0) }
+	mk := func(seq uint32) []byte { return udpFrame(b.macB, b.macA, ipA, ipB, 4444, testPort, seq, 0) }
 	k := keyOf(t, mk(0))
 	require.NoError(t, b.p.Add(k))
 	seq := b.sendUntilLive(t, A, k, mk, 0)
@@ -171,7 +171,7 @@ func TestLRUEviction(t *testing.T) {
 
 func TestRecreatedPort(t *testing.T) {
 	b := newBed(t, nil, nil)
-	mk := func(seq uint32) []byte { return udpFrame(b.macB, b.macA, ipA, ipB, 5555, seq, 0) }
+	mk := func(seq uint32) []byte { return udpFrame(b.macB, b.macA, ipA, ipB, 5555, testPort, seq, 0) }
 	k := keyOf(t, mk(0))
 	require.NoError(t, b.p.Add(k))
 	b.sendUntilLive(t, A, k, mk, 0)
@@ -192,7 +192,7 @@ func TestRecreatedPort(t *testing.T) {
 	stop := b.fw.start()
 	t.Cleanup(stop)
 
-	mk = func(seq uint32) []byte { return udpFrame(b.macB, b.macA, ipA, ipB, 5555, seq, 0) }
+	mk = func(seq uint32) []byte { return udpFrame(b.macB, b.macA, ipA, ipB, 5555, testPort, seq, 0) }
 	before, _, err := b.p.Lookup(k)
 	require.NoError(t, err)
 	for i := range 50 {

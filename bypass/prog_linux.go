@@ -414,6 +414,7 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 	s := int16(side)
 	admOff := uint32(8 * (int(side)*m + index))
 	doneOff := uint32(8 * (2*m + int(side)*m))
+	pendOff := uint32(8 * (4*m + int(side)*m + index))
 	ins := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.Mov.Imm(asm.R0, markRing),
@@ -476,9 +477,11 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		asm.JNE.Imm(asm.R3, int32(index), "admit").WithSymbol("outstanding"),
 		asm.LoadMapValue(asm.R1, 0, admOff).WithReference("seq").WithSymbol("pend"),
 		asm.Mov.Imm(asm.R2, 1),
-		asm.FetchAdd.Mem(asm.R1, asm.R2, asm.DWord, 0),
+		fetchAdd(asm.R1, asm.R2, 0),
 		asm.Add.Imm(asm.R2, 1),
 		asm.StoreMem(asm.R7, valLast+8*s, asm.R2, asm.DWord),
+		asm.LoadMapValue(asm.R1, 0, pendOff).WithReference("seq"),
+		asm.StoreMem(asm.R1, 0, asm.R2, asm.DWord), // tells the worker to settle (Filter.Wants)
 		asm.Mov.Imm(asm.R2, int32(index)),
 		asm.StoreMem(asm.R7, valMember+4*s, asm.R2, asm.Word),
 		asm.Mov.Reg(asm.R0, asm.R9),
@@ -511,4 +514,14 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		ins = ins[:len(ins)-1]
 	}
 	return ins, nil
+}
+
+// fetchAdd is asm.FetchAdd.Mem for a DWord. cilium/ebpf v0.22.0 marshals an atomic instruction's
+// immediate from Constant before it folds the atomic operation into it, so the BPF_FETCH bit is
+// lost and src keeps its value; setting Constant as well makes the kernel see BPF_ADD|BPF_FETCH.
+// TestHandoverStateMachine fails without it.
+func fetchAdd(dst, src asm.Register, off int16) asm.Instruction {
+	ins := asm.FetchAdd.Mem(dst, src, asm.DWord, off)
+	ins.Constant = int64(asm.FetchAdd >> 8)
+	return ins
 }
