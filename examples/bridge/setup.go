@@ -26,9 +26,9 @@ type spec struct {
 // specFromFlags is the bridge of -i, -threads and -mode.
 func specFromFlags(o *options) spec {
 	side := func(name string) peer.Side {
-		return peer.Side{Interface: name, Threads: o.threads, CopyMode: o.mode}
+		return peer.Side{Interface: name, CopyMode: o.mode}
 	}
-	return spec{cfg: peer.Config{A: side(o.a), B: side(o.b)}}
+	return spec{cfg: peer.Config{A: side(o.a), B: side(o.b), Threads: o.threads}}
 }
 
 // specsFromConfig loads the bridges of -c; with -i as well, only the bridge between those two
@@ -70,9 +70,24 @@ func specsFromConfig(o *options, note func(string)) ([]spec, error) {
 			errs = append(errs, erra, errb)
 			continue
 		}
+		// peer.Config holds once what must be equal on both sides.
+		pairErr := func(format string, args ...any) error {
+			return &config.Error{File: f.Name, Line: p.A.Line, OtherLine: p.B.Line, Msg: fmt.Sprintf(format, args...)}
+		}
+		if p.A.ClusterType != p.B.ClusterType {
+			errs = append(errs, pairErr("cluster-type differs: %s has %s, %s has %s; both sides of a bridge need the same, so both directions of a flow meet on one worker",
+				p.A.Name, p.A.ClusterType, p.B.Name, p.B.ClusterType))
+			continue
+		}
+		if p.A.Defrag != p.B.Defrag {
+			errs = append(errs, pairErr("defrag differs: %s has %v, %s has %v; both sides of a bridge need the same, so every fragment of a datagram meets on one worker",
+				p.A.Name, p.A.Defrag, p.B.Name, p.B.Defrag))
+			continue
+		}
+		ct, _, _ := fanout.ParseClusterType(p.A.ClusterType.String()) // checked by sideFromConfig
 		specs = append(specs, spec{
-			cfg:   peer.Config{A: a, B: b},
-			where: (&config.Error{File: f.Name, Line: p.A.Line, OtherLine: p.B.Line}).Error(),
+			cfg:   peer.Config{A: a, B: b, Threads: p.A.Threads, ClusterType: ct, Defrag: p.A.Defrag},
+			where: pairErr("").Error(),
 		})
 	}
 	return specs, errors.Join(errs...)
@@ -109,10 +124,7 @@ func sideFromConfig(file string, ifc config.Interface, mode config.CopyMode, not
 	}
 	return peer.Side{
 		Interface:      ifc.Name,
-		Threads:        ifc.Threads,
 		ClusterID:      ifc.ClusterID,
-		ClusterType:    ct,
-		Defrag:         ifc.Defrag,
 		CopyMode:       cm,
 		Ring:           ringFromConfig(ifc, at, note),
 		DisablePromisc: ifc.DisablePromisc,
@@ -132,19 +144,18 @@ func v3FrameSize(mtu int) int {
 
 // ringFromConfig maps the ring keys. Geometry that cannot work with this interface (a V3
 // block-size too small for its frames) falls back to the library's default, with a note.
-func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note func(string)) ring.Config {
-	rc := ring.Config{Locked: ifc.MmapLocked}
+func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note func(string)) peer.RingOptions {
+	rc := peer.RingOptions{Locked: ifc.MmapLocked}
 	mtu := 1500
 	if ifi, err := afpacket.InterfaceByName(ifc.Name); err == nil {
 		mtu = ifi.MTU // an unknown interface is reported later, by peer.Validate
 	}
 	// probe resolves c the way the bridge will: with the vnet header, and (V2) MTU-sized slots
 	// that hand larger frames over through the socket.
-	probe := func(c ring.Config) (ring.Config, error) {
-		c.MTU, c.VnetHdr, c.CopyLarge = mtu, true, c.Version == ring.V2
-		if c.TXFrameCount == 0 {
-			c.TXFrameCount = 1 // the bridge sizes it; only the geometry is checked here
-		}
+	probe := func(o peer.RingOptions) (ring.Config, error) {
+		c := ring.Config{Version: o.Version, FrameCount: o.FrameCount, BlockSize: o.BlockSize, BlockTimeout: o.BlockTimeout,
+			MTU: mtu, VnetHdr: true, CopyLarge: o.Version == ring.V2}
+		c.TXFrameCount = 1 // the bridge sizes it; only the geometry is checked here
 		return c.Resolve()
 	}
 	if !ifc.TPacketV3 {
@@ -181,7 +192,7 @@ func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note f
 func workerCount(specs []spec) int {
 	n := 0
 	for _, s := range specs {
-		n += max(1, s.cfg.A.Threads, s.cfg.B.Threads)
+		n += max(1, s.cfg.Threads)
 	}
 	return n
 }
