@@ -37,7 +37,7 @@ const (
 // and judge it as the Go reference does for the verdict's view of the same frame.
 func agreement(t *testing.T, p *Path, tap *ebpf.Program, f []byte) {
 	t.Helper()
-	key, eligible := refParse(verdictView(f, 0))
+	key, eligible := goParse(verdictView(f, 0))
 	live := flowValue{LastSeen: monoNow(), Live: [2]uint32{1, 1}}
 	require.NoError(t, p.flows.Put(&key, &live))
 	defer p.flows.Delete(&key)
@@ -93,7 +93,7 @@ func TestKeyAgreement(t *testing.T) {
 	const n = 10000
 	for range n {
 		f := genFrame(r)
-		if _, ok := refParse(verdictView(f, 0)); ok {
+		if _, ok := goParse(verdictView(f, 0)); ok {
 			eligible++
 		}
 		agreement(t, p, tap.prog, f)

@@ -5,6 +5,7 @@ package bypass
 import (
 	"errors"
 	"fmt"
+	"github.com/afbridge/afbridge/flow"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,7 @@ type counterValue struct {
 var (
 	_ [valSize]byte     = [unsafe.Sizeof(flowValue{})]byte{}
 	_ [counterSize]byte = [unsafe.Sizeof(counterValue{})]byte{}
-	_ [40]byte          = [unsafe.Sizeof(Key{})]byte{}
+	_ [40]byte          = [unsafe.Sizeof(flow.Key{})]byte{}
 )
 
 // Path is the kernel fast path for one bridged pair of ports: the maps, a tcx ingress program on
@@ -57,7 +58,7 @@ var (
 type Path struct {
 	cfg Config
 
-	flows    *ebpf.Map // LRU hash Key -> flowValue
+	flows    *ebpf.Map // LRU hash flow.Key -> flowValue
 	ports    *ebpf.Map // hash ingress ifindex -> portValue
 	counters *ebpf.Map // per-CPU array, one counterValue
 	seq      *ebpf.Map // one-element mmapable array: admitted, done and pending sequence numbers per member
@@ -347,7 +348,7 @@ func (p *Path) word(i int) *uint64 { return (*uint64)(unsafe.Pointer(&p.seqMem[8
 // it already in a ring has been forwarded (see [Filter.Settle]); then each direction switches to
 // the kernel. Adding a flow that is already there changes nothing. When the map is full the least
 // recently used flow is evicted.
-func (p *Path) Add(k Key) error {
+func (p *Path) Add(k flow.Key) error {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	v := flowValue{LastSeen: uint64(ts.Nano())}
@@ -368,7 +369,7 @@ func (p *Path) Add(k Key) error {
 // again. A frame the socket filter already kept out of the ring is still forwarded by tc, and it
 // precedes that next frame, so nothing is lost, duplicated or reordered. It reports whether the
 // flow was there.
-func (p *Path) Withdraw(k Key) (bool, error) {
+func (p *Path) Withdraw(k flow.Key) (bool, error) {
 	err := p.flows.Delete(&k)
 	switch {
 	case err == nil:
@@ -383,7 +384,7 @@ func (p *Path) Withdraw(k Key) (bool, error) {
 // WithdrawAll takes every flow off the fast path, as [Path.Withdraw] does one, and returns how
 // many there were. Flows added while it runs may stay.
 func (p *Path) WithdrawAll() (int, error) {
-	keys := make([]Key, 1024)
+	keys := make([]flow.Key, 1024)
 	vals := make([]flowValue, 1024)
 	n := 0
 	var cursor ebpf.MapBatchCursor
@@ -401,7 +402,7 @@ func (p *Path) WithdrawAll() (int, error) {
 }
 
 // Lookup returns a flow's fast-path state, and false when the flow is not in the map.
-func (p *Path) Lookup(k Key) (FlowStats, bool, error) {
+func (p *Path) Lookup(k flow.Key) (FlowStats, bool, error) {
 	var v flowValue
 	if err := p.flows.Lookup(&k, &v); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -438,7 +439,7 @@ func (p *Path) Stats() (Stats, error) {
 	// counted as current but not yet as total, which the clamp below absorbs.
 	st.Total = p.total.Load()
 	st.Withdrawn = p.withdrawn.Load()
-	keys := make([]Key, 1024)
+	keys := make([]flow.Key, 1024)
 	vals := make([]flowValue, 1024)
 	var cursor ebpf.MapBatchCursor
 	for {

@@ -4,6 +4,7 @@ package bypass
 
 import (
 	"errors"
+	"github.com/afbridge/afbridge/flow"
 	"runtime"
 	"syscall"
 
@@ -28,16 +29,16 @@ func (*Path) Attach(a, b int) error { return errOS }
 func (*Path) Filter(Side, int, []bpf.Instruction) (*Filter, error) { return nil, errOS }
 
 // Add returns an error matching [ErrUnavailable].
-func (*Path) Add(Key) error { return errOS }
+func (*Path) Add(flow.Key) error { return errOS }
 
 // Withdraw returns an error matching [ErrUnavailable].
-func (*Path) Withdraw(Key) (bool, error) { return false, errOS }
+func (*Path) Withdraw(flow.Key) (bool, error) { return false, errOS }
 
 // WithdrawAll returns an error matching [ErrUnavailable].
 func (*Path) WithdrawAll() (int, error) { return 0, errOS }
 
 // Lookup returns an error matching [ErrUnavailable].
-func (*Path) Lookup(Key) (FlowStats, bool, error) { return FlowStats{}, false, errOS }
+func (*Path) Lookup(flow.Key) (FlowStats, bool, error) { return FlowStats{}, false, errOS }
 
 // Stats returns an error matching [ErrUnavailable].
 func (*Path) Stats() (Stats, error) { return Stats{}, errOS }

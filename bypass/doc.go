@@ -5,7 +5,7 @@
 //
 // # Pieces
 //
-//   - The flow map, an LRU hash keyed by the canonical flow key ([Key], the layout of flow.Key),
+//   - The flow map, an LRU hash keyed by the canonical flow key ([flow.Key]),
 //     bounded by [Config].MaxFlows. The value holds last-seen time, frames and bytes per direction
 //     and the handover state.
 //   - The port map, ingress ifindex to peer ifindex, so one tc program serves both ports and a

@@ -5,6 +5,7 @@ package bypass
 import (
 	"encoding/binary"
 	"errors"
+	"github.com/afbridge/afbridge/flow"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -189,9 +190,9 @@ func testSeq(f []byte) (uint32, bool) {
 }
 
 // keyOf returns the canonical key of a frame udpFrame built.
-func keyOf(t *testing.T, f []byte) Key {
+func keyOf(t *testing.T, f []byte) flow.Key {
 	t.Helper()
-	k, ok := refParse(f)
+	k, ok := goParse(f)
 	require.True(t, ok)
 	return k
 }

@@ -4,6 +4,7 @@ package bypass
 
 import (
 	"fmt"
+	"github.com/afbridge/afbridge/flow"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // waitLive sends frames of the flow until both... until the direction is live, and returns the
 // next sequence number. The handover needs the forwarder to settle, which it does within a poll
 // round; it is bounded by count.
-func (b *bed) sendUntilLive(t *testing.T, side Side, k Key, mk func(seq uint32) []byte, seq uint32) uint32 {
+func (b *bed) sendUntilLive(t *testing.T, side Side, k flow.Key, mk func(seq uint32) []byte, seq uint32) uint32 {
 	t.Helper()
 	send := b.sendA
 	if side == B {
@@ -141,7 +142,7 @@ func TestWithdraw(t *testing.T) {
 
 	// WithdrawAll empties the map, flows handing over included.
 	for i := range 10 {
-		require.NoError(t, b.p.Add(Key{Family: 4, Proto: 17, Port: [2]uint16{uint16(i), 1}}))
+		require.NoError(t, b.p.Add(flow.Key{Family: 4, Proto: 17, Port: [2]uint16{uint16(i), 1}}))
 	}
 	n, err := b.p.WithdrawAll()
 	require.NoError(t, err)
@@ -155,7 +156,7 @@ func TestLRUEviction(t *testing.T) {
 	p := openPath(t, &Config{MaxFlows: 64})
 	const n = 500
 	for i := range n {
-		require.NoError(t, p.Add(Key{Family: 4, Proto: 6, Addr: [2][4]uint32{{uint32(i)}, {0xc6120001}}, Port: [2]uint16{1, 2}}))
+		require.NoError(t, p.Add(flow.Key{Family: 4, Proto: 6, Addr: [2][4]uint32{{uint32(i)}, {0xc6120001}}, Port: [2]uint16{1, 2}}))
 	}
 	st, err := p.Stats()
 	require.NoError(t, err)
@@ -164,7 +165,7 @@ func TestLRUEviction(t *testing.T) {
 	assert.Positive(t, st.Current)
 	assert.Equal(t, st.Total-st.Current, st.Evicted, "every flow not in the map was evicted")
 	// The most recent flow survives eviction.
-	_, ok, err := p.Lookup(Key{Family: 4, Proto: 6, Addr: [2][4]uint32{{n - 1}, {0xc6120001}}, Port: [2]uint16{1, 2}})
+	_, ok, err := p.Lookup(flow.Key{Family: 4, Proto: 6, Addr: [2][4]uint32{{n - 1}, {0xc6120001}}, Port: [2]uint16{1, 2}})
 	require.NoError(t, err)
 	assert.True(t, ok)
 }

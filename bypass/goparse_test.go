@@ -1,0 +1,11 @@
+package bypass
+
+import "github.com/afbridge/afbridge/flow"
+
+// goParse is the Go side of every agreement check: the flow package's key and eligibility rule,
+// for a frame as the verdict sees it (outer VLAN tag in the bytes).
+func goParse(f []byte) (flow.Key, bool) {
+	var p flow.Packet
+	_ = flow.Parse(f, &p) // an error still leaves the key and the decision set
+	return p.Key, p.Bypassable()
+}
