@@ -96,6 +96,8 @@ type Stats struct {
 	// Orphans counts frames the socket filter kept out of the ring whose flow left the map before
 	// tc saw them (a race with expiry, eviction or withdrawal); they were forwarded all the same.
 	Orphans uint64
+	// AddErrors counts [Path.Add] calls the kernel refused (the flow stayed on the bridge).
+	AddErrors uint64
 	// NoPort counts frames the socket filter kept out of the ring that arrived on a port with no
 	// peer in the port map, so tc could not forward them. It stays 0 unless a port's programs are
 	// detached while its sockets keep the filter.

@@ -70,7 +70,7 @@ type Path struct {
 	links   [2]link.Link
 	ifindex [2]int
 
-	total, withdrawn atomic.Uint64
+	total, withdrawn, addErrors atomic.Uint64
 }
 
 // Open creates the maps and loads the tc program. It attaches nothing; see [Path.Attach] and
@@ -247,7 +247,12 @@ func (p *Path) Filter(side Side, index int, user []bpf.Instruction) (*Filter, er
 	if err != nil {
 		return nil, err
 	}
-	return &Filter{p: p, prog: prog, side: side, index: index}, nil
+	f := &Filter{p: p, prog: prog, side: side, index: index}
+	// A member's sequence numbers run on across sockets (a re-bind replaces them), so that flows
+	// handing over keep comparable numbers; the new socket's counts start from here.
+	f.base = f.Admitted()
+	f.done = atomic.LoadUint64(p.word(2*p.cfg.Members + int(side)*p.cfg.Members + index))
+	return f, nil
 }
 
 // Filter is the socket filter of one fanout member, built by [Path.Filter].
@@ -257,6 +262,7 @@ type Filter struct {
 	side  Side
 	index int
 
+	base       uint64 // the member's admitted count when this filter was built
 	done       uint64 // the sequence number Settle published last
 	marked     bool   // a handover point waits for the worker to take markQueued frames
 	markN      uint64 // the admitted count at the handover point
@@ -302,6 +308,9 @@ func (f *Filter) Wants() bool {
 //   - packets and drops are the socket's cumulative PACKET_STATISTICS (afpacket.Stats.Packets,
 //     which includes the drops, and afpacket.Stats.Drops), read just before the call.
 //
+// The counts are the socket's, from when it was opened; the filter must be the only one the socket
+// had that let frames in (peer opens sockets with a drop-all filter and replaces it with this one).
+//
 // When packets equals the number of frames the filter has let in, no frame is between the filter
 // and the ring, so once the worker has taken and flushed the frames queued until then, every
 // frame the filter let in before is dealt with. Settle publishes that, possibly on a later call,
@@ -316,7 +325,7 @@ func (f *Filter) Settle(received, packets, drops uint64) bool {
 		f.publish(f.markN)
 		f.marked = false
 	}
-	if !f.marked && packets == adm && packets >= drops {
+	if !f.marked && f.base+packets == adm && packets >= drops {
 		if queued := packets - drops; received >= queued {
 			f.publish(adm)
 		} else {
@@ -362,6 +371,7 @@ func (p *Path) Add(k flow.Key) error {
 	case errors.Is(err, os.ErrClosed):
 		return ErrClosed
 	}
+	p.addErrors.Add(1)
 	return fmt.Errorf("bypass: add flow: %w", err)
 }
 
@@ -439,6 +449,7 @@ func (p *Path) Stats() (Stats, error) {
 	// counted as current but not yet as total, which the clamp below absorbs.
 	st.Total = p.total.Load()
 	st.Withdrawn = p.withdrawn.Load()
+	st.AddErrors = p.addErrors.Load()
 	keys := make([]flow.Key, 1024)
 	vals := make([]flowValue, 1024)
 	var cursor ebpf.MapBatchCursor

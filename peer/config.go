@@ -184,6 +184,34 @@ type Config struct {
 	// Logger receives events (start, stop, link down and up, MTU changes, interfaces removed and
 	// re-bound with their old and new ifindex); nil discards them.
 	Logger *slog.Logger
+	// Bypass turns on the kernel fast path for flows a Handler returns verdict.Bypass for; the
+	// zero value leaves it off, and Bypass then forwards as Pass does.
+	Bypass BypassConfig
+}
+
+// BypassConfig configures the kernel fast path (package bypass). When a Handler returns
+// verdict.Bypass for a frame, the frame is forwarded as on Pass and its flow (flow.Key, both
+// directions) is handed to a tcx program on each port, which forwards its later frames at kernel
+// speed; the verdict no longer sees them. The flow comes back to the bridge when it has been
+// idle for IdleTimeout, when the map evicts it, or on [Bridge.Withdraw] and
+// [Bridge.WithdrawAll]. TCP FIN and RST do not end a bypass: the kernel program does not look
+// at TCP flags, so a bypassed connection's teardown is not inspected, and its flow expires.
+// Fragments and non-IP frames always reach the bridge.
+type BypassConfig struct {
+	// Enable turns the fast path on. It needs Linux 6.6 (tcx), CAP_BPF and CAP_NET_ADMIN, and
+	// cannot be combined with Config.Defrag (a reassembled datagram could not be told apart from
+	// the fragments the kernel forwards).
+	Enable bool
+	// Require makes Start fail, with an error matching bypass.ErrUnavailable, when the kernel or
+	// the process's privileges do not allow the fast path. By default the bridge logs the reason
+	// once and runs without it: Bypass then means Pass.
+	Require bool
+	// IdleTimeout is how long a bypassed flow may go without a frame before it returns to the
+	// bridge; zero means bypass.DefaultIdleTimeout (a minute, see there for why).
+	IdleTimeout time.Duration
+	// MaxFlows bounds the flow map; zero means bypass.DefaultMaxFlows. When it is full, the least
+	// recently used flow returns to the bridge (Stats.Bypass.Evicted).
+	MaxFlows int
 }
 
 // ErrStarted is the error Start returns when the bridge was started before (or a Start is under
