@@ -176,3 +176,26 @@ func craftedFrames() [][]byte {
 		eth(0x0800)[:13],                                                                       // runt
 	}
 }
+
+// FuzzKeyAgreement feeds arbitrary frames to both programs and the Go parser; they must agree on
+// the key and on eligibility (run with -fuzz as root).
+func FuzzKeyAgreement(f *testing.F) {
+	for _, fr := range craftedFrames() {
+		f.Add(fr)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 64 {
+		f.Add(genFrame(r))
+	}
+	p := openPath(f, nil)
+	require.NoError(f, p.ports.Put(uint32(testIn), portValue{Peer: testOut, Side: 0}))
+	tap, err := p.Filter(A, 0, nil)
+	require.NoError(f, err)
+	f.Cleanup(func() { tap.Close() })
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if len(frame) > 3000 { // a test run takes at most a page, less headroom
+			return
+		}
+		agreement(t, p, tap.prog, frame)
+	})
+}

@@ -28,12 +28,18 @@
 // member's ring (or, after the worker took them, in its TX ring), so the next frame must not take
 // the fast path yet or it would overtake them. The filter numbers the frames it lets into each
 // member's ring (the admitted count), and records in the flow, per direction, the number of its
-// last such frame. The worker calls [Filter.Settle] when its ring is empty and its TX flushed: when
-// the frames it took plus the kernel's ring drops equal the admitted count, every admitted frame
-// has been dealt with, and Settle publishes that count. A frame of a handing-over flow takes the
-// fast path, and makes its direction live, only when the published count has reached the flow's
-// last frame; otherwise it goes to the ring and becomes the last frame. The first frame after Add
-// always goes to the ring, which covers the frames of the flow admitted before Add.
+// last such frame. The first frame after Add always goes to the ring, so that number covers every
+// frame of the flow admitted before Add as well.
+//
+// The worker calls [Filter.Settle] after each batch it has flushed, while [Filter.Wants] says a
+// flow is waiting. Settle compares the admitted count with the socket's PACKET_STATISTICS: when
+// the kernel has queued (or dropped) exactly as many frames as the filter admitted, no frame is
+// between the filter and the ring, so once the worker has taken and flushed the frames queued
+// until then, every frame admitted before is dealt with, and Settle publishes the admitted count.
+// A frame of a handing-over flow takes the fast path, and makes its direction live, only when the
+// published count has reached the flow's last frame; otherwise it goes to the ring and becomes
+// the last frame. A flow therefore hands over at the first pause in its traffic long enough for
+// the bridge to catch up with it; a flood that never lets the bridge catch up stays on the bridge.
 //
 // Expiry, eviction and withdrawal need no such care: they only send frames back to the ring,
 // behind the ones tc already forwarded.
@@ -41,9 +47,10 @@
 // # Limits
 //
 // The order guarantee holds for the frames of one flow and direction that the kernel delivers on
-// one CPU after another, which RSS and veth do. Egress ordering at the handover holds on devices
-// without a multi-queue qdisc (veth, noqueue); with several TX queues the kernel may pick another
-// queue for redirected frames than for the bridge's. Another eBPF socket filter on the same port
+// one CPU after another, which RSS and veth do, and it is the order in which frames leave the
+// bridge's egress port. Beyond the port, frames sent from two CPUs can still swap: veth queues a
+// frame on the backlog of the CPU that sent it, and a NIC with several TX queues may put the
+// redirected frames on another queue than the bridge's. Another eBPF socket filter on the same port
 // that reads skb->cb clears the mark between our filter and tc; a frame so affected is redirected
 // only if its flow is live.
 package bypass

@@ -218,3 +218,32 @@ func TestFilterLifecycle(t *testing.T) {
 		require.Error(t, err, fmt.Sprintf("%+v", bad))
 	}
 }
+
+// TestVLANMetadata sends 802.1Q-tagged frames: the kernel moves the tag into skb metadata before
+// the programs run, and they must key on it exactly as flow.Parse keys the tagged bytes.
+func TestVLANMetadata(t *testing.T) {
+	b := newBed(t, nil, nil)
+	tag := func(f []byte, vid uint16) []byte {
+		g := append(append([]byte{}, f[:12]...), 0x81, 0x00, byte(vid>>8), byte(vid))
+		return append(g, f[12:]...)
+	}
+	mk := func(seq uint32) []byte { return tag(udpFrame(b.macB, b.macA, ipA, ipB, 7777, testPort, seq, 0), 7) }
+	k := keyOf(t, mk(0))
+	require.Equal(t, uint16(7), k.VLAN)
+	require.NoError(t, b.p.Add(k))
+	seq := b.sendUntilLive(t, A, k, mk, 0)
+	for range 20 {
+		b.sendA.send(t, mk(seq))
+		seq++
+	}
+	got := b.sendB.collect(int(seq), 2*time.Second)
+	require.Len(t, got, int(seq), "every tagged frame arrives once")
+	fs, _, err := b.p.Lookup(k)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, fs.Frames[A], uint64(20), "the tagged flow takes the fast path")
+
+	// The same addresses and ports on VLAN 8 are another flow: judged by the bridge.
+	base := b.fw.received[A].Load()
+	b.sendA.send(t, tag(udpFrame(b.macB, b.macA, ipA, ipB, 7777, testPort, 999, 0), 8))
+	require.Eventually(t, func() bool { return b.fw.received[A].Load() == base+1 }, 5*time.Second, 5*time.Millisecond)
+}
