@@ -182,3 +182,30 @@ func TestBypassCloseLeavesNothing(t *testing.T) {
 	require.NoError(t, br.Close())
 	assert.Equal(t, 0, progs(), "none after Close")
 }
+
+// TestBypassRebind: port B is deleted and re-created under a bypassing bridge; after the
+// re-bind the tc programs are on the new ifindex and the redirect from A targets it.
+func TestBypassRebind(t *testing.T) {
+	tp := newTopo(t, nil)
+	cfg := tp.config(1)
+	cfg.Verdict = bypassVerdict(0, nil)
+	cfg.Bypass = peer.BypassConfig{Enable: true, Require: true}
+	br := tp.start(t, cfg)
+	cli, srv := udpSocket(t, tp, true), udpSocket(t, tp, false)
+	require.Equal(t, 50, udpExchange(t, cli, srv, 50))
+	before := br.Stats().Bypass.Frames[0]
+	require.Positive(t, before, "the flow is on the fast path")
+	old := br.Stats().B.Index
+
+	tp.bridge.Run("ip", "link", "del", "b1")
+	require.Eventually(t, func() bool { return br.Stats().B.Removals == 1 }, 2*time.Second, time.Millisecond)
+	tp.b1, tp.s0 = testenv.Veth(t, tp.bridge, "b1", tp.server, "s0", nil)
+	tp.s0.Run(t, "ip", "addr", "add", serverIP+"/24", "dev", "s0")
+	require.Eventually(t, func() bool { return br.Stats().B.Rebinds == 1 && br.Stats().B.Up }, 5*time.Second, time.Millisecond)
+	require.NotEqual(t, old, br.Stats().B.Index)
+	tp.c0.Run(t, "ip", "neigh", "flush", "all") // the new s0 has a new MAC address
+
+	require.Equal(t, 50, udpExchange(t, cli, srv, 50), "the bypassed flow reaches the new port")
+	st := br.Stats()
+	assert.Greater(t, st.Bypass.Frames[0], before+40, "on the fast path, redirected to the new ifindex")
+}
