@@ -49,7 +49,14 @@ func agreement(t *testing.T, p *Path, tap *ebpf.Program, f []byte) {
 	var out skbCtxOut
 	ret, err := tap.Run(&ebpf.RunOptions{Data: data, Context: skbCtx{}, ContextOut: &out})
 	require.NoError(t, err)
-	if eligible {
+	if eligible && teardown(verdictView(f, 0)) {
+		assert.Equal(t, uint32(retNext), ret, "filter: a FIN or RST returns the flow to the bridge: % x", f)
+		assert.Equal(t, uint32(markRing), out.CB[0], "filter mark: % x", f)
+		_, ok, err := p.Lookup(key)
+		require.NoError(t, err)
+		assert.False(t, ok, "the flow left the map")
+		require.NoError(t, p.flows.Put(&key, &live))
+	} else if eligible {
 		assert.Equal(t, uint32(0), ret, "filter: live flow %+v must stay out of the ring: % x", key, f)
 		assert.Equal(t, uint32(markFast), out.CB[0], "filter mark: % x", f)
 	} else {

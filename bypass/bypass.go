@@ -77,7 +77,7 @@ func (s Side) String() string {
 }
 
 // Stats are the fast path's counters since [Open]. Flow counts add up:
-// Total = Current + Expired + Evicted + Withdrawn.
+// Total = Current + Expired + Closed + Evicted + Withdrawn.
 type Stats struct {
 	// Current is the number of flows in the map now, live or still handing over.
 	Current uint64
@@ -85,8 +85,12 @@ type Stats struct {
 	Total uint64
 	// Expired counts flows removed after IdleTimeout without a frame.
 	Expired uint64
+	// Closed counts TCP flows returned to the bridge by a FIN or RST, so that the verdict sees
+	// their teardown.
+	Closed uint64
 	// Evicted counts flows the full map dropped to make room (least recently used first). The
-	// kernel does not report evictions, so it is derived: Total - Current - Expired - Withdrawn.
+	// kernel does not report evictions, so it is derived: Total - Current - Expired - Closed -
+	// Withdrawn.
 	Evicted uint64
 	// Withdrawn counts flows removed by [Path.Withdraw] and [Path.WithdrawAll].
 	Withdrawn uint64

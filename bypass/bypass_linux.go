@@ -42,6 +42,7 @@ type counterValue struct {
 	Expired       uint64
 	Orphans       uint64
 	NoPort        uint64
+	Closed        uint64
 }
 
 var (
@@ -442,6 +443,7 @@ func (p *Path) Stats() (Stats, error) {
 			st.Bytes[s] += c.Bytes[s]
 		}
 		st.Expired += c.Expired
+		st.Closed += c.Closed
 		st.Orphans += c.Orphans
 		st.NoPort += c.NoPort
 	}
@@ -463,7 +465,7 @@ func (p *Path) Stats() (Stats, error) {
 			return st, fmt.Errorf("bypass: stats: %w", err)
 		}
 	}
-	gone := st.Current + st.Expired + st.Withdrawn
+	gone := st.Current + st.Expired + st.Closed + st.Withdrawn
 	if gone < st.Total {
 		st.Evicted = st.Total - gone
 	} else {

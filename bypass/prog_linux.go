@@ -48,6 +48,7 @@ const (
 	protoOff  = keyOff + 38
 	familyOff = keyOff + 39
 	idxOff    = -48  // u32 scratch key for array and port lookups
+	flagsOff  = -72  // TCP flags of the frame (0 for other protocols), set by parseKey
 	markOff   = -56  // tc: the tap's mark, saved across helper calls
 	sideOff   = -64  // tc: ingress side, saved across helper calls
 	scratchM  = -128 // cBPF M[0..15], 64 bytes
@@ -71,7 +72,8 @@ const (
 	cntExpired  = 32
 	cntOrphans  = 40 // redirected on the tap's mark after the flow left the map
 	cntNoPort   = 48 // tap marked fast, but the ingress port has no peer in the port map
-	counterSize = 56
+	cntClosed   = 56 // flows the socket filter returned to the bridge on a TCP FIN or RST
+	counterSize = 64
 )
 
 // parseKey emits the flow-key parser shared by the tc program and the socket filter. It expects
@@ -105,6 +107,7 @@ func parseKey(p string, inelig string) asm.Instructions {
 		asm.StoreMem(asm.RFP, keyOff+16, asm.R1, asm.DWord),
 		asm.StoreMem(asm.RFP, keyOff+24, asm.R1, asm.DWord),
 		asm.StoreMem(asm.RFP, keyOff+32, asm.R1, asm.DWord),
+		asm.StoreMem(asm.RFP, flagsOff, asm.R1, asm.DWord),
 		// The outer tag is metadata here: the kernel untagged the frame before the taps.
 		asm.LoadMem(asm.R1, asm.R6, skbVLANPresent, asm.Word),
 		asm.JEq.Imm(asm.R1, 0, l("eth")),
@@ -235,6 +238,15 @@ func parseKey(p string, inelig string) asm.Instructions {
 		asm.StoreMem(asm.RFP, port0Off, asm.R0, asm.Half),
 		asm.LoadInd(asm.R0, asm.R8, 2, asm.Half),
 		asm.StoreMem(asm.RFP, port1Off, asm.R0, asm.Half),
+		// TCP flags, when the header reaches that far; eligibility does not depend on them.
+		asm.LoadMem(asm.R1, asm.RFP, protoOff, asm.Byte),
+		asm.JNE.Imm(asm.R1, 6, l("canon")),
+		asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.R8),
+		asm.Add.Imm(asm.R2, 14),
+		asm.JGT.Reg(asm.R2, asm.R1, l("canon")),
+		asm.LoadInd(asm.R0, asm.R8, 13, asm.Byte),
+		asm.StoreMem(asm.RFP, flagsOff, asm.R0, asm.Byte),
 		asm.Ja.Label(l("canon")),
 
 		asm.JNE.Imm(asm.R2, 4, inelig).WithSymbol(l("icmp4")),
@@ -402,6 +414,7 @@ func (p *Path) tcProgram() asm.Instructions {
 //
 //   - live in this direction and not idle: kept out of the ring and marked for tc to redirect;
 //   - idle past the timeout: the flow is removed (counted as expired) and the frame goes to the ring;
+//   - a TCP FIN or RST: the flow is removed (counted as closed) and the frame goes to the ring;
 //   - handing over: if every frame of the flow this filter let into a ring has been settled
 //     (Filter.Settle published a done count at or past the flow's Last), the direction becomes
 //     live and the frame takes the fast path; otherwise the frame goes to the ring and becomes the
@@ -443,6 +456,9 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "admit"),
 		asm.Mov.Reg(asm.R7, asm.R0), // R7: the flow's value
+		// A TCP FIN or RST returns the flow to the bridge, so that its teardown is inspected.
+		asm.LoadMem(asm.R1, asm.RFP, flagsOff, asm.Byte),
+		asm.JSet.Imm(asm.R1, 0x05, "teardown"),
 		asm.FnKtimeGetNs.Call(),
 		asm.Mov.Reg(asm.R8, asm.R0), // R8: now
 		asm.LoadMem(asm.R1, asm.R7, valLastSeen, asm.DWord),
@@ -501,6 +517,21 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		asm.JEq.Imm(asm.R0, 0, "admit"),
 		asm.Mov.Imm(asm.R1, 1),
 		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntExpired),
+		asm.Ja.Label("admit"),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("flows").WithSymbol("teardown"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, keyOff),
+		asm.FnMapDeleteElem.Call(),
+		asm.JNE.Imm(asm.R0, 0, "admit"),
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, idxOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "admit"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntClosed),
 		// Into the ring.
 		asm.LoadMapValue(asm.R1, 0, admOff).WithReference("seq").WithSymbol("admit"),
 		asm.Mov.Imm(asm.R2, 1),

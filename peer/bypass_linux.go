@@ -77,19 +77,15 @@ func (b *Bridge) attachBypass(sides *[2]side) error {
 
 // bypassFlow hands the flow of a frame the verdict bypassed to the fast path. data is the frame
 // as the verdict saw it. Frames that are not bypass-eligible (fragments, non-IP) stay with the
-// bridge; consecutive frames of one flow are added once.
+// bridge. A flow already in the map is left as it is (one map update that fails with EEXIST).
 func (w *worker) bypassFlow(data []byte) {
 	if w.b.bp == nil {
 		return
 	}
-	if err := flow.Parse(data, &w.fp); err != nil && !w.fp.Bypassable() {
-		return
+	_ = flow.Parse(data, &w.fp) // an error still leaves the key and the decision set
+	if w.fp.Bypassable() {
+		_ = w.b.bp.Add(w.fp.Key) // a refusal is counted in bypass.Stats.AddErrors
 	}
-	if !w.fp.Bypassable() || (w.added && w.fp.Key == w.lastAdded) {
-		return
-	}
-	_ = w.b.bp.Add(w.fp.Key) // a refusal is counted in bypass.Stats.AddErrors
-	w.lastAdded, w.added = w.fp.Key, true
 }
 
 // settle lets flows handing over on this direction's ingress socket switch to the fast path,

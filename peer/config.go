@@ -194,9 +194,18 @@ type Config struct {
 // directions) is handed to a tcx program on each port, which forwards its later frames at kernel
 // speed; the verdict no longer sees them. The flow comes back to the bridge when it has been
 // idle for IdleTimeout, when the map evicts it, or on [Bridge.Withdraw] and
-// [Bridge.WithdrawAll]. TCP FIN and RST do not end a bypass: the kernel program does not look
-// at TCP flags, so a bypassed connection's teardown is not inspected, and its flow expires.
-// Fragments and non-IP frames always reach the bridge.
+// [Bridge.WithdrawAll].
+//
+// What the verdict still sees of a bypassed flow: the frame it returned Bypass for, and the
+// frames of the flow that reach the bridge before each direction hands over (those already in the
+// ring, and those that arrive before the bridge has caught up with them; they are judged as
+// usual, and a Handler typically says Bypass again). After the handover it sees nothing of the
+// flow, in that direction, until the flow returns; then its next frame is judged like any other.
+// IPv4 fragments and IPv6 packets with a fragment header always reach the verdict. A TCP FIN or
+// RST, in either direction, returns the flow to the bridge (Stats.Bypass.Closed): the verdict
+// sees the connection's teardown, from that frame on. Frames the fast
+// path forwards are in no [Counters] (see [Stats].Bypass), so Received = Forwarded + Dropped + ...
+// still holds for every worker and direction.
 type BypassConfig struct {
 	// Enable turns the fast path on. It needs Linux 6.6 (tcx), CAP_BPF and CAP_NET_ADMIN, and
 	// cannot be combined with Config.Defrag (a reassembled datagram could not be told apart from

@@ -64,11 +64,8 @@ type worker struct {
 	big     []byte // a frame too large for an RX slot is read here from the socket
 	frag    fragmenter
 
-	// fp is the flow parse of a frame the verdict bypassed; lastAdded the flow last handed to
-	// the fast path (added says whether there is one).
-	fp        flow.Packet
-	lastAdded flow.Key
-	added     bool
+	// fp is the flow parse of a frame the verdict bypassed.
+	fp flow.Packet
 
 	// kbase holds, per side, the kernel counters of sockets closed by a re-bind; guarded by
 	// Bridge.sockMu.
