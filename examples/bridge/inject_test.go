@@ -58,13 +58,19 @@ func repeat(v int64, n int) []int64 {
 func TestRejectFlood(t *testing.T) {
 	b, _, out := testBridge(t, testRules, peer.IPS, peer.IPS)
 	h := b.cfg.Verdict.New(0)
-	p := packet(fromClient("ugly"), verdict.AToB)
 	n := 134_000
 	if raceEnabled {
 		n = 20_000 // the race detector makes each alert's EVE event slow
 	}
+	// Every frame is spoofed from another source, so each is a new flow: the inspector's flow
+	// drop would otherwise silence the repeats of one flow after its first reject.
+	ps := make([]*verdict.Packet, n)
+	for i := range ps {
+		src := [4]byte{198, 19, byte(i >> 8), byte(i)}
+		ps[i] = packet(tcpFrame(macClient, macServer, src, ipServer, uint16(1024+i/65536), 80, "ugly"), verdict.AToB)
+	}
 	start := time.Now()
-	for range n {
+	for _, p := range ps {
 		h.Handle(p)
 	}
 	elapsed := time.Since(start)
