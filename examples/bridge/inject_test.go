@@ -103,7 +103,7 @@ func sendSide(t *testing.T, fn func(testenv.Pair)) (testenv.Pair, *injector) {
 func TestInjectNonBlocking(t *testing.T) {
 	testenv.RequireTool(t, "tc")
 	_, in := sendSide(t, func(p testenv.Pair) {
-		p.Local.Run(t, "tc", "qdisc", "add", "dev", p.Local.Name, "root", "tbf", "rate", "200kbit", "burst", "4kb", "latency", "50ms")
+		p.Local.Run(t, "tc", "qdisc", "add", "dev", p.Local.Name, "root", "tbf", "rate", "200kbit", "burst", "4kb", "limit", "4mb")
 	})
 	frame := make([]byte, 1500)
 	copy(frame, []byte{0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x88, 0xb5}) // local experimental ethertype
