@@ -195,6 +195,43 @@ type Config struct {
 	// Logger receives events (start, stop, link down and up, MTU changes, interfaces removed and
 	// re-bound with their old and new ifindex); nil discards them.
 	Logger *slog.Logger
+	// Bypass turns on the kernel fast path for flows a Handler returns verdict.Bypass for; the
+	// zero value leaves it off, and Bypass then forwards as Pass does.
+	Bypass BypassConfig
+}
+
+// BypassConfig configures the kernel fast path (package bypass). When a Handler returns
+// verdict.Bypass for a frame, the frame is forwarded as on Pass and its flow (flow.Key, both
+// directions) is handed to a tcx program on each port, which forwards its later frames at kernel
+// speed; the verdict no longer sees them. The flow comes back to the bridge when it has been
+// idle for IdleTimeout, when the map evicts it, or on [Bridge.Withdraw] and
+// [Bridge.WithdrawAll].
+//
+// What the verdict still sees of a bypassed flow: the frame it returned Bypass for, and the
+// frames of the flow that reach the bridge before each direction hands over (those already in the
+// ring, and those that arrive before the bridge has caught up with them; they are judged as
+// usual, and a Handler typically says Bypass again). After the handover it sees nothing of the
+// flow, in that direction, until the flow returns; then its next frame is judged like any other.
+// IPv4 fragments and IPv6 packets with a fragment header always reach the verdict. A TCP FIN or
+// RST, in either direction, returns the flow to the bridge (Stats.Bypass.Closed): the verdict
+// sees the connection's teardown, from that frame on. Frames the fast
+// path forwards are in no [Counters] (see [Stats].Bypass), so Received = Forwarded + Dropped + ...
+// still holds for every worker and direction.
+type BypassConfig struct {
+	// Enable turns the fast path on. It needs Linux 6.6 (tcx), CAP_BPF and CAP_NET_ADMIN, and
+	// cannot be combined with Config.Defrag (a reassembled datagram could not be told apart from
+	// the fragments the kernel forwards).
+	Enable bool
+	// Require makes Start fail, with an error matching bypass.ErrUnavailable, when the kernel or
+	// the process's privileges do not allow the fast path. By default the bridge logs the reason
+	// once and runs without it: Bypass then means Pass.
+	Require bool
+	// IdleTimeout is how long a bypassed flow may go without a frame before it returns to the
+	// bridge; zero means bypass.DefaultIdleTimeout (a minute, see there for why).
+	IdleTimeout time.Duration
+	// MaxFlows bounds the flow map; zero means bypass.DefaultMaxFlows. When it is full, the least
+	// recently used flow returns to the bridge (Stats.Bypass.Evicted).
+	MaxFlows int
 }
 
 // ErrStarted is the error Start returns when the bridge was started before (or a Start is under

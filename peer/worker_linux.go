@@ -5,6 +5,8 @@ package peer
 import (
 	"errors"
 	"fmt"
+	"github.com/afbridge/afbridge/bypass"
+	"github.com/afbridge/afbridge/flow"
 	"math"
 	"runtime"
 	"time"
@@ -63,6 +65,9 @@ type worker struct {
 	big     []byte // a frame too large for an RX slot is read here from the socket
 	frag    fragmenter
 
+	// fp is the flow parse of a frame the verdict bypassed.
+	fp flow.Packet
+
 	// kbase holds, per side, the kernel counters of sockets closed by a re-bind; guarded by
 	// Bridge.sockMu.
 	kbase [2]afpacket.Stats
@@ -90,6 +95,11 @@ type direction struct {
 	inBit, gate uint32
 	closed      bool // OnLinkDown is FailClosed: gated frames count as dropped
 	stuckSince  time.Time
+	// bf is the ingress socket's bypass filter (nil without a fast path), conn that socket, and
+	// taken the frames taken from its RX ring since it was opened, for bf.Settle.
+	bf    *bypass.Filter
+	conn  *afpacket.Conn
+	taken uint64
 }
 
 func newWorker(b *Bridge, i int, h verdict.Handler) *worker {
@@ -127,6 +137,10 @@ func (w *worker) attach() {
 		dir.eg = egress{vnet: !b.cfg.NoVnetHdr, mtu: out.ifi.MTU}
 		dir.defrag, dir.inMTU = in.group.Flags&fanout.FlagDefrag != 0, in.ifi.MTU
 		dir.txFull, dir.rejected, dir.stuckSince = false, 0, time.Time{}
+		dir.conn, dir.bf, dir.taken = in.conns[i], nil, 0
+		if i < len(in.filters) {
+			dir.bf = in.filters[i]
+		}
 		w.pfd[d].Fd = int32(in.fds[i])
 	}
 }
@@ -307,6 +321,8 @@ func (w *worker) pump(d *direction) int {
 	if d.tx.Pending() > 0 {
 		w.flush(d)
 	}
+	d.taken += uint64(n)
+	w.settle(d)
 	if n > 0 {
 		_ = d.rx.Release()
 		if w.b.down.Load()&d.inBit != 0 {
@@ -391,8 +407,9 @@ func (w *worker) judge(d *direction, data []byte, f *ring.Frame, reasm bool) boo
 	switch v {
 	case verdict.Pass:
 	case verdict.Bypass:
-		// No fast path yet: Bypass forwards as Pass does.
+		// Forwarded as on Pass; the flow's later frames take the kernel fast path, if it runs.
 		d.c.Bypassed++
+		w.bypassFlow(data)
 	default:
 		if d.mode != Tap {
 			d.c.Dropped++
