@@ -261,7 +261,7 @@ func (b *Bridge) closeControl() {
 	}
 }
 
-// openSides opens, maps and joins every socket of both sides in the calling thread's network
+// openSides opens, maps and joins every socket of both sides in the calling OS thread's network
 // namespace; on failure the caller releases what was opened.
 func (b *Bridge) openSides(sides *[2]side) error {
 	vnet := !b.cfg.NoVnetHdr

@@ -16,9 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Preflight inspects the two interfaces of cfg, in the calling goroutine's network namespace, for
-// what makes an inline IPS silently ineffective, the "drop is logged but the traffic passes"
-// class of problems Suricata's AF_PACKET IPS users meet:
+// Preflight inspects the two interfaces of cfg, in the network namespace of the calling OS
+// thread, for what makes an inline IPS silently ineffective, the "drop is logged but the traffic
+// passes" class of problems Suricata's AF_PACKET IPS users meet:
 //   - a port enslaved to a kernel bridge (or bond): the kernel forwards the traffic itself,
 //     around the IPS;
 //   - IP addresses on a port, or IP forwarding on: the host takes part in or routes the traffic;
