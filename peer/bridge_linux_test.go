@@ -115,7 +115,7 @@ func exchange(t *testing.T, src, dst *pktgen.Conn, frames [][]byte) [][]byte {
 		for _, f := range frames[i:end] {
 			require.NoError(t, src.Send(f))
 		}
-		got = append(got, dst.Collect(end-len(got), 500*time.Millisecond, 5*time.Second)...)
+		got = append(got, dst.Collect(end-len(got), 2*time.Second, 20*time.Second)...)
 	}
 	// Anything late or duplicated shows up here.
 	return append(got, dst.Collect(1, 200*time.Millisecond, 300*time.Millisecond)...)
@@ -354,7 +354,7 @@ func TestHostFramesNotBridged(t *testing.T) {
 	for range 5 {
 		require.NoError(t, host.Send(f))
 	}
-	assert.Len(t, client.Collect(5, 500*time.Millisecond, 2*time.Second), 5, "the client got the host's frames")
+	assert.Len(t, client.Collect(5, 2*time.Second, 10*time.Second), 5, "the client got the host's frames")
 	assert.Empty(t, server.Collect(1, 500*time.Millisecond, time.Second), "the bridge did not forward them")
 }
 
