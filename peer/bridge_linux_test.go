@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afbridge/afbridge/fanout"
 	"github.com/afbridge/afbridge/internal/pktgen"
 	"github.com/afbridge/afbridge/internal/testenv"
 	"github.com/afbridge/afbridge/peer"
@@ -367,6 +368,10 @@ func TestValidate(t *testing.T) {
 		phrase []string
 	}{
 		{"threads", func(c *peer.Config) { c.Threads = -1 }, []string{"threads -1 is negative"}},
+		{"cluster type", func(c *peer.Config) { c.ClusterType = fanout.CBPF }, []string{"cluster type cbpf needs a program"}},
+		{"unknown cluster type", func(c *peer.Config) { c.ClusterType = 200 }, []string{"unknown cluster type 200"}},
+		{"tick", func(c *peer.Config) { c.TickInterval = -time.Second }, []string{"tick interval -1s is negative"}},
+		{"ring", func(c *peer.Config) { c.B.Ring.FrameSize = 1000 }, []string{"b1: ring: FrameSize 1000 is not a multiple of 16"}},
 		{"mtu", func(c *peer.Config) {}, []string{"MTUs differ", "b0 has 1500", "b1 has 9000"}},
 		{"cluster id", func(c *peer.Config) { c.A.ClusterID, c.B.ClusterID = 7, 7 }, []string{"b0 and b1 both use cluster id 7"}},
 		{"self", func(c *peer.Config) { c.B.Interface = "b0" }, []string{"b0 is peered with itself"}},
