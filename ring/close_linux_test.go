@@ -246,6 +246,9 @@ func TestNewErrors(t *testing.T) {
 	t.Run("vnet header missing", func(t *testing.T) {
 		_, err := New(openSocket(t, p.Local, sockOpts{}), &Config{VnetHdr: true})
 		assert.ErrorContains(t, err, "socket has no PACKET_VNET_HDR")
+		var ce *ConfigError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, "VnetHdr", ce.Field)
 	})
 	t.Run("vnet header unexpected", func(t *testing.T) {
 		_, err := New(openSocket(t, p.Local, sockOpts{vnet: true}), nil)
@@ -261,6 +264,9 @@ func TestNewErrors(t *testing.T) {
 	t.Run("bad geometry", func(t *testing.T) {
 		_, err := New(openSocket(t, p.Local, sockOpts{}), &Config{FrameSize: 100})
 		assert.ErrorContains(t, err, "FrameSize 100 is not a multiple of 16")
+		var ce *ConfigError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, "FrameSize", ce.Field)
 	})
 	t.Run("no memory", func(t *testing.T) {
 		// Not provoked for real: the kernel would try hard to allocate the ring first.

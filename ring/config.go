@@ -399,8 +399,9 @@ func pickBlockSize(frame, page int) int {
 
 func alignUp(n, a int) int { return (n + a - 1) / a * a }
 
-// ConfigError is the error Resolve (and so New) returns for a Config that cannot work: Field
-// names the Config field to change, and the message says to what.
+// ConfigError is the error Resolve and New return for a Config that cannot work (or, from New,
+// that does not match the socket): Field names the Config field to change, and the message says
+// to what.
 type ConfigError struct {
 	Field string
 	Msg   string

@@ -163,9 +163,9 @@ func (m *Map) setup(fd int) (err error) {
 	}
 	if (vnet != 0) != c.VnetHdr {
 		if c.VnetHdr {
-			return errors.New("ring: Config.VnetHdr is set but the socket has no PACKET_VNET_HDR; its owner must set the option before creating the ring")
+			return cfgErr("VnetHdr", "Config.VnetHdr is set but the socket has no PACKET_VNET_HDR; its owner must set the option before creating the ring")
 		}
-		return errors.New("ring: the socket has PACKET_VNET_HDR but Config.VnetHdr is not set; set it so the ring expects the header")
+		return cfgErr("VnetHdr", "the socket has PACKET_VNET_HDR but Config.VnetHdr is not set; set it so the ring expects the header")
 	}
 	if vnet != 0 {
 		// Linux 6.7+ can carry the 12-byte virtio_net_hdr_mrg_rxbuf instead (PACKET_VNET_HDR_SZ).
