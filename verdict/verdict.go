@@ -14,6 +14,7 @@ package verdict
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -190,8 +191,45 @@ type FactoryFunc func(worker int) Handler
 func (f FactoryFunc) New(worker int) Handler { return f(worker) }
 
 // Shared returns a Factory that gives every worker the same Handler, which must then be safe for
-// concurrent use; its Tick, if any, is called by every worker, and its Close once per worker.
-func Shared(h Handler) Factory { return FactoryFunc(func(int) Handler { return h }) }
+// concurrent use. If h implements [Ticker], every worker calls its Tick, concurrently; if it
+// implements [Closer], it is closed once, when the last worker's handle on it is retired. A nil
+// h gives a Factory whose New returns nil, which a bridge refuses with [ErrNilHandler].
+func Shared(h Handler) Factory {
+	if h == nil {
+		return FactoryFunc(func(int) Handler { return nil })
+	}
+	s := &shared{h: h}
+	_, tick := h.(Ticker)
+	return FactoryFunc(func(int) Handler {
+		s.refs.Add(1)
+		if tick {
+			return &sharedTicker{sharedRef{s}}
+		}
+		return &sharedRef{s}
+	})
+}
+
+type shared struct {
+	h    Handler
+	refs atomic.Int64
+}
+
+// sharedRef is one worker's handle on a shared Handler.
+type sharedRef struct{ s *shared }
+
+func (r *sharedRef) Handle(p *Packet) Verdict { return r.s.h.Handle(p) }
+
+// Close closes the shared Handler when the last handle on it closes.
+func (r *sharedRef) Close() error {
+	if r.s.refs.Add(-1) == 0 {
+		return Retire(r.s.h)
+	}
+	return nil
+}
+
+type sharedTicker struct{ sharedRef }
+
+func (r *sharedTicker) Tick(now time.Time) { r.s.h.(Ticker).Tick(now) }
 
 // PassAll passes every frame.
 var PassAll Handler = Func(func(*Packet) Verdict { return Pass })
