@@ -125,6 +125,26 @@ func TestFactoryContract(t *testing.T) {
 	}
 }
 
+// TestFactoryContractSwitch: a Switch whose Factory fails makes Start fail the same way.
+func TestFactoryContractSwitch(t *testing.T) {
+	tp := newTopo(t, nil)
+	cfg := tp.config(2)
+	cfg.Verdict = verdict.NewSwitch(verdict.FactoryFunc(func(w int) verdict.Handler {
+		if w == 1 {
+			return nil
+		}
+		return verdict.PassAll
+	}))
+	br, err := peer.New(cfg)
+	require.NoError(t, err)
+	err = startWithin(t, tp, br)
+	assert.ErrorIs(t, err, verdict.ErrNilHandler)
+	var fe *peer.FactoryError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, 1, fe.Worker)
+	require.NoError(t, br.Close())
+}
+
 type closeFunc struct {
 	verdict.Handler
 	close func()
