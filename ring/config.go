@@ -403,8 +403,8 @@ func alignUp(n, a int) int { return (n + a - 1) / a * a }
 // that does not match the socket): Field names the Config field to change, and the message says
 // to what.
 type ConfigError struct {
-	Field string
-	Msg   string
+	Field string // the Config field to change, such as "FrameSize"
+	Msg   string // what is wrong and the value to use, without the "ring: " prefix
 }
 
 func (e *ConfigError) Error() string { return "ring: " + e.Msg }
