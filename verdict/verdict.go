@@ -242,14 +242,17 @@ var DropAll Handler = Func(func(*Packet) Verdict { return Drop })
 // returns Bypass only if every handler said Bypass, and Pass otherwise. An empty chain passes
 // everything (it never bypasses).
 //
-// The chain implements [Ticker] and [Closer]: Tick and Close are passed on, in order, to the
-// handlers that implement them.
+// The chain implements [Closer], and [Ticker] if any of its handlers does: Tick and Close are
+// passed on, in order, to the handlers that implement them.
 func Chain(hs ...Handler) Handler {
 	c := &chain{hs: append([]Handler(nil), hs...)}
 	for _, h := range c.hs {
 		if t, ok := h.(Ticker); ok {
 			c.tickers = append(c.tickers, t)
 		}
+	}
+	if len(c.tickers) > 0 {
+		return &tickingChain{c}
 	}
 	return c
 }
@@ -258,6 +261,9 @@ type chain struct {
 	hs      []Handler
 	tickers []Ticker
 }
+
+// tickingChain is a chain with handlers to tick.
+type tickingChain struct{ *chain }
 
 func (c *chain) Handle(p *Packet) Verdict {
 	if len(c.hs) == 0 {
@@ -277,7 +283,7 @@ func (c *chain) Handle(p *Packet) Verdict {
 }
 
 // Tick calls Tick on each handler that implements [Ticker].
-func (c *chain) Tick(now time.Time) {
+func (c *tickingChain) Tick(now time.Time) {
 	for _, t := range c.tickers {
 		t.Tick(now)
 	}

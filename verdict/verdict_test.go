@@ -152,6 +152,8 @@ func TestChainLifecycle(t *testing.T) {
 		assert.Equal(t, int32(1), l.ticks.Load())
 		assert.Equal(t, int32(1), l.closes.Load())
 	}
+	_, isTicker := verdict.Chain(verdict.PassAll, verdict.DropAll).(verdict.Ticker)
+	assert.False(t, isTicker, "a chain of handlers without Tick is no Ticker: workers need not tick it")
 }
 
 // TestSwitchFactoryContract: Set calls the new Factory's New once per worker the Switch serves,
