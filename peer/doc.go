@@ -19,8 +19,9 @@
 // caller's goroutine, before any socket opens and with no lock held. A Handler that implements
 // [verdict.Ticker] is ticked on its worker's goroutine every [Config.TickInterval], traffic or
 // not, to expire state; one that implements [verdict.Closer] is closed when the bridge closes or
-// a [verdict.Switch] replaces it. [verdict.Bypass] is forwarded as Pass and counted in
-// [Counters.Bypassed] until a kernel fast path takes such flows over.
+// a [verdict.Switch] replaces it. A frame judged [verdict.Bypass] is forwarded as on Pass and
+// counted in [Counters.Bypassed]; with [Config.Bypass] on, the kernel fast path then forwards the
+// rest of its flow.
 //
 // While it runs, a supervisor watches both ports. Link state (up, with carrier) is tracked and
 // counted in [Stats.A] and [Stats.B], and [Config.OnLinkDown] decides what a port going down means:
