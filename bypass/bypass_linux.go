@@ -30,6 +30,7 @@ type flowValue struct {
 	Last     [2]uint64 // per side: sequence number of the last frame the filter let into a ring while handing over
 	Live     [2]uint32 // per side: 1 once the direction is handed over
 	Member   [2]uint32 // per side: the fanout member whose ring holds frame Last
+	Waits    [2]uint32 // per side: frames that found earlier ones still in the ring (Config.HandoverLimit)
 }
 
 type portValue struct {
@@ -43,6 +44,7 @@ type counterValue struct {
 	Orphans       uint64
 	NoPort        uint64
 	Closed        uint64
+	Forced        uint64
 }
 
 var (
@@ -444,6 +446,7 @@ func (p *Path) Stats() (Stats, error) {
 		}
 		st.Expired += c.Expired
 		st.Closed += c.Closed
+		st.Forced += c.Forced
 		st.Orphans += c.Orphans
 		st.NoPort += c.NoPort
 	}
