@@ -258,7 +258,8 @@ func (p *Path) Filter(side Side, index int, user []bpf.Instruction) (*Filter, er
 	return f, nil
 }
 
-// Filter is the socket filter of one fanout member, built by [Path.Filter].
+// Filter is the socket filter of one fanout member, built by [Path.Filter]. Its methods must not
+// be called after the Path is closed; close or stop using the worker's sockets first.
 type Filter struct {
 	p     *Path
 	prog  *ebpf.Program
