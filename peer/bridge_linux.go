@@ -15,6 +15,7 @@ import (
 
 	"github.com/afbridge/afbridge/afpacket"
 	"github.com/afbridge/afbridge/fanout"
+	"github.com/afbridge/afbridge/fanout/ippair"
 	"github.com/afbridge/afbridge/ring"
 	"github.com/afbridge/afbridge/verdict"
 	"golang.org/x/net/bpf"
@@ -53,9 +54,10 @@ type Bridge struct {
 	done     chan struct{} // closed when the supervisor and every worker have stopped
 	wg       sync.WaitGroup
 
-	wakeFD int // eventfd that wakes every worker out of poll(2)
-	ctlFD  int // a socket in the bridge's network namespace, for interface ioctls
-	nsFD   int // the bridge's network namespace, to re-bind in; -1 if unknown
+	wakeFD int             // eventfd that wakes every worker out of poll(2)
+	ctlFD  int             // a socket in the bridge's network namespace, for interface ioctls
+	nsFD   int             // the bridge's network namespace, to re-bind in; -1 if unknown
+	lb     *ippair.Program // the fanout program of EBPF groups; nil for other modes
 
 	sockMu  sync.Mutex // guards sides, workers, bp and the workers' kernel counter bases
 	sides   [2]side
@@ -262,7 +264,7 @@ func (b *Bridge) openControl() error {
 		b.nsFD = -1
 		b.log.Warn("cannot open the network namespace; re-binding will use the supervisor's", "err", err)
 	}
-	return nil
+	return b.loadBalancer()
 }
 
 func (b *Bridge) closeControl() {
@@ -272,6 +274,7 @@ func (b *Bridge) closeControl() {
 			*fd = -1
 		}
 	}
+	b.closeBalancer()
 }
 
 // openSides opens, maps and joins every socket of both sides in the calling thread's network
@@ -297,6 +300,7 @@ func (b *Bridge) openSides(sides *[2]side) error {
 			flags |= fanout.FlagIgnoreOutgoing
 		}
 		s.group = fanout.Group{ID: s.cfg.ClusterID, Mode: b.cfg.ClusterType, Flags: flags}
+		b.balance(&s.group)
 		if s.group.ID == 0 {
 			s.group.Flags |= fanout.FlagUniqueID
 		}

@@ -137,14 +137,25 @@ type Config struct {
 	// Threads is the number of workers, and so of sockets on each side; zero means 1. Worker i
 	// owns socket i of both sides.
 	Threads int
-	// ClusterType is the fanout mode of both sides; the zero value is fanout.Hash (Suricata's
-	// cluster_flow), the only mode that keeps both directions of a flow on one worker, which is
-	// what lets a per-worker verdict keep per-flow state without a lock.
+	// ClusterType is the fanout mode of both sides. Two modes keep both directions of a flow on
+	// one worker, which is what lets a per-worker verdict keep per-flow state without a lock:
+	//   - fanout.Hash, the zero value (Suricata's cluster_flow), hashes the kernel's flow key,
+	//     ports included, so the fragments of a datagram (only the first has ports) can reach
+	//     different workers unless Defrag reassembles them;
+	//   - fanout.EBPF (Suricata's cluster_ebpf) balances with the built-in IP-pair program of
+	//     package [github.com/afbridge/afbridge/fanout/ippair]: a symmetric hash of the source
+	//     and destination addresses, so every fragment of a datagram reaches the worker of its
+	//     flow and leaves exactly as it came, without Defrag. Flows between the same two hosts
+	//     share a worker. The bridge loads the program at Start (which then needs CAP_BPF or
+	//     CAP_SYS_ADMIN; re-binds after a link flap reuse it) and unloads it at Close.
+	// Use fanout.EBPF without Defrag for an inline bridge that must not change the traffic.
 	ClusterType fanout.Mode
-	// Defrag makes the kernel reassemble IPv4 fragments before fanout on both sides, so every
-	// fragment of a datagram reaches one worker and the verdict sees the whole datagram (flagged
-	// verdict.Reassembled). Datagrams larger than the egress MTU are fragmented again on the way
-	// out.
+	// Defrag makes the kernel reassemble IPv4 fragments before fanout on both sides
+	// (PACKET_FANOUT_FLAG_DEFRAG), so the verdict sees whole datagrams. That changes the traffic:
+	// a datagram reassembled to more than the egress MTU leaves fragmented again to that MTU
+	// (keeping its ID and DF bit), one that fits leaves whole, and trains the kernel cannot
+	// reassemble (incomplete, or with overlapping fragments) are never forwarded. Frames known to
+	// be reassembled carry [verdict.Reassembled]. IPv6 fragments are not reassembled.
 	Defrag bool
 	// CPUs pins the workers: worker i runs on an OS thread of its own, locked to it, whose
 	// affinity is CPUs[i % len(CPUs)]. Nil leaves the workers to the Go scheduler. Every CPU must

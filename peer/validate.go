@@ -48,9 +48,6 @@ func Validate(cfg Config) error {
 	if cfg.ClusterType > fanout.EBPF {
 		bad("ClusterType", nil, "unknown cluster type %d", cfg.ClusterType)
 	}
-	if cfg.ClusterType == fanout.EBPF {
-		bad("ClusterType", nil, "cluster type ebpf needs a loaded program, which peer does not take yet; use hash (cluster_flow)")
-	}
 	for _, s := range []Side{a, b} {
 		if s.CopyMode > Tap {
 			bad("CopyMode", nil, "%s: unknown copy mode %d", s.Interface, s.CopyMode)
