@@ -271,8 +271,7 @@ type Filter struct {
 // Attach sets the filter on a socket (SO_ATTACH_BPF), replacing whatever filter it had in one
 // step. c is an AF_PACKET socket such as *afpacket.Conn. One Filter serves one socket at a time:
 // attaching it to the member's next socket (after a re-bind closed the previous one) starts
-// [Filter.Settle]'s counts afresh, and needs no privilege beyond owning the socket, so a process
-// that dropped CAP_BPF after Start can still re-bind.
+// [Filter.Settle]'s counts afresh; it loads no program.
 func (f *Filter) Attach(c syscall.Conn) error {
 	rc, err := c.SyscallConn()
 	if err != nil {

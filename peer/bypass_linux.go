@@ -12,7 +12,7 @@ import (
 
 // openBypass opens the fast path's maps and programs for Config.Bypass, with the socket filter
 // of every worker on both sides: built once, and attached again to the new sockets of a re-bind,
-// which then needs no CAP_BPF. When the kernel refuses and Require is not set, it logs why once
+// which then loads no program. When the kernel refuses and Require is not set, it logs why once
 // and leaves the bridge without a fast path.
 func (b *Bridge) openBypass() error {
 	bc := b.cfg.Bypass

@@ -219,7 +219,8 @@ type Config struct {
 // still holds for every worker and direction.
 type BypassConfig struct {
 	// Enable turns the fast path on. It needs Linux 6.6 (tcx), CAP_BPF and CAP_NET_ADMIN at
-	// Start (a re-bind needs only CAP_NET_ADMIN), and cannot be combined with Config.Defrag (a
+	// Start, where every program is loaded (a re-bind loads none: it attaches them again), and
+	// cannot be combined with Config.Defrag (a
 	// reassembled datagram could not be told apart from the fragments the kernel forwards). A
 	// side's Filter is carried into the fast path's socket filter; one the translation cannot
 	// carry (an ancillary load it lacks) makes Start fail with an error matching bypass.ErrFilter.
