@@ -63,6 +63,8 @@ type Bridge struct {
 	sides   [2]side
 	workers []*worker
 	bp      *bypass.Path // the kernel fast path; nil when off or unavailable
+	// bpFilters holds the fast path's socket filter of each worker, per side.
+	bpFilters [2][]*bypass.Filter
 
 	portMu sync.Mutex // guards ports
 	ports  [2]Port
@@ -91,7 +93,8 @@ type side struct {
 	// a socket with a TX ring only flushes the ring, so large frames need a socket without one.
 	send    []*afpacket.Conn
 	sendFDs []int
-	// filters holds the bypass socket filter of each socket, when the fast path runs.
+	// filters holds the bypass socket filter of each socket, when the fast path runs (owned by
+	// Bridge.bpFilters).
 	filters []*bypass.Filter
 }
 
@@ -174,10 +177,7 @@ func (b *Bridge) start() error {
 	sides := [2]side{{cfg: b.cfg.A}, {cfg: b.cfg.B}}
 	if err := b.openSides(&sides); err != nil {
 		releaseSides(&sides)
-		if b.bp != nil {
-			b.bp.Close()
-			b.bp = nil
-		}
+		b.closeBypass()
 		b.closeControl()
 		b.retire(hs)
 		return err
@@ -382,8 +382,7 @@ func releaseSides(sides *[2]side) {
 		for _, c := range s.send {
 			c.Close()
 		}
-		closeFilters(s)
-		s.maps, s.conns, s.fds, s.send, s.sendFDs = nil, nil, nil, nil, nil
+		s.maps, s.conns, s.fds, s.send, s.sendFDs, s.filters = nil, nil, nil, nil, nil, nil
 	}
 }
 
@@ -452,10 +451,7 @@ func (b *Bridge) Close() error {
 			b.retire(hs)
 			b.sockMu.Lock()
 			b.releaseLocked()
-			if b.bp != nil {
-				b.bp.Close()
-				b.bp = nil
-			}
+			b.closeBypass()
 			b.sockMu.Unlock()
 		}
 		b.closeControl()

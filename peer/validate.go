@@ -87,8 +87,9 @@ func Validate(cfg Config) error {
 	if cfg.Bypass.Enable && cfg.Defrag {
 		bad("Bypass", nil, "the bypass fast path cannot be combined with Defrag: clear one of them")
 	}
-	if cfg.Bypass.IdleTimeout < 0 || cfg.Bypass.MaxFlows < 0 {
-		bad("Bypass", nil, "Bypass.IdleTimeout (%v) and Bypass.MaxFlows (%d) must not be negative", cfg.Bypass.IdleTimeout, cfg.Bypass.MaxFlows)
+	if cfg.Bypass.IdleTimeout < 0 || cfg.Bypass.MaxFlows < 0 || cfg.Bypass.HandoverLimit < 0 {
+		bad("Bypass", nil, "Bypass.IdleTimeout (%v), Bypass.MaxFlows (%d) and Bypass.HandoverLimit (%d) must not be negative",
+			cfg.Bypass.IdleTimeout, cfg.Bypass.MaxFlows, cfg.Bypass.HandoverLimit)
 	}
 	if cfg.Defrag && !fanout.Supported(fanout.FlagDefrag) {
 		bad("Defrag", nil, "this kernel does not support fanout defrag (PACKET_FANOUT_FLAG_DEFRAG); clear Defrag")
