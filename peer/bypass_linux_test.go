@@ -206,10 +206,10 @@ func TestBypassRebind(t *testing.T) {
 	old := br.Stats().B.Index
 
 	tp.bridge.Run("ip", "link", "del", "b1")
-	require.Eventually(t, func() bool { return br.Stats().B.Removals == 1 }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return br.Stats().B.Removals == 1 }, 20*time.Second, time.Millisecond)
 	tp.b1, tp.s0 = testenv.Veth(t, tp.bridge, "b1", tp.server, "s0", nil)
 	tp.s0.Run(t, "ip", "addr", "add", serverIP+"/24", "dev", "s0")
-	require.Eventually(t, func() bool { return br.Stats().B.Rebinds == 1 && br.Stats().B.Up }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return br.Stats().B.Rebinds == 1 && br.Stats().B.Up }, 20*time.Second, time.Millisecond)
 	require.NotEqual(t, old, br.Stats().B.Index)
 	tp.c0.Run(t, "ip", "neigh", "flush", "all") // the new s0 has a new MAC address
 
