@@ -15,14 +15,19 @@ const MaxAlerts = 16
 type Set struct {
 	rules []*Rule
 	// plain[g] lists, in file order, the rules without content that can
-	// match a packet of protocol group g: the cheap protocol pre-filter.
+	// match a packet of protocol group g and are not in ports[g]: the cheap
+	// protocol pre-filter.
 	plain [numGroups][]int32
+	// ports[g][0] and [1] index the rules of the port groups (TCP, UDP) by
+	// destination and by source port (see prefilter.go); nil when empty.
+	ports [numGroups][2]*portTable
 	// byPattern[id] lists the rules with content whose fast pattern (their
 	// longest content) is pattern id. Such a rule is looked at only when
 	// its fast pattern occurred in the frame, as in Suricata's prefilter.
 	byPattern [][]int32
 	// scan[g] says which bytes the automaton must read for group g:
-	// none, the L4 payload, or the whole IP payload.
+	// none, the L4 payload, or the whole IP payload. ports[g] may widen it
+	// for a frame's ports.
 	scan  [numGroups]scanRegion
 	ac    *automaton // nil when no rule has content
 	words int        // uint64 words in a pattern bitset
@@ -75,28 +80,38 @@ func groupMask(p Proto) uint8 {
 	return 1<<numGroups - 1
 }
 
-// compile builds the pre-filter tables and the content automaton.
-func compile(rules []*Rule) (*Set, error) {
+// compile builds the pre-filter tables and the content automaton, within
+// the default limits.
+func compile(rules []*Rule) (*Set, error) { return compileLimits(rules, defaultLimits) }
+
+func compileLimits(rules []*Rule, lim limits) (*Set, error) {
 	s := &Set{rules: rules}
+	if len(rules) > lim.rules {
+		return nil, limitError(rules[lim.rules], "MaxRules", len(rules), lim.rules)
+	}
 	type key struct {
 		pat    string
 		nocase bool
 	}
 	ids := make(map[key]int32)
-	var pats [][]byte
-	var nocase []bool
+	tr := newTrie()
+	var ports [2][2]portTableBuilder // [TCP, UDP][destination, source]
 	for i, r := range rules {
 		r.groups = groupMask(r.Proto)
 		r.patterns = r.patterns[:0]
 		fast, fastLen := int32(-1), 0
 		for _, c := range r.contents {
+			if len(c.pattern) > lim.contentLen {
+				return nil, limitError(r, "MaxContentLen", len(c.pattern), lim.contentLen)
+			}
 			k := key{string(c.pattern), c.nocase}
 			id, ok := ids[k]
 			if !ok {
-				id = int32(len(pats))
+				if tr.bytes+len(c.pattern) > lim.patternBytes {
+					return nil, limitError(r, "MaxPatternBytes", tr.bytes+len(c.pattern), lim.patternBytes)
+				}
+				id = tr.add(c.pattern, c.nocase)
 				ids[k] = id
-				pats = append(pats, c.pattern)
-				nocase = append(nocase, c.nocase)
 				s.byPattern = append(s.byPattern, nil)
 			}
 			r.patterns = append(r.patterns, id)
@@ -104,30 +119,49 @@ func compile(rules []*Rule) (*Set, error) {
 				fast, fastLen = id, len(c.pattern)
 			}
 		}
+		if m := tr.memEstimate(); m > lim.automatonBytes {
+			return nil, limitError(r, "MaxAutomatonBytes", m, lim.automatonBytes)
+		}
+		region := scanL4Payload
+		if r.usesIPPayload() {
+			region = scanIPPayload
+		}
+		// The port pre-filter: index by destination port, else by source
+		// port; a <> rule matches either way round, so it is shared.
+		var idx []uint16
+		dir := 0
+		if !r.bidir {
+			if idx = dedupPorts(indexPorts(&r.dport)); idx == nil {
+				idx, dir = dedupPorts(indexPorts(&r.sport)), 1
+			}
+		}
 		for g := range numGroups {
 			if r.groups&(1<<g) == 0 {
 				continue
 			}
-			switch {
-			case fast < 0:
+			if pg := portGroups[g]; pg != 0 && idx != nil {
+				ports[pg-1][dir].add(idx, int32(i), fast >= 0, region)
+				continue
+			}
+			if fast < 0 {
 				s.plain[g] = append(s.plain[g], int32(i))
-			case r.usesIPPayload():
-				s.scan[g] = scanIPPayload
-			default:
-				s.scan[g] = max(s.scan[g], scanL4Payload)
+			} else {
+				s.scan[g] = max(s.scan[g], region)
 			}
 		}
 		if fast >= 0 {
 			s.byPattern[fast] = append(s.byPattern[fast], int32(i))
 		}
 	}
-	if len(pats) > 0 {
-		ac, err := newAutomaton(pats, nocase)
-		if err != nil {
-			return nil, err
+	for g, pg := range portGroups {
+		if pg != 0 {
+			s.ports[g][0] = ports[pg-1][0].build()
+			s.ports[g][1] = ports[pg-1][1].build()
 		}
-		s.ac = ac
-		s.words = (len(pats) + 63) / 64
+	}
+	if len(tr.pats) > 0 {
+		s.ac = tr.compile()
+		s.words = (len(tr.pats) + 63) / 64
 	}
 	return s, nil
 }
@@ -214,9 +248,24 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 			matched = append(matched, i)
 		}
 	}
+	region := s.scan[g]
+	if p.HasPorts() {
+		byDst, bySrc := s.ports[g][0], s.ports[g][1]
+		for _, i := range byDst.lookup(p.DstPort) {
+			if s.rules[i].matchHeader(p) {
+				matched = append(matched, i)
+			}
+		}
+		for _, i := range bySrc.lookup(p.SrcPort) {
+			if s.rules[i].matchHeader(p) {
+				matched = append(matched, i)
+			}
+		}
+		region = max(region, byDst.scanOf(p.DstPort), bySrc.scanOf(p.SrcPort))
+	}
 
 	from := p.end
-	switch s.scan[g] {
+	switch region {
 	case scanIPPayload:
 		from = p.l4Off
 	case scanL4Payload:
@@ -241,9 +290,10 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 				}
 			}
 		}
-		// Content rules were found in pattern order; report in file order.
-		slices.Sort(matched)
 	}
+	// Content rules were found in pattern order, and the pre-filter's lists
+	// follow each other; report in file order.
+	slices.Sort(matched)
 	r.matched = matched
 
 	var first [Reject + 1]*Rule

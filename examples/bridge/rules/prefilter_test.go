@@ -1,0 +1,116 @@
+package rules
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// randomPortRules returns n rules with every kind of port field the
+// pre-filter treats differently: exact ports, small and large ranges,
+// lists, nested lists, negations, any, source-only ports and <> rules, with
+// and without content.
+func randomPortRules(rng *rand.Rand, n int) string {
+	fields := []string{"any", "80", "443", "[80,443]", "8000:8003", "1:1000", "![80,443]", "[[53,80],8001]", "[80,!81]", "53", "0:"}
+	protos := []string{"tcp", "udp", "ip", "tcp", "udp"}
+	actions := []string{"alert", "drop", "reject", "pass", "alert"}
+	var b strings.Builder
+	for i := range n {
+		dir := "->"
+		if rng.IntN(8) == 0 {
+			dir = "<>"
+		}
+		opts := ""
+		switch rng.IntN(3) {
+		case 0:
+			opts = `content:"ab"; `
+		case 1:
+			opts = `content:"Zq"; nocase; `
+		}
+		fmt.Fprintf(&b, "%s %s any %s %s any %s (%ssid:%d;)\n", actions[rng.IntN(len(actions))], protos[rng.IntN(len(protos))],
+			fields[rng.IntN(len(fields))], dir, fields[rng.IntN(len(fields))], opts, i+1)
+	}
+	return b.String()
+}
+
+// TestPrefilterAgainstNaive checks that the port index changes no verdict:
+// random rule sets against frames to and from indexed, shared and unrelated
+// ports, compared with a naive match of every rule.
+func TestPrefilterAgainstNaive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	ports := []uint16{0, 53, 80, 81, 443, 1000, 1001, 8001, 8003, 40000}
+	payloads := []string{"", "xxabxx", "zQ", "ab zq"}
+	for range 40 {
+		set := mustParse(t, randomPortRules(rng, 1+rng.IntN(40)))
+		r := set.NewResult()
+		for range 40 {
+			sp, dp := ports[rng.IntN(len(ports))], ports[rng.IntN(len(ports))]
+			pay := payloads[rng.IntN(len(payloads))]
+			for _, f := range []frameSpec{tcp4("10.0.0.1", "10.0.0.2", sp, dp, pay), udp4("10.0.0.1", "10.0.0.2", sp, dp, pay)} {
+				fr := f.build()
+				set.Match(fr, r)
+				checkAgainstNaive(t, set, fr, r)
+			}
+		}
+	}
+}
+
+// TestPrefilterIndexes checks where rules go: rules naming a few destination
+// (or else source) ports are indexed by port and not in the shared list, so a
+// frame to another port does not look at them.
+func TestPrefilterIndexes(t *testing.T) {
+	set := mustParse(t, strings.Join([]string{
+		`alert tcp any any -> any 80 (sid:1;)`,
+		`alert tcp any any -> any [80,8080] (sid:2;)`,
+		`alert tcp any 53 -> any any (sid:3;)`,
+		`alert tcp any any -> any ![80] (sid:4;)`,           // negated: shared
+		`alert tcp any any <> any 80 (sid:5;)`,              // both ways: shared
+		`alert tcp any any -> any 1:1000 (sid:6;)`,          // too many ports: shared
+		`alert ip any any -> any 80 (sid:7;)`,               // indexed for TCP and UDP
+		`alert tcp any any -> any 8000:8003 (sid:8;)`,       // small range
+		`alert tcp any any -> any 80 (content:"x"; sid:9;)`, // content: scan region only
+	}, "\n"))
+	ruleSIDs := func(ids []int32) []uint32 {
+		out := []uint32{}
+		for _, i := range ids {
+			out = append(out, set.rules[i].SID)
+		}
+		return out
+	}
+	assert.Equal(t, []uint32{4, 5, 6}, ruleSIDs(set.plain[groupTCP]))
+	assert.Equal(t, []uint32{1, 2, 7}, ruleSIDs(set.ports[groupTCP][0].lookup(80)))
+	assert.Equal(t, []uint32{2}, ruleSIDs(set.ports[groupTCP][0].lookup(8080)))
+	assert.Equal(t, []uint32{8}, ruleSIDs(set.ports[groupTCP][0].lookup(8002)))
+	assert.Equal(t, []uint32{}, ruleSIDs(set.ports[groupTCP][0].lookup(443)))
+	assert.Equal(t, []uint32{3}, ruleSIDs(set.ports[groupTCP][1].lookup(53)))
+	assert.Equal(t, []uint32{7}, ruleSIDs(set.ports[groupUDP][0].lookup(80)))
+	assert.Nil(t, set.ports[groupUDP][1], "no UDP rule is indexed by source port")
+	assert.Equal(t, scanNone, set.scan[groupTCP], "the only content rule is indexed")
+	assert.Equal(t, scanL4Payload, set.ports[groupTCP][0].scanOf(80))
+	assert.Equal(t, scanNone, set.ports[groupTCP][0].scanOf(443))
+
+	r := set.NewResult()
+	set.Match(tcp4("10.0.0.1", "10.0.0.2", 53, 80, "x").build(), r)
+	assert.Equal(t, []uint32{1, 2, 3, 5, 6, 7, 9}, sids(r.Alerts), "file order across shared and indexed lists")
+	set.Match(tcp4("10.0.0.1", "10.0.0.2", 40000, 443, "x").build(), r)
+	assert.Equal(t, []uint32{4, 6}, sids(r.Alerts))
+}
+
+// TestPrefilterUnrelatedRules shows the point of the index: 20,000 rules for
+// other ports add no header checks to a frame.
+func TestPrefilterUnrelatedRules(t *testing.T) {
+	var b strings.Builder
+	for i := range 20000 {
+		fmt.Fprintf(&b, "drop tcp any any -> any %d (sid:%d;)\n", 1000+i%30000, i+1)
+	}
+	b.WriteString("alert tcp any any -> any 80 (sid:99999;)\n")
+	set := mustParse(t, b.String())
+	require.Empty(t, set.plain[groupTCP])
+	r := set.NewResult()
+	assert.Equal(t, Alert, set.Match(tcp4("10.0.0.1", "10.0.0.2", 40000, 80, "").build(), r))
+	assert.Len(t, set.ports[groupTCP][0].lookup(80), 1)
+}
