@@ -58,9 +58,9 @@ type automaton struct {
 	nocase []bool
 }
 
-// denseBudget bounds the dense rows, so that even a 256-class alphabet keeps
-// the dense part at 1 MiB.
-const denseBudget = 1 << 20
+// denseBudget bounds the dense rows: 4 MiB holds every state of depth 2 or
+// less for a 70-symbol alphabet (text rules), and 4096 rows for 256 classes.
+const denseBudget = 4 << 20
 
 // Build-time cost per trie state and per edge, in bytes, for the memory
 // estimate that MaxAutomatonBytes bounds: the final arrays plus the trie that
@@ -95,8 +95,13 @@ type trie struct {
 	denseBudget int // bytes of dense rows
 }
 
-func newTrie() *trie {
+// newTrie returns an empty trie with room for about size pattern bytes.
+func newTrie(size int) *trie {
 	t := &trie{denseBudget: denseBudget}
+	t.child = make([]int32, 0, size+1)
+	t.sibling = make([]int32, 0, size+1)
+	t.lab = make([]uint8, 0, size+1)
+	t.own = make([]int32, 0, size+1)
 	t.newState(0)
 	return t
 }
@@ -168,22 +173,6 @@ func (t *trie) step(s int32, c byte) int32 {
 	return n
 }
 
-// goTo returns the child of s labelled c, or -1.
-func (t *trie) goTo(s int32, c byte) int32 {
-	if s == 0 {
-		if k := t.root[c]; k != 0 {
-			return k
-		}
-		return -1
-	}
-	for k := t.child[s]; k != 0 && t.lab[k] <= c; k = t.sibling[k] {
-		if t.lab[k] == c {
-			return k
-		}
-	}
-	return -1
-}
-
 // newAutomaton compiles pats (nocase[i] says whether pats[i] ignores case).
 // Pattern ids are indexes into pats. Empty patterns are not allowed.
 func newAutomaton(pats [][]byte, nocase []bool) *automaton {
@@ -193,7 +182,7 @@ func newAutomaton(pats [][]byte, nocase []bool) *automaton {
 // newAutomatonDense is newAutomaton with dense rows limited to budget bytes
 // (at least the root's), so that tests can make nearly every state sparse.
 func newAutomatonDense(pats [][]byte, nocase []bool, budget int) *automaton {
-	t := newTrie()
+	t := newTrie(0)
 	t.denseBudget = budget
 	for i, p := range pats {
 		t.add(p, nocase[i])
@@ -202,6 +191,14 @@ func newAutomatonDense(pats [][]byte, nocase []bool, budget int) *automaton {
 }
 
 // compile turns the trie into an automaton. The trie is not usable after.
+//
+// One breadth-first pass numbers the states in BFS order (so the dense
+// states are the shallowest) and fills every table. A state's failure state,
+// dict link and closed bit are set when it is queued, from its parent's
+// failure chain, which is shallower and so already complete; its dense row
+// or its edges when it is taken off the queue. Failure links are found with
+// the finished tables, as a scan would, which keeps the trie's sibling lists
+// (scattered in memory) off that path.
 func (t *trie) compile() *automaton {
 	n := int32(t.states())
 	a := &automaton{pats: t.pats, nocase: t.nocase, nclass: 1}
@@ -215,136 +212,91 @@ func (t *trie) compile() *automaton {
 	for c := range 256 {
 		a.class[c] = cls[lower(byte(c))]
 	}
-
-	// Breadth-first order, with failure links in trie numbering.
-	order := make([]int32, 0, n)
-	failT := make([]int32, n)
-	order = append(order, 0)
-	for c := range 256 {
-		if k := t.root[c]; k != 0 {
-			order = append(order, k) // failT[k] = 0
-		}
-	}
-	for head := 1; head < len(order); head++ {
-		s := order[head]
-		for k := t.child[s]; k != 0; k = t.sibling[k] {
-			c := t.lab[k]
-			f := failT[s]
-			for {
-				if g := t.goTo(f, c); g >= 0 {
-					failT[k] = g
-					break
-				}
-				if f == 0 {
-					break // failT[k] = 0
-				}
-				f = failT[f]
-			}
-			order = append(order, k)
-		}
-	}
-	// rank[trie state] is the state's number in the automaton: its place in
-	// breadth-first order, so the dense states are the shallowest.
-	rank := make([]int32, n)
-	for i, s := range order {
-		rank[s] = int32(i)
-	}
-
-	// Own outputs, dict links and closed bits, in BFS order so that a
-	// state's failure state is done before it.
-	a.outStart = make([]int32, n+1)
-	a.dict = make([]int32, n)
-	a.closed = make([]uint64, (n+63)/64)
-	caseBelow := make([]bool, n) // a case-sensitive pattern on the dict chain from s, s included
-	for i, s := range order {
-		a.outStart[i] = int32(len(a.outs))
-		hasCase := false
-		for id := t.own[s]; id != 0; id = t.next[id-1] {
-			a.outs = append(a.outs, id-1)
-			hasCase = hasCase || !t.nocase[id-1]
-		}
-		f := rank[failT[s]]
-		switch {
-		case i == 0:
-			a.dict[0] = -1
-		case t.own[s] != 0:
-			a.dict[i] = int32(i)
-		default:
-			a.dict[i] = a.dict[f]
-		}
-		below := false
-		if i != 0 && a.dict[f] >= 0 {
-			below = caseBelow[a.dict[f]]
-		}
-		if !below {
-			a.closed[i>>6] |= 1 << (uint(i) & 63)
-		}
-		caseBelow[i] = hasCase || below
-	}
-	a.outStart[n] = int32(len(a.outs))
-	caseBelow = nil
-	target := func(s int32) int32 {
-		r := rank[s]
-		v := r << 1
-		if a.dict[r] >= 0 {
-			v |= 1
-		}
-		return v
-	}
-
-	// Dense rows for the first states, complete with failure transitions:
-	// the failure state of a dense state is shallower, so its row is done.
 	nc := a.nclass
 	a.ndense = min(n, int32(max(t.denseBudget/(4*int(nc)), 1)))
 	a.dense = make([]int32, a.ndense*nc)
-	var labelOf [256]byte // class to folded byte, for trie lookups
-	for c := range 256 {
-		if t.used[c] {
-			labelOf[cls[c]] = byte(c)
+	a.edgeStart = make([]int32, n-a.ndense+1)
+	a.label = make([]uint8, 0, n-1)
+	a.to = make([]int32, 0, n-1)
+	a.fail = make([]int32, n)
+	a.outStart = make([]int32, n+1)
+	a.outs = make([]int32, 0, len(t.pats))
+	a.dict = make([]int32, n)
+	a.closed = make([]uint64, (n+63)/64)
+
+	order := make([]int32, 1, n) // BFS rank to trie state
+	rank := make([]int32, n)     // trie state to BFS rank
+	caseBelow := make([]bool, n) // by rank: a case-sensitive pattern on the dict chain from here
+	a.dict[0] = -1
+	a.closed[0] = 1
+	// target encodes the transition to the state of the given rank.
+	target := func(r int32) int32 {
+		if a.dict[r] >= 0 {
+			return r<<1 | 1
 		}
+		return r << 1
 	}
-	for i := range a.ndense {
+	// enqueue numbers trie state k, child of rank p by folded byte c.
+	enqueue := func(k, p int32, c byte) int32 {
+		r := int32(len(order))
+		order = append(order, k)
+		rank[k] = r
+		f := int32(0)
+		if p != 0 {
+			// The chain is shallower than p, so its states' rows and
+			// edges are complete; a.step finds the transition, with the
+			// failure links followed as in a scan.
+			f = a.step(a.fail[p], cls[c]) >> 1
+		}
+		a.fail[r] = f
+		hasCase := false
+		for id := t.own[k]; id != 0; id = t.next[id-1] {
+			hasCase = hasCase || !t.nocase[id-1]
+		}
+		if t.own[k] != 0 {
+			a.dict[r] = r
+		} else {
+			a.dict[r] = a.dict[f]
+		}
+		below := a.dict[f] >= 0 && caseBelow[a.dict[f]]
+		if !below {
+			a.closed[r>>6] |= 1 << (uint(r) & 63)
+		}
+		caseBelow[r] = hasCase || below
+		return r
+	}
+	for i := int32(0); i < int32(len(order)); i++ {
 		s := order[i]
-		row := a.dense[i*nc : (i+1)*nc]
-		frow := a.dense[rank[failT[s]]*nc:]
-		for c := range nc {
-			if c != 0 {
-				if g := t.goTo(s, labelOf[c]); g >= 0 {
-					row[c] = target(g)
-					continue
+		a.outStart[i] = int32(len(a.outs))
+		for id := t.own[s]; id != 0; id = t.next[id-1] {
+			a.outs = append(a.outs, id-1)
+		}
+		if i < a.ndense {
+			row := a.dense[i*nc : (i+1)*nc]
+			if i != 0 {
+				copy(row, a.dense[a.fail[i]*nc:(a.fail[i]+1)*nc])
+			}
+			if s == 0 {
+				for c := range 256 {
+					if k := t.root[c]; k != 0 {
+						row[cls[c]] = target(enqueue(k, 0, byte(c)))
+					}
+				}
+			} else {
+				for k := t.child[s]; k != 0; k = t.sibling[k] {
+					row[cls[t.lab[k]]] = target(enqueue(k, i, t.lab[k]))
 				}
 			}
-			if i == 0 {
-				row[c] = 0
-			} else {
-				row[c] = frow[c]
-			}
+			continue
 		}
-	}
-
-	// Sparse states: trie edges and failure links.
-	ns := n - a.ndense
-	a.edgeStart = make([]int32, ns+1)
-	a.fail = make([]int32, n)
-	for i, s := range order {
-		a.fail[i] = rank[failT[s]]
-	}
-	edges := 0
-	for _, s := range order[a.ndense:] {
-		for k := t.child[s]; k != 0; k = t.sibling[k] {
-			edges++
-		}
-	}
-	a.label = make([]uint8, 0, edges)
-	a.to = make([]int32, 0, edges)
-	for i, s := range order[a.ndense:] {
-		a.edgeStart[i] = int32(len(a.to))
+		a.edgeStart[i-a.ndense] = int32(len(a.to))
 		for k := t.child[s]; k != 0; k = t.sibling[k] {
 			a.label = append(a.label, cls[t.lab[k]])
-			a.to = append(a.to, target(k))
+			a.to = append(a.to, target(enqueue(k, i, t.lab[k])))
 		}
 	}
-	a.edgeStart[ns] = int32(len(a.to))
+	a.outStart[n] = int32(len(a.outs))
+	a.edgeStart[n-a.ndense] = int32(len(a.to))
 	return a
 }
 

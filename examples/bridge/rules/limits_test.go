@@ -19,7 +19,7 @@ func TestLimits(t *testing.T) {
 	lines := []string{rule(1, "abcdef"), "# comment", rule(2, "abcdefgh"), rule(3, "xyz"), rule(4, "abcdef")}
 	text := strings.Join(lines, "\n")
 	// The automaton estimate after the first two rules: the third crosses it.
-	tr := newTrie()
+	tr := newTrie(0)
 	tr.add([]byte("abcdef"), false)
 	tr.add([]byte("abcdefgh"), false)
 	twoRules := tr.memEstimate()

@@ -94,7 +94,13 @@ func compileLimits(rules []*Rule, lim limits) (*Set, error) {
 		nocase bool
 	}
 	ids := make(map[key]int32)
-	tr := newTrie()
+	size := 0
+	for _, r := range rules {
+		for _, c := range r.contents {
+			size += len(c.pattern)
+		}
+	}
+	tr := newTrie(min(size, lim.patternBytes))
 	var ports [2][2]portTableBuilder // [TCP, UDP][destination, source]
 	for i, r := range rules {
 		r.groups = groupMask(r.Proto)
