@@ -21,6 +21,9 @@ type Set struct {
 	// ports[g][0] and [1] index the rules of the port groups (TCP, UDP) by
 	// destination and by source port (see prefilter.go); nil when empty.
 	ports [numGroups][2]*portTable
+	// nets[g][0] and [1] index the rules without content not in ports[g]
+	// by the /16 of the source and of the destination IPv4 address.
+	nets [numGroups][2]*portTable
 	// byPattern[id] lists the rules with content whose fast pattern (their
 	// longest content) is pattern id. Such a rule is looked at only when
 	// its fast pattern occurred in the frame, as in Suricata's prefilter.
@@ -101,7 +104,8 @@ func compileLimits(rules []*Rule, lim limits) (*Set, error) {
 		}
 	}
 	tr := newTrie(min(size, lim.patternBytes))
-	var ports [2][2]portTableBuilder // [TCP, UDP][destination, source]
+	var ports [2][2]portTableBuilder         // [TCP, UDP][destination, source]
+	var addrs [numGroups][2]portTableBuilder // [group][source, destination]
 	for i, r := range rules {
 		r.groups = groupMask(r.Proto)
 		r.patterns = r.patterns[:0]
@@ -150,6 +154,10 @@ func compileLimits(rules []*Rule, lim limits) (*Set, error) {
 				continue
 			}
 			if fast < 0 {
+				if nets, d := plainNets(r); nets != nil {
+					addrs[g][d].add(nets, int32(i), false, scanNone)
+					continue
+				}
 				s.plain[g] = append(s.plain[g], int32(i))
 			} else {
 				s.scan[g] = max(s.scan[g], region)
@@ -164,12 +172,27 @@ func compileLimits(rules []*Rule, lim limits) (*Set, error) {
 			s.ports[g][0] = ports[pg-1][0].build()
 			s.ports[g][1] = ports[pg-1][1].build()
 		}
+		s.nets[g][0] = addrs[g][0].build()
+		s.nets[g][1] = addrs[g][1].build()
 	}
 	if len(tr.pats) > 0 {
 		s.ac = tr.compile()
 		s.words = (len(tr.pats) + 63) / 64
 	}
 	return s, nil
+}
+
+// plainNets returns the address index keys of a rule without content, and
+// 0 for its source or 1 for its destination address, or nil when the rule
+// goes in the shared list: a <> rule matches either way round.
+func plainNets(r *Rule) ([]uint16, int) {
+	if r.bidir {
+		return nil, 0
+	}
+	if nets := indexNets(&r.src); nets != nil {
+		return nets, 0
+	}
+	return indexNets(&r.dst), 1
 }
 
 // Rules returns the rules in file order. The slice and the rules belong to
@@ -252,6 +275,18 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 	for _, i := range s.plain[g] {
 		if s.rules[i].matchHeader(p) {
 			matched = append(matched, i)
+		}
+	}
+	if p.SrcIP.Is4() {
+		for _, i := range s.nets[g][0].lookup(netKey(p.SrcIP.As4())) {
+			if s.rules[i].matchHeader(p) {
+				matched = append(matched, i)
+			}
+		}
+		for _, i := range s.nets[g][1].lookup(netKey(p.DstIP.As4())) {
+			if s.rules[i].matchHeader(p) {
+				matched = append(matched, i)
+			}
 		}
 	}
 	region := s.scan[g]

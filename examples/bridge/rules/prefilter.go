@@ -125,3 +125,63 @@ func dedupPorts(ports []uint16) []uint16 {
 	slices.Sort(ports)
 	return slices.Compact(ports)
 }
+
+// The address pre-filter, for rules without content that the port index does
+// not hold: ET's block lists name a few to hundreds of source networks and no
+// port, and checking each of thousands of such lists per frame would cost
+// more than the rest of Match. A rule whose source (else destination) field
+// is a positive list of IPv4 networks of /8 or longer is indexed by the top
+// 16 bits of every address it covers, in a table of the same shape as the
+// port index. An IPv6 frame skips these tables: an IPv4 network never holds
+// an IPv6 address.
+
+// maxIndexNets is the most /16 keys one rule may cover and still be indexed.
+const maxIndexNets = 1024
+
+// indexNets returns the /16 keys an address list covers when it is a
+// positive list of IPv4 networks of /8 or longer with at most maxIndexNets
+// keys, else nil.
+func indexNets(l *list) []uint16 {
+	if l.any {
+		return nil
+	}
+	var out []uint16
+	if !l.appendNets(&out) {
+		return nil
+	}
+	return dedupPorts(out)
+}
+
+func (l *list) appendNets(out *[]uint16) bool {
+	for i := range l.items {
+		it := &l.items[i]
+		switch {
+		case it.neg, it.any:
+			return false
+		case it.sub != nil:
+			if !it.sub.appendNets(out) {
+				return false
+			}
+		default:
+			if !it.prefix.Addr().Is4() || it.prefix.Bits() < 8 {
+				return false
+			}
+			a := it.prefix.Masked().Addr().As4()
+			first := uint16(a[0])<<8 | uint16(a[1])
+			n := 1
+			if b := it.prefix.Bits(); b < 16 {
+				n = 1 << (16 - b)
+			}
+			if len(*out)+n > maxIndexNets {
+				return false
+			}
+			for k := range n {
+				*out = append(*out, first+uint16(k))
+			}
+		}
+	}
+	return true
+}
+
+// netKey returns the key of an IPv4 address in the address index.
+func netKey(a [4]byte) uint16 { return uint16(a[0])<<8 | uint16(a[1]) }
