@@ -313,8 +313,10 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 		from = p.payOff
 	}
 	if from < p.end {
+		// The bitsets are all zero between calls: they are cleared word by
+		// word for the patterns found, which with tens of thousands of
+		// patterns is much less than all of them.
 		ipHits, l4Hits := r.hits[:s.words], r.hits[s.words:2*s.words]
-		clear(r.hits[:2*s.words])
 		r.found = s.ac.scan(frame[from:p.end], p.payOff-from, ipHits, l4Hits, r.found[:0])
 		for _, id := range r.found {
 			for _, i := range s.byPattern[id] {
@@ -331,6 +333,7 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 				}
 			}
 		}
+		clearHits(ipHits, l4Hits, r.found)
 	}
 	// Content rules were found in pattern order, and the pre-filter's lists
 	// follow each other; report in file order.
@@ -361,6 +364,12 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 		}
 	}
 	return r.Action
+}
+
+func clearHits(ipHits, l4Hits []uint64, found []int32) {
+	for _, id := range found {
+		ipHits[id>>6], l4Hits[id>>6] = 0, 0
+	}
 }
 
 func hasAll(bits []uint64, ids []int32) bool {
