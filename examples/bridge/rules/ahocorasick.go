@@ -77,6 +77,15 @@ func lower(c byte) byte {
 	return c
 }
 
+func hasLetter(p []byte) bool {
+	for _, c := range p {
+		if lower(c) != c || (c >= 'a' && c <= 'z') {
+			return true
+		}
+	}
+	return false
+}
+
 // trie is an automaton under construction: a trie of folded patterns with
 // children as sorted sibling lists, except the root's, which are an array.
 type trie struct {
@@ -134,7 +143,9 @@ func (t *trie) memEstimate() int {
 func (t *trie) add(p []byte, nocase bool) int32 {
 	id := int32(len(t.pats))
 	t.pats = append(t.pats, p)
-	t.nocase = append(t.nocase, nocase)
+	// Without ASCII letters, case does not matter: no verify, and the
+	// pattern does not keep a chain from being closed.
+	t.nocase = append(t.nocase, nocase || !hasLetter(p))
 	t.next = append(t.next, 0)
 	t.bytes += len(p)
 	s := int32(0)
@@ -337,6 +348,16 @@ func (a *automaton) step(s int32, c uint8) int32 {
 // so the caller visits only the patterns that occurred. all and tail must
 // hold len(pats) bits and be zero; found must have room for len(pats) ids.
 func (a *automaton) scan(data []byte, tailFrom int, all, tail []uint64, found []int32) []int32 {
+	return a.scanMemo(data, tailFrom, all, tail, nil, found)
+}
+
+// scanMemo is scan with memo, a zero bitset of len(pats) bits (or nil) in
+// which the scan remembers the output states whose whole dict chain it has
+// found in the tail, by the id of their first pattern, so that it never
+// walks them again. That keeps nested patterns (a, aa, aaa, ...) linear
+// whether they ignore case or not. The bits it sets are those of found ids,
+// so clearing the words of found ids in all, tail and memo zeroes them.
+func (a *automaton) scanMemo(data []byte, tailFrom int, all, tail, memo []uint64, found []int32) []int32 {
 	dense, class, nc, nd := a.dense, &a.class, a.nclass, a.ndense
 	s := int32(0)
 	for i, b := range data {
@@ -349,36 +370,49 @@ func (a *automaton) scan(data []byte, tailFrom int, all, tail []uint64, found []
 		}
 		s = v >> 1
 		if v&1 != 0 {
-			found = a.report(data, i, s, tailFrom, all, tail, found)
+			found = a.report(data, i, s, tailFrom, all, tail, memo, found)
 		}
 	}
 	return found
 }
 
+// next returns the next state below x on its dict chain, or -1.
+func (a *automaton) next(x int32) int32 {
+	if f := a.failOf(x); f >= 0 {
+		return a.dict[f]
+	}
+	return -1
+}
+
 // report records the patterns that end at data[i] in state s.
-func (a *automaton) report(data []byte, i int, s int32, tailFrom int, all, tail []uint64, found []int32) []int32 {
-	for x := a.dict[s]; x >= 0; {
+func (a *automaton) report(data []byte, i int, s int32, tailFrom int, all, tail, memo []uint64, found []int32) []int32 {
+	has := func(bits []uint64, id int32) bool { return bits[id>>6]&(1<<(uint(id)&63)) != 0 }
+	top, x, lastOpen := a.dict[s], a.dict[s], int32(-1)
+	for ; x >= 0; x = a.next(x) {
 		ids := a.outs[a.outStart[x]:a.outStart[x+1]]
+		if memo != nil && has(memo, ids[0]) {
+			break // all found in the tail, down the chain
+		}
 		done := true
 		for _, id := range ids {
-			if tail[id>>6]&(1<<(uint(id)&63)) == 0 {
-				done = false
-				break
-			}
+			done = done && has(tail, id)
 		}
 		if done && a.closed[x>>6]&(1<<(uint(x)&63)) != 0 {
 			// Found in the tail before, and with it every pattern below,
 			// which ignore case: nothing left to learn here.
 			break
 		}
+		open := false
 		for _, id := range ids {
 			p := a.pats[id]
 			start := i + 1 - len(p)
 			w, bit := id>>6, uint64(1)<<(uint(id)&63)
 			if tail[w]&bit != 0 || (start < tailFrom && all[w]&bit != 0) {
+				open = open || tail[w]&bit == 0
 				continue
 			}
 			if !a.nocase[id] && !bytes.Equal(data[start:i+1], p) {
+				open = true
 				continue
 			}
 			if all[w]&bit == 0 {
@@ -387,14 +421,26 @@ func (a *automaton) report(data []byte, i int, s int32, tailFrom int, all, tail 
 			}
 			if start >= tailFrom {
 				tail[w] |= bit
+			} else {
+				open = true
 			}
 		}
-		// The next state down the failure chain with patterns of its own.
-		f := a.failOf(x)
-		if f < 0 {
-			break
+		if open {
+			lastOpen = x
 		}
-		x = a.dict[f]
+	}
+	if memo == nil {
+		return found
+	}
+	// Every state after the last open one, down to where the walk stopped,
+	// has its chain found in the tail.
+	y := top
+	if lastOpen >= 0 {
+		y = a.next(lastOpen)
+	}
+	for ; y >= 0 && y != x; y = a.next(y) {
+		id := a.outs[a.outStart[y]]
+		memo[id>>6] |= 1 << (uint(id) & 63)
 	}
 	return found
 }

@@ -87,6 +87,19 @@ func checkScan(t *testing.T, a *automaton, pats [][]byte, nocase []bool, text []
 		wantFound = []int32{}
 	}
 	require.Equal(t, wantFound, found, "each occurring pattern is reported once")
+
+	// With the memo, the same bits; and clearing the words of the found
+	// ids zeroes all three bitsets, as Match relies on.
+	all2, tail2, memo := make([]uint64, words), make([]uint64, words), make([]uint64, words)
+	found2 := a.scanMemo(text, tailFrom, all2, tail2, memo, make([]int32, 0, len(pats)))
+	require.Equal(t, all, all2, "memo: all")
+	require.Equal(t, tail, tail2, "memo: tail")
+	slices.Sort(found2)
+	require.Equal(t, found, found2, "memo: found")
+	clearHits(all2, tail2, memo, found2)
+	require.Equal(t, make([]uint64, words), all2)
+	require.Equal(t, make([]uint64, words), tail2)
+	require.Equal(t, make([]uint64, words), memo)
 }
 
 // FuzzAutomaton checks the automaton against the naive search on random
@@ -143,6 +156,7 @@ func TestAutomatonNested(t *testing.T) {
 			a := newAutomatonDense(pats, nocase, budget)
 			checkScan(t, a, pats, nocase, bytes.Repeat([]byte("a"), 300), 7)
 			checkScan(t, a, pats, nocase, bytes.Repeat([]byte("aA"), 150), 0)
+			checkScan(t, a, pats, nocase, bytes.Repeat([]byte("A"), 250), 3)
 		}
 	}
 }

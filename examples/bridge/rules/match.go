@@ -226,7 +226,7 @@ type Result struct {
 	Overflow int
 
 	// Scratch space sized for one Set, kept across calls.
-	hits    []uint64 // two bitsets: whole IP payload, then L4 payload
+	hits    []uint64 // three bitsets: whole IP payload, L4 payload, scan memo
 	found   []int32  // pattern ids in the order they first occurred
 	matched []int32  // indexes of the rules that matched
 }
@@ -243,8 +243,8 @@ func (r *Result) grow(s *Set) {
 	if cap(r.Alerts) < MaxAlerts {
 		r.Alerts = make([]*Rule, 0, MaxAlerts)
 	}
-	if len(r.hits) < 2*s.words {
-		r.hits = make([]uint64, 2*s.words)
+	if len(r.hits) < 3*s.words {
+		r.hits = make([]uint64, 3*s.words)
 	}
 	if cap(r.found) < len(s.byPattern) {
 		r.found = make([]int32, 0, len(s.byPattern))
@@ -316,8 +316,8 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 		// The bitsets are all zero between calls: they are cleared word by
 		// word for the patterns found, which with tens of thousands of
 		// patterns is much less than all of them.
-		ipHits, l4Hits := r.hits[:s.words], r.hits[s.words:2*s.words]
-		r.found = s.ac.scan(frame[from:p.end], p.payOff-from, ipHits, l4Hits, r.found[:0])
+		ipHits, l4Hits, memo := r.hits[:s.words], r.hits[s.words:2*s.words], r.hits[2*s.words:3*s.words]
+		r.found = s.ac.scanMemo(frame[from:p.end], p.payOff-from, ipHits, l4Hits, memo, r.found[:0])
 		for _, id := range r.found {
 			for _, i := range s.byPattern[id] {
 				rule := s.rules[i]
@@ -333,7 +333,7 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 				}
 			}
 		}
-		clearHits(ipHits, l4Hits, r.found)
+		clearHits(ipHits, l4Hits, memo, r.found)
 	}
 	// Content rules were found in pattern order, and the pre-filter's lists
 	// follow each other; report in file order.
@@ -366,9 +366,9 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 	return r.Action
 }
 
-func clearHits(ipHits, l4Hits []uint64, found []int32) {
+func clearHits(ipHits, l4Hits, memo []uint64, found []int32) {
 	for _, id := range found {
-		ipHits[id>>6], l4Hits[id>>6] = 0, 0
+		ipHits[id>>6], l4Hits[id>>6], memo[id>>6] = 0, 0, 0
 	}
 }
 

@@ -247,8 +247,12 @@ func BenchmarkPathological(b *testing.B) {
 			newAutomaton([][]byte{p}, []bool{false})
 		}
 	})
-	for _, nc := range []bool{true, false} {
-		b.Run(fmt.Sprintf("nested-1000-nocase=%v", nc), func(b *testing.B) {
+	for _, tc := range []struct {
+		nc   bool
+		text string
+	}{{true, "a"}, {false, "a"}, {false, "A"}} {
+		nc := tc.nc
+		b.Run(fmt.Sprintf("nested-1000-nocase=%v-text=%s", nc, tc.text), func(b *testing.B) {
 			var rb strings.Builder
 			for i := range 1000 {
 				fmt.Fprintf(&rb, "alert tcp any any -> any any (content:\"%s\"; ", strings.Repeat("a", i+1))
@@ -259,7 +263,7 @@ func BenchmarkPathological(b *testing.B) {
 			}
 			set, err := Parse(strings.NewReader(rb.String()), "nested.rules")
 			require.NoError(b, err)
-			frame := tcp4("10.0.0.1", "10.0.0.2", 1, 2, strings.Repeat("a", 1400)).build()
+			frame := tcp4("10.0.0.1", "10.0.0.2", 1, 2, strings.Repeat(tc.text, 1400)).build()
 			r := set.NewResult()
 			b.ReportAllocs()
 			runtime.GC() // not to count the collection of the setup
