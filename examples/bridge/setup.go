@@ -42,6 +42,7 @@ func specsFromConfig(o *options, note func(string)) ([]spec, error) {
 	for _, n := range f.Notes {
 		note(n)
 	}
+	o.cfgRunAs = f.RunAs
 	pairs, err := f.Bridges()
 	if err != nil {
 		return nil, err

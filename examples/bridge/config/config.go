@@ -225,6 +225,9 @@ type File struct {
 	// Interfaces holds the af-packet entries in file order, resolved, and
 	// without the "interface: default" entry.
 	Interfaces []Interface
+	// RunAs is the run-as section: the user and group to run as once the
+	// sockets are open. Empty when the file has none.
+	RunAs RunAs
 	// Notes lists, in line order, what was ignored or assumed, such as
 	// sections other than af-packet or threads set to "auto". Each reads
 	// FILE:LINE: TEXT.

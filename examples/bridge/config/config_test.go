@@ -765,3 +765,33 @@ func TestParseErrorAtAlias(t *testing.T) {
 	_, err := Parse(doc("x: &bad lots", "af-packet:", "  - interface: eth0", "    threads: *bad"), "s.yaml")
 	assert.Equal(t, []*Error{want(4, `threads for "eth0": expected an integer from 1 to 65536 or "auto", got "lots"`)}, allErrors(t, err))
 }
+
+// TestRunAs: the run-as section is read; a bad one is an error with its line.
+func TestRunAs(t *testing.T) {
+	const base = "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n"
+	for _, tc := range []struct {
+		name, text string
+		want       RunAs
+		err        string
+	}{
+		{"none", base, RunAs{}, ""},
+		{"user and group", base + "run-as:\n  user: suri\n  group: daemon\n", RunAs{User: "suri", Group: "daemon", Line: 8}, ""},
+		{"user only", base + "run-as:\n  user: 65534\n", RunAs{User: "65534", Line: 8}, ""},
+		{"not a mapping", base + "run-as: suri\n", RunAs{}, `t.yaml:8: run-as: expected a mapping with user and group, got "suri"`},
+		{"unknown key", base + "run-as:\n  uid: 1\n", RunAs{}, `t.yaml:9: unknown key "uid" in run-as`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Parse([]byte(tc.text), "t.yaml")
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, f.RunAs)
+			for _, n := range f.Notes {
+				assert.NotContains(t, n, "run-as")
+			}
+		})
+	}
+}

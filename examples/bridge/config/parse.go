@@ -45,7 +45,7 @@ func Parse(data []byte, name string) (*File, error) {
 		return nil, joinErrors(p.errs)
 	}
 	sort.SliceStable(p.notes, func(i, j int) bool { return p.notes[i].line < p.notes[j].line })
-	f := &File{Name: name, Interfaces: p.ifaces}
+	f := &File{Name: name, Interfaces: p.ifaces, RunAs: p.runas}
 	for _, n := range p.notes {
 		f.Notes = append(f.Notes, (&Error{File: name, Line: n.line, Msg: n.msg}).Error())
 	}
@@ -73,6 +73,7 @@ type parser struct {
 	errs   []error
 	notes  []note
 	ifaces []Interface
+	runas  RunAs
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
@@ -172,6 +173,8 @@ func (p *parser) top(root *yaml.Node) {
 		case k.Value == section:
 			found = k.Line
 			p.section(k, v)
+		case k.Value == "run-as":
+			p.runAs(k, v)
 		case k.Value == "include":
 			p.notef(k.Line, "section %q ignored (only %s is read; included files are not followed)", k.Value, section)
 		default:
