@@ -274,37 +274,19 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 	p := &r.Packet
 	g := groupOf(p.Proto)
 
-	matched := r.matched[:0]
-	for _, i := range s.plain[g] {
-		if s.rules[i].matchHeader(p) && s.rules[i].matchFlow(r.Flow) {
-			matched = append(matched, i)
-		}
-	}
+	// Rules without content: those of the frame's protocol group that name
+	// neither a few ports nor IPv4 networks, and those indexed under the
+	// frame's ports and /16s (see prefilter.go).
+	matched := s.matchPlain(s.plain[g], p, r.Flow, r.matched[:0])
 	if p.SrcIP.Is4() {
-		for _, i := range s.nets[g][0].lookup(netKey(p.SrcIP.As4())) {
-			if s.rules[i].matchHeader(p) {
-				matched = append(matched, i)
-			}
-		}
-		for _, i := range s.nets[g][1].lookup(netKey(p.DstIP.As4())) {
-			if s.rules[i].matchHeader(p) {
-				matched = append(matched, i)
-			}
-		}
+		matched = s.matchPlain(s.nets[g][0].lookup(netKey(p.SrcIP.As4())), p, r.Flow, matched)
+		matched = s.matchPlain(s.nets[g][1].lookup(netKey(p.DstIP.As4())), p, r.Flow, matched)
 	}
 	region := s.scan[g]
 	if p.HasPorts() {
 		byDst, bySrc := s.ports[g][0], s.ports[g][1]
-		for _, i := range byDst.lookup(p.DstPort) {
-			if s.rules[i].matchHeader(p) {
-				matched = append(matched, i)
-			}
-		}
-		for _, i := range bySrc.lookup(p.SrcPort) {
-			if s.rules[i].matchHeader(p) {
-				matched = append(matched, i)
-			}
-		}
+		matched = s.matchPlain(byDst.lookup(p.DstPort), p, r.Flow, matched)
+		matched = s.matchPlain(bySrc.lookup(p.SrcPort), p, r.Flow, matched)
 		region = max(region, byDst.scanOf(p.DstPort), bySrc.scanOf(p.SrcPort))
 	}
 
@@ -367,6 +349,17 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 		}
 	}
 	return r.Action
+}
+
+// matchPlain appends to matched the rules of ids, which have no content,
+// that match p's header and flow.
+func (s *Set) matchPlain(ids []int32, p *Packet, flow Flow, matched []int32) []int32 {
+	for _, i := range ids {
+		if s.rules[i].matchHeader(p) && s.rules[i].matchFlow(flow) {
+			matched = append(matched, i)
+		}
+	}
+	return matched
 }
 
 func clearHits(ipHits, l4Hits, memo []uint64, found []int32) {

@@ -26,12 +26,12 @@ func randomPortRules(rng *rand.Rand, n int) string {
 		if rng.IntN(8) == 0 {
 			dir = "<>"
 		}
-		opts := ""
+		opts := []string{"", "", "flow:established; ", "flow:to_server; "}[rng.IntN(4)]
 		switch rng.IntN(3) {
 		case 0:
-			opts = `content:"ab"; `
+			opts += `content:"ab"; `
 		case 1:
-			opts = `content:"Zq"; nocase; `
+			opts += `content:"Zq"; nocase; `
 		}
 		fmt.Fprintf(&b, "%s %s %s %s %s %s %s (%ssid:%d;)\n", actions[rng.IntN(len(actions))], protos[rng.IntN(len(protos))],
 			addrs[rng.IntN(len(addrs))], fields[rng.IntN(len(fields))], dir,
@@ -59,6 +59,7 @@ func TestPrefilterAgainstNaive(t *testing.T) {
 			src, dst := ips[rng.IntN(len(ips))], ips[rng.IntN(len(ips))]
 			for _, f := range []frameSpec{tcp4(src, dst, sp, dp, pay), udp4(src, dst, sp, dp, pay)} {
 				fr := f.build()
+				r.Flow = []Flow{0, FlowEstablished | FlowToServer, FlowToClient}[rng.IntN(3)]
 				set.Match(fr, r)
 				checkAgainstNaive(t, set, fr, r)
 			}
