@@ -97,18 +97,21 @@ func etRules(n int, seed uint64) string {
 }
 
 // vmRSS returns this process's resident set from /proc/self/status, in KiB.
-func vmRSS(t testing.TB) int {
+func vmRSS(t testing.TB) int { return procStatus(t, "VmRSS:") }
+
+// procStatus returns a field of /proc/self/status given in kB, in KiB.
+func procStatus(t testing.TB, field string) int {
 	b, err := os.ReadFile("/proc/self/status")
 	require.NoError(t, err)
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, field); ok {
 			var kb int
 			_, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb)
 			require.NoError(t, err)
 			return kb
 		}
 	}
-	t.Fatal("no VmRSS in /proc/self/status")
+	t.Fatalf("no %s in /proc/self/status", field)
 	return 0
 }
 
@@ -152,8 +155,9 @@ func TestScaleLoad(t *testing.T) {
 		took, cpu := time.Since(start), cpuTime(t)-cpu0
 		require.NoError(t, err)
 		heap := heapMiB() - base
-		t.Logf("%d rules: load %v wall, %v CPU; heap %.1f MiB after GC (automaton %.1f MiB, %d states, %d dense), VmRSS %d MiB",
-			n, took.Round(time.Millisecond), cpu.Round(time.Millisecond), heap, float64(set.ac.memBytes())/(1<<20), set.ac.states(), set.ac.ndense, vmRSS(t)>>10)
+		t.Logf("%d rules: load %v wall, %v CPU; heap %.1f MiB after GC (automaton %.1f MiB, %d states, %d dense), VmRSS %d MiB, VmHWM %d MiB",
+			n, took.Round(time.Millisecond), cpu.Round(time.Millisecond), heap, float64(set.ac.memBytes())/(1<<20), set.ac.states(), set.ac.ndense,
+			vmRSS(t)>>10, procStatus(t, "VmHWM:")>>10)
 		assert.Less(t, heap, 150.0, "MiB of heap for the compiled set")
 		runtime.KeepAlive(set)
 	}
