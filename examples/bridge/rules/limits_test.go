@@ -83,3 +83,18 @@ func TestLimitContentLenParse(t *testing.T) {
 	assert.Equal(t, "MaxContentLen", le.Limit)
 	assert.Contains(t, err.Error(), "big.rules:2: rule set too large: the length of a content is 1048576, over the limit of 65536")
 }
+
+// A rule set over a limit is refused, and the error names the rule.
+func ExampleLimitError() {
+	text := "# a content longer than anything real\n" +
+		`drop tcp any any -> any 80 (content:"` + strings.Repeat("A", MaxContentLen+1) + `"; sid:1;)`
+	_, err := Parse(strings.NewReader(text), "big.rules")
+	var le *LimitError
+	if errors.As(err, &le) {
+		fmt.Println(le.File, le.Line, le.Limit, le.Value, le.Max)
+	}
+	fmt.Println(errors.Is(err, ErrLimit))
+	// Output:
+	// big.rules 2 MaxContentLen 65537 65536
+	// true
+}
