@@ -378,6 +378,12 @@ func (a *app) warnEVE() {
 
 // reload reads the rule file again and swaps it in; a file with errors changes nothing. It also
 // reopens the EVE file, so that log rotation works as with Suricata.
+//
+// Memory: while the new set is parsed the old one stays in force, so for the length of the parse
+// there are two sets (plus the new one's build tables). setRules hands each worker a new handler
+// through the verdict.Switch; the worker installs it at its next frame or tick and retires the old
+// handler, which held the only references to the old set and its Result, so the old set is garbage
+// from then on (TestReloadFreesOldSet). The Switch keeps only the current factory.
 func (a *app) reload() {
 	if w := a.eng.eve; w != nil {
 		if err := w.Reopen(); err != nil {
