@@ -154,17 +154,22 @@ func macs(tb testing.TB, p testenv.Pair) (local, remote net.HardwareAddr) {
 // migrates between CPUs mid-burst spreads its frames over two backlogs, and when one CPU's
 // softirq work is delayed (a loaded machine) its frames reach the receiving socket after later
 // ones. Sent from one CPU, they arrive in the order sent.
-func onOneCPU(tb testing.TB, f func()) {
-	tb.Helper()
+func onOneCPU(f func()) error {
 	runtime.LockOSThread()
 	var all, one unix.CPUSet
-	require.NoError(tb, unix.SchedGetaffinity(0, &all))
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		runtime.UnlockOSThread()
+		return os.NewSyscallError("sched_getaffinity", err)
+	}
 	for c := 0; c < len(all)*64 && one.Count() == 0; c++ {
 		if all.IsSet(c) {
 			one.Set(c)
 		}
 	}
-	require.NoError(tb, unix.SchedSetaffinity(0, &one))
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		runtime.UnlockOSThread()
+		return os.NewSyscallError("sched_setaffinity", err)
+	}
 	defer func() {
 		// A thread whose CPUs could not be given back stays locked: the runtime ends it with
 		// the goroutine rather than reuse it.
@@ -173,4 +178,5 @@ func onOneCPU(tb testing.TB, f func()) {
 		}
 	}()
 	f()
+	return nil
 }
