@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
@@ -147,36 +146,4 @@ func frameSize(i, max int) int { return pktgen.MinSize + i*37%(max-pktgen.MinSiz
 // macs returns the hardware addresses of a pair's ends.
 func macs(tb testing.TB, p testenv.Pair) (local, remote net.HardwareAddr) {
 	return p.Local.Interface(tb).HardwareAddr, p.Remote.Interface(tb).HardwareAddr
-}
-
-// onOneCPU runs f on a thread bound to a single CPU and then gives the thread its CPUs back.
-// A frame sent to a veth enters the receive backlog of the CPU that sent it; a sender that
-// migrates between CPUs mid-burst spreads its frames over two backlogs, and when one CPU's
-// softirq work is delayed (a loaded machine) its frames reach the receiving socket after later
-// ones. Sent from one CPU, they arrive in the order sent.
-func onOneCPU(f func()) error {
-	runtime.LockOSThread()
-	var all, one unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &all); err != nil {
-		runtime.UnlockOSThread()
-		return os.NewSyscallError("sched_getaffinity", err)
-	}
-	for c := 0; c < len(all)*64 && one.Count() == 0; c++ {
-		if all.IsSet(c) {
-			one.Set(c)
-		}
-	}
-	if err := unix.SchedSetaffinity(0, &one); err != nil {
-		runtime.UnlockOSThread()
-		return os.NewSyscallError("sched_setaffinity", err)
-	}
-	defer func() {
-		// A thread whose CPUs could not be given back stays locked: the runtime ends it with
-		// the goroutine rather than reuse it.
-		if unix.SchedSetaffinity(0, &all) == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	f()
-	return nil
 }

@@ -41,7 +41,7 @@ func TestRXFrames(t *testing.T) {
 			const n = 1000
 			// The sender waits, after every 16 frames, until the reader has taken all it sent:
 			// the small rings never overflow however slowly a loaded machine runs the reader.
-			// It sends from one CPU so that the frames arrive in the order sent (see onOneCPU).
+			// It sends from one CPU so that the frames arrive in the order sent (see testenv.OneCPU).
 			var taken atomic.Int64
 			keep := func(f *Frame) bool {
 				if !isTest(f) {
@@ -53,7 +53,7 @@ func TestRXFrames(t *testing.T) {
 			done := make(chan error, 1)
 			go func() {
 				var err error
-				if perr := onOneCPU(func() {
+				if perr := testenv.OneCPU(func() {
 					for i := range n {
 						if err = gen.Send(pktgen.Frame(nil, local, remote, uint32(i), frameSize(i, 1514))); err != nil {
 							return
@@ -160,7 +160,7 @@ func TestRXDrops(t *testing.T) {
 			// then would free blocks for late frames.
 			witness := openPktgen(t, p.Local)
 			const n = 100
-			require.NoError(t, onOneCPU(func() { // in order: see onOneCPU
+			require.NoError(t, testenv.OneCPU(func() { // in order: see testenv.OneCPU
 				for i := range n {
 					require.NoError(t, gen.Send(pktgen.Frame(nil, local, remote, uint32(i), 500)))
 				}
