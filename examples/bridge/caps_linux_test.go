@@ -5,7 +5,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -37,8 +36,11 @@ func capLines(t *testing.T, pid int) map[string]string {
 // before exec), where it must still bridge.
 func TestLeastPrivilege(t *testing.T) {
 	bin := filepath.Join(binDir, "bridge-nocgo") // binDir is removed after the tests
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build := goCommand("build", "-o", bin, ".")
+	if build.Env == nil {
+		build.Env = os.Environ()
+	}
+	build.Env = append(build.Env, "CGO_ENABLED=0")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.NoError(t, os.Chmod(binDir, 0o755)) // runnable by the unprivileged user below
