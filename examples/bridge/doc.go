@@ -11,15 +11,44 @@
 // owning one socket on each side; -mode ips (the default) drops what the rules drop, -mode tap
 // forwards everything and counts would-drops.
 //
-// -c reads the af-packet section of a Suricata-style YAML file, for example an existing
-// suricata.yaml: every pair of entries whose copy-iface name each other, with copy-mode ips or
-// tap, becomes a bridge, and all of them run. Suricata's keys keep their meaning: interface,
-// threads, cluster-id, cluster-type, defrag, copy-mode, copy-iface, use-mmap, mmap-locked,
-// tpacket-v3, ring-size (frames per socket; with tpacket-v3 it sizes the block count as Suricata
-// does), block-size, block-timeout, buffer-size, disable-promisc and checksum-checks (which only
-// an IDS uses: it is noted and ignored). Other sections of the file are ignored, with a note. With
-// -i as well, only the bridge between those two interfaces runs. use-mmap: no is refused: the
-// bridge forwards through mmap'd rings only.
+// -c reads a Suricata-style YAML file, for example an existing suricata.yaml (see package
+// config): every pair of af-packet entries whose copy-iface name each other, with copy-mode ips
+// or tap, becomes a bridge, and all of them run. With -i as well, only the bridge between those
+// two interfaces runs. Suricata's keys keep their meaning: interface, threads, cluster-id,
+// cluster-type, defrag, copy-mode, copy-iface, use-mmap, mmap-locked, tpacket-v3, ring-size
+// (frames per socket; with tpacket-v3 it sizes the block count as Suricata does), block-size,
+// block-timeout, buffer-size and disable-promisc. use-mmap: no is refused: the bridge forwards
+// through mmap'd rings only. The other keys Suricata reads are accepted, and each value the
+// bridge does not honour as written is noted once, saying what it does instead:
+//
+//   - checksum-checks (any of Suricata's values) only matters to an IDS: the bridge forwards
+//     frames as they are and the kernel finishes offloaded checksums;
+//   - bpf-filter is not applied yet: every frame goes through the rules and is forwarded unless
+//     they drop it, where Suricata neither inspects nor forwards what the filter rejects;
+//   - cluster-type cluster_ebpf (and ebpf-lb-file) runs as cluster_flow without defrag until the
+//     bridge has a built-in IP-pair fanout; cluster_rollover is cluster_flow, as in Suricata;
+//   - v2-block-size, use-emergency-flush, rollover, the hardware timestamp keys, xdp-mode,
+//     xdp-filter-file, xdp-cpu-redirect, ebpf-filter-file, bypass and pinned-maps have no
+//     counterpart in the bridge.
+//
+// defrag is off by default for inline pairs (Suricata's IPS example sets defrag: no too): with
+// it, the kernel reassembles IPv4 fragments before the bridge sees them and they would leave
+// reassembled. Without it, cluster_flow hashes IPv4 fragments by their addresses alone (the
+// kernel reads no ports from them) and the rest of their flow by addresses and ports, so with
+// several threads the fragments may meet a different worker than their flow, which a stateful
+// rule then misses; an IP-pair fanout (Suricata's cluster_ebpf load balancer) is the fix.
+//
+// From the rest of the file the bridge takes the rule file (rule-files, relative to
+// default-rule-path; one file: the first, with a note if there are more; a missing one is
+// noted and the bridge runs without rules, as Suricata does) and the EVE file (the first
+// enabled eve-log output's filename, relative to default-log-dir), each unless -rules or -eve
+// is given; exception-policy, mapped onto the failure policies of a verdict that panics and
+// of a port that goes down (drop-packet, drop-flow, reject and auto, which Suricata resolves
+// to drop-flow in IPS mode: fail-closed; pass-packet, pass-flow, bypass and ignore:
+// fail-open; no key: fail-open); and threading.cpu-affinity's worker-cpu-set, which is read
+// and checked but not applied yet (a note says so). Other sections are listed in one note.
+// Only a value Suricata itself would not accept stops the bridge: it exits 2 naming the
+// file, the line and what is expected.
 //
 // -rules loads a rule file (see package rules for the language): drop discards the frame, reject
 // discards it and resets the TCP connection at both ends (or answers UDP with an ICMP port

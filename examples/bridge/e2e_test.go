@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -292,6 +293,7 @@ af-packet:
   - interface: default
     checksum-checks: no
 
+default-log-dir: %[2]s
 outputs:
   - eve-log:
       enabled: yes
@@ -306,18 +308,61 @@ func TestConfigFile(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tp := newTopo(t)
-			cfg := writeFile(t, t.TempDir(), "suricata.yaml", strings.ReplaceAll(suricataYAML, "%[1]s", c.extra))
+			dir := t.TempDir()
+			y := strings.ReplaceAll(strings.ReplaceAll(suricataYAML, "%[1]s", c.extra), "%[2]s", dir)
+			cfg := writeFile(t, dir, "suricata.yaml", y)
 			p := start(t, tp.bridge, "-c", cfg)
 			p.waitFor(banner2, 20*time.Second)
 			out := p.stderr.String()
-			assert.Regexp(t, `note: .*suricata.yaml:4: section "vars" ignored`, out)
+			assert.Regexp(t, `note: .*suricata.yaml: not used by the bridge: vars \(it reads af-packet, `, out)
 			assert.Regexp(t, `note: .*suricata.yaml:\d+: b0: checksum-checks: no ignored`, out)
 			tp.ping(t)
 			download(t, tp, 4<<20)
 			p.signal(syscall.SIGTERM)
 			require.Equal(t, 0, p.exitCode(30*time.Second))
+			assert.FileExists(t, filepath.Join(dir, "eve.json"), "eve-log's filename in default-log-dir")
 		})
 	}
+}
+
+// TestFullSuricataYAML runs the bridge with a full-size suricata.yaml (config/testdata), as an
+// operator would: one line lists the sections not used, each af-packet key the bridge does not
+// honour as written gets one note, and the rule file (rule-files in default-rule-path) and the
+// EVE file (eve-log's filename in default-log-dir) come from the file.
+func TestFullSuricataYAML(t *testing.T) {
+	tp := newTopo(t)
+	data, err := os.ReadFile("config/testdata/suricata-full.yaml")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	y := strings.Replace(string(data), "default-log-dir: /var/log/suricata/", "default-log-dir: "+dir, 1)
+	y = strings.Replace(y, "default-rule-path: /var/lib/suricata/rules", "default-rule-path: "+dir, 1)
+	require.NotEqual(t, string(data), y)
+	cfg := writeFile(t, dir, "suricata.yaml", y)
+	writeFile(t, dir, "suricata.rules", demoRule+"\n")
+
+	p := start(t, tp.bridge, "-c", cfg)
+	p.waitFor(banner2, 20*time.Second)
+	out := p.stderr.String()
+	assert.Equal(t, 1, strings.Count(out, "not used by the bridge"), out)
+	assert.Regexp(t, `note: .*suricata.yaml: not used by the bridge: suricata-version, vars, stats, plugins, logging, af-xdp, dpdk, pcap, pcap-file, app-layer, `, out)
+	for _, key := range []string{"v2-block-size", "use-emergency-flush", "xdp-mode", "xdp-filter-file", "xdp-cpu-redirect",
+		"ebpf-filter-file", "bypass", "pinned-maps", "pinned-maps-name", "rollover"} {
+		assert.Equal(t, 1, strings.Count(out, ": "+key+" for "), "one note for %s", key)
+	}
+	assert.Contains(t, out, `cluster-type cluster_rollover for "b1": deprecated, cluster_flow is used instead`)
+	assert.Contains(t, out, "b0: cluster-type cluster_ebpf (ebpf-lb-file /usr/libexec/suricata/ebpf/lb.bpf not loaded)")
+	assert.Contains(t, out, `b0: bpf-filter "not (host 198.18.9.9 and port 22)" not applied`)
+	assert.Contains(t, out, "worker-cpu-set [")
+
+	tp.ping(t)
+	tp.mustPass(t, "/hello")
+	tp.mustBlock(t, "/forbidden")
+	p.signal(syscall.SIGTERM)
+	require.Equal(t, 0, p.exitCode(30*time.Second))
+	assert.Contains(t, p.stderr.String(), "rules 1, alerts ")
+	eveLog, err := os.ReadFile(filepath.Join(dir, "eve.json"))
+	require.NoError(t, err, "eve-log's filename in default-log-dir")
+	assert.Contains(t, string(eveLog), `"action":"blocked"`)
 }
 
 // TestConfigErrors: configurations that cannot work exit 2 before anything is opened, with the
@@ -351,6 +396,23 @@ func TestConfigErrors(t *testing.T) {
 	code, out = runBridge(t, "-c", nommap)
 	assert.Equal(t, 2, code)
 	assert.Regexp(t, `nommap.yaml:5: afbt-u1: use-mmap: no is not supported by the bridge yet`, out)
+
+	badValues := writeFile(t, dir, "values.yaml", `af-packet:
+  - interface: afbt-u0
+    copy-mode: ips
+    copy-iface: afbt-u1
+    checksum-checks: sometimes
+  - interface: afbt-u1
+    copy-mode: ips
+    copy-iface: afbt-u0
+    xdp-mode: fast
+exception-policy: never
+`)
+	code, out = runBridge(t, "-c", badValues)
+	assert.Equal(t, 2, code)
+	assert.Regexp(t, `values.yaml:5: checksum-checks for "afbt-u0": expected one of kernel, auto, yes, no`, out)
+	assert.Regexp(t, `values.yaml:9: xdp-mode for "afbt-u1": expected one of soft, driver, hw, none, got "fast"`, out)
+	assert.Regexp(t, `values.yaml:10: exception-policy: expected one of auto, `, out)
 
 	unknown := writeFile(t, dir, "unknown.yaml", "af-packet:\n  - interface: afbt-u0\n    copy-mode: ips\n    copy-iface: afbt-u1\n    ring-sise: 100\n")
 	code, out = runBridge(t, "-c", unknown)

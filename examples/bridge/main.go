@@ -102,16 +102,7 @@ func (a *app) serve() int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	var set *rules.Set
-	if o.rules != "" {
-		var err error
-		if set, err = rules.ParseFile(o.rules); err != nil {
-			a.errorf("", err)
-			return exitUsage
-		}
-		a.ruleCount.Store(int64(set.Len()))
-	}
-
+	// The configuration first: it may name the rule and EVE files.
 	var specs []spec
 	if o.config != "" {
 		var err error
@@ -123,6 +114,16 @@ func (a *app) serve() int {
 	} else {
 		specs = []spec{specFromFlags(o)}
 	}
+	var set *rules.Set
+	if o.rules != "" {
+		var err error
+		if set, err = rules.ParseFile(o.rules); err != nil {
+			a.errorf("", err)
+			return exitUsage
+		}
+		a.ruleCount.Store(int64(set.Len()))
+	}
+
 	bad := false
 	for _, s := range specs {
 		if err := peer.Validate(s.cfg); err != nil {

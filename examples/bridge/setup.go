@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"runtime"
 	"slices"
@@ -32,8 +33,9 @@ func specFromFlags(o *options) spec {
 }
 
 // specsFromConfig loads the bridges of -c; with -i as well, only the bridge between those two
-// interfaces. Every error it returns is a configuration error that names the file and line.
-// note receives what was ignored or assumed, one message a call.
+// interfaces. It also fills in o.rules and o.eve from the file's rule-files and eve-log output
+// when the flags did not set them. Every error it returns is a configuration error that names
+// the file and line. note receives what was ignored or assumed, one message a call.
 func specsFromConfig(o *options, note func(string)) ([]spec, error) {
 	f, err := config.Load(o.config)
 	if err != nil {
@@ -42,6 +44,7 @@ func specsFromConfig(o *options, note func(string)) ([]spec, error) {
 	for _, n := range f.Notes {
 		note(n)
 	}
+	filesFromConfig(o, f, note)
 	pairs, err := f.Bridges()
 	if err != nil {
 		return nil, err
@@ -70,12 +73,52 @@ func specsFromConfig(o *options, note func(string)) ([]spec, error) {
 			errs = append(errs, erra, errb)
 			continue
 		}
+		cfg := peer.Config{A: a, B: b}
+		applyConfigPolicy(&cfg, f)
 		specs = append(specs, spec{
-			cfg:   peer.Config{A: a, B: b},
+			cfg:   cfg,
 			where: (&config.Error{File: f.Name, Line: p.A.Line, OtherLine: p.B.Line}).Error(),
 		})
 	}
-	return specs, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if len(f.WorkerCPUs) > 0 {
+		note(fmt.Sprintf("%s: threading.cpu-affinity worker-cpu-set %v read but not applied: this peer cannot pin workers yet; they run where the scheduler puts them", f.Name, f.WorkerCPUs))
+	}
+	return specs, nil
+}
+
+// filesFromConfig takes the rule file and the EVE file from the configuration when the flags
+// do not give them. A rule file named by the configuration that does not exist is noted and
+// the bridge runs without rules, as Suricata does; one given with -rules must exist.
+func filesFromConfig(o *options, f *config.File, note func(string)) {
+	if o.rules == "" && len(f.RuleFiles) > 0 {
+		if len(f.RuleFiles) > 1 {
+			note(fmt.Sprintf("%s: rule-files lists %d files; the bridge loads one, %s: merge the others into it or give -rules", f.Name, len(f.RuleFiles), f.RuleFiles[0]))
+		}
+		if _, err := os.Stat(f.RuleFiles[0]); errors.Is(err, fs.ErrNotExist) {
+			note(fmt.Sprintf("%s: rule file %s does not exist: running without rules, as Suricata does", f.Name, f.RuleFiles[0]))
+		} else {
+			o.rules = f.RuleFiles[0]
+		}
+	}
+	if o.eve == "" && f.EVEFile != "" {
+		o.eve = f.EVEFile
+	}
+}
+
+// applyConfigPolicy maps Suricata's exception-policy onto the bridge's failure policies: the
+// drop and reject values, and auto (drop-flow in IPS mode), fail closed; the pass, bypass and
+// ignore values fail open. Both a verdict that panics (OnPanic) and a port that goes down
+// (OnLinkDown) follow it. Without the key the library's defaults stay: fail-open.
+func applyConfigPolicy(cfg *peer.Config, f *config.File) {
+	switch f.ExceptionPolicy {
+	case config.ExceptionFailClosed:
+		cfg.OnPanic, cfg.OnLinkDown = peer.FailClosed, peer.FailClosed
+	case config.ExceptionFailOpen:
+		cfg.OnPanic, cfg.OnLinkDown = peer.FailOpen, peer.FailOpen
+	}
 }
 
 // sideFromConfig maps one af-packet entry onto a side of a bridge.
@@ -90,15 +133,26 @@ func sideFromConfig(file string, ifc config.Interface, mode config.CopyMode, not
 	if err != nil {
 		return peer.Side{}, errors.New(at("%v", err))
 	}
+	defrag := ifc.Defrag
 	switch ct {
 	case fanout.Hash:
 	case fanout.EBPF:
-		return peer.Side{}, errors.New(at("cluster-type cluster_ebpf needs an eBPF program, which the bridge cannot load; use cluster_flow"))
+		// Suricata's IPS load balancer (ebpf-lb-file) hashes the IP pair, so a datagram's
+		// fragments stay with their flow without reassembly.
+		lb := ""
+		if ifc.EBPFLBFile != "" {
+			lb = " (ebpf-lb-file " + ifc.EBPFLBFile + " not loaded)"
+		}
+		note(at("cluster-type cluster_ebpf%s: the bridge loads no external eBPF program and has no built-in IP-pair fanout yet; it uses cluster_flow without defrag, so the fragments of one datagram may reach different workers", lb))
+		ct, defrag = fanout.Hash, false
 	default:
 		note(at("cluster-type %s does not keep both directions of a flow on one worker; rules match packet by packet, so they still apply, but cluster_flow is the usual choice for IPS", ifc.ClusterType))
 	}
 	if ifc.ChecksumChecks != config.ChecksumKernel {
 		note(at("checksum-checks: %s ignored: it tells an IDS whether to trust checksums; the bridge forwards frames as they are, and the kernel finishes offloaded checksums", ifc.ChecksumChecks))
+	}
+	if ifc.BPFFilter != "" {
+		note(at("bpf-filter %q not applied: the bridge cannot compile pcap-filter expressions yet, so every frame goes through the rules and is forwarded unless they drop it (Suricata neither inspects nor forwards what the filter rejects)", ifc.BPFFilter))
 	}
 	if ifc.DisablePromisc {
 		note(at("disable-promisc: yes: frames addressed to other hosts may never reach the bridge"))
@@ -112,7 +166,7 @@ func sideFromConfig(file string, ifc config.Interface, mode config.CopyMode, not
 		Threads:        ifc.Threads,
 		ClusterID:      ifc.ClusterID,
 		ClusterType:    ct,
-		Defrag:         ifc.Defrag,
+		Defrag:         defrag,
 		CopyMode:       cm,
 		Ring:           ringFromConfig(ifc, at, note),
 		DisablePromisc: ifc.DisablePromisc,
