@@ -40,7 +40,8 @@ func TestForward(t *testing.T) {
 	download(t, tp, size)
 
 	// Stats lines are per direction, with rates, over the interval.
-	p.waitFor(`stats b1->b0: \S+ frames/s \S+ [kMG]?bit/s, forwarded \d+ dropped 0 would-drop 0 kernel-drops \d+`, 5*time.Second)
+	p.waitFor(`stats b1->b0: \S+ frames/s \S+ [kMG]?bit/s, forwarded \d+ dropped 0 would-drop 0 kernel-packets \d+ kernel-drops \d+`, 5*time.Second)
+	p.waitFor(`stats ports: b0 up \(downs 0, removals 0, rebinds 0\), b1 up \(downs 0, removals 0, rebinds 0\)`, 5*time.Second)
 
 	// The metrics listener lives in the bridge's namespace, with the process.
 	var body string
@@ -59,7 +60,16 @@ func TestForward(t *testing.T) {
 			assert.Regexp(t, `afbridge_forwarded_frames_total\{direction="`+d+`",worker="`+w+`"\} \d`, body)
 			assert.Regexp(t, `afbridge_received_bytes_total\{direction="`+d+`",worker="`+w+`"\} \d`, body)
 			assert.Regexp(t, `afbridge_kernel_drops_total\{direction="`+d+`",worker="`+w+`"\} \d`, body)
+			assert.Regexp(t, `afbridge_kernel_frames_total\{direction="`+d+`",worker="`+w+`"\} \d`, body)
+			assert.Regexp(t, `afbridge_port_down_frames_total\{direction="`+d+`",worker="`+w+`"\} 0`, body)
 		}
+		assert.Regexp(t, `afbridge_drops_total\{direction="b0->b1",reason="rules"\} 0`, body)
+		assert.Regexp(t, `afbridge_drops_total\{direction="b1->b0",reason="kernel-ring-full"\} \d`, body)
+	}
+	for _, port := range []string{"b0", "b1"} {
+		assert.Regexp(t, `afbridge_port_up\{interface="`+port+`"\} 1`, body)
+		assert.Regexp(t, `afbridge_port_downs_total\{interface="`+port+`"\} 0`, body)
+		assert.Regexp(t, `afbridge_port_rebinds_total\{interface="`+port+`"\} 0`, body)
 	}
 	var down float64
 	for _, m := range regexp.MustCompile(`(?m)^afbridge_received_bytes_total\{direction="b1->b0",worker="\d"\} (\S+)$`).FindAllStringSubmatch(body, -1) {
@@ -323,6 +333,42 @@ func TestConfigFile(t *testing.T) {
 			assert.FileExists(t, filepath.Join(dir, "eve.json"), "eve-log's filename in default-log-dir")
 		})
 	}
+}
+
+// TestLinkStateVisible: a port whose link goes down and comes back shows in the -stats lines
+// and the metrics, with its downs counted.
+func TestLinkStateVisible(t *testing.T) {
+	tp := newTopo(t)
+	p := start(t, tp.bridge, "-i", "b0:b1", "-stats", "200ms", "-metrics", "127.0.0.1:9102")
+	p.waitFor(`bridging b0 <-> b1`, 20*time.Second)
+	tp.ping(t)
+	metrics := func() string {
+		c := &http.Client{Transport: demoTransport(tp.bridge), Timeout: 5 * time.Second}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get("http://127.0.0.1:9102/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+
+	_, err := tp.client.Run("ip", "link", "set", "c0", "down") // b0 loses its carrier
+	require.NoError(t, err)
+	p.waitFor(`stats ports: b0 DOWN \(downs 1, removals 0, rebinds 0\), b1 up`, 15*time.Second)
+	body := metrics()
+	assert.Regexp(t, `afbridge_port_up\{interface="b0"\} 0`, body)
+	assert.Regexp(t, `afbridge_port_downs_total\{interface="b0"\} 1`, body)
+
+	_, err = tp.client.Run("ip", "link", "set", "c0", "up")
+	require.NoError(t, err)
+	p.waitFor(`stats ports: b0 up \(downs 1, removals 0, rebinds 0\)`, 15*time.Second)
+	assert.Regexp(t, `afbridge_port_ups_total\{interface="b0"\} 1`, metrics())
+	tp.ping(t)
+
+	p.signal(syscall.SIGTERM)
+	require.Equal(t, 0, p.exitCode(30*time.Second))
+	assert.Contains(t, p.stderr.String(), "  ports: b0 up (downs 1, removals 0, rebinds 0), b1 up (downs 0, removals 0, rebinds 0)")
 }
 
 // TestFullSuricataYAML runs the bridge with a full-size suricata.yaml (config/testdata), as an
