@@ -54,11 +54,21 @@
 // discards it and resets the TCP connection at both ends (or answers UDP with an ICMP port
 // unreachable), alert logs and forwards, pass forwards and overrides the others. In tap mode
 // nothing is dropped or reset: drop and reject rules are logged as "allowed" and counted as
-// would-drops. -eve appends one
-// Suricata EVE JSON alert event a line to FILE ("-" is standard output). -stats prints, every
-// DURATION, a line per direction with frames and bits per second, forwarded, dropped, would-drop
-// and kernel drops over the interval. -metrics serves the counters as Prometheus metrics on
-// http://ADDR/metrics, labelled by direction and worker.
+// would-drops. -eve appends one Suricata EVE JSON alert event a line to FILE ("-" is standard
+// output).
+//
+// -stats prints, every DURATION, a line per direction with frames and bits per second,
+// forwarded, dropped, would-drop, kernel packets and kernel drops over the interval, and the
+// other drop reasons when there were any (port-down, tx-error, truncated, malformed, oversize,
+// verdict-panic), then a line with each port's link state and its downs, removals and re-binds
+// since the start. With -eve it also writes, every DURATION and once at the end, an EVE event
+// laid out like Suricata's stats event: event_type "stats", stats.uptime,
+// stats.capture.kernel_packets and kernel_drops, stats.decoder.pkts and bytes, and stats.ips
+// with accepted, blocked (every frame that did not leave, rejected ones included), rejected
+// and drop_reason, all totals since the start. -metrics serves the counters as Prometheus
+// metrics on http://ADDR/metrics, labelled by direction and worker, with the ports' link state
+// and history (afbridge_port_up, afbridge_port_downs_total, ...) and every frame that did not
+// leave under one reason (afbridge_drops_total{reason=...}).
 //
 // Once every socket is open the bridge prints, on standard error, any preflight findings, then one
 // line per bridge:

@@ -386,7 +386,7 @@ func TestFullSuricataYAML(t *testing.T) {
 	cfg := writeFile(t, dir, "suricata.yaml", y)
 	writeFile(t, dir, "suricata.rules", demoRule+"\n")
 
-	p := start(t, tp.bridge, "-c", cfg)
+	p := start(t, tp.bridge, "-c", cfg, "-stats", "300ms")
 	p.waitFor(banner2, 20*time.Second)
 	out := p.stderr.String()
 	assert.Equal(t, 1, strings.Count(out, "not used by the bridge"), out)
@@ -409,6 +409,40 @@ func TestFullSuricataYAML(t *testing.T) {
 	eveLog, err := os.ReadFile(filepath.Join(dir, "eve.json"))
 	require.NoError(t, err, "eve-log's filename in default-log-dir")
 	assert.Contains(t, string(eveLog), `"action":"blocked"`)
+
+	// A stats event per -stats interval and one at the end, laid out like Suricata's.
+	var last struct {
+		EventType string `json:"event_type"`
+		Stats     struct {
+			Uptime  *int64 `json:"uptime"`
+			Capture struct {
+				KernelPackets uint64  `json:"kernel_packets"`
+				KernelDrops   *uint64 `json:"kernel_drops"`
+			} `json:"capture"`
+			IPS struct {
+				Accepted   uint64            `json:"accepted"`
+				Blocked    uint64            `json:"blocked"`
+				Rejected   *uint64           `json:"rejected"`
+				DropReason map[string]uint64 `json:"drop_reason"`
+			} `json:"ips"`
+		} `json:"stats"`
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(eveLog)), "\n") {
+		if strings.Contains(line, `"event_type":"stats"`) {
+			require.NoError(t, json.Unmarshal([]byte(line), &last), line)
+			n++
+		}
+	}
+	require.GreaterOrEqual(t, n, 2, "periodic stats events and the final one")
+	assert.Equal(t, "stats", last.EventType)
+	require.NotNil(t, last.Stats.Uptime)
+	require.NotNil(t, last.Stats.Capture.KernelDrops)
+	require.NotNil(t, last.Stats.IPS.Rejected)
+	assert.Greater(t, last.Stats.Capture.KernelPackets, uint64(0))
+	assert.Greater(t, last.Stats.IPS.Accepted, uint64(0))
+	assert.GreaterOrEqual(t, last.Stats.IPS.Blocked, uint64(1), "the blocked request")
+	assert.Equal(t, last.Stats.IPS.Blocked, last.Stats.IPS.DropReason["rules"], "no other reason in this run")
 }
 
 // TestConfigErrors: configurations that cannot work exit 2 before anything is opened, with the

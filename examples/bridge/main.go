@@ -242,6 +242,7 @@ wait:
 				}
 				prev[i] = cur
 			}
+			a.writeEVEStats()
 			a.warnEVE()
 		}
 	}
@@ -269,6 +270,7 @@ wait:
 	for _, b := range a.bridges {
 		b.closeInject()
 	}
+	a.writeEVEStats() // the totals, before the deferred Close of the EVE writer
 	a.printFinal()
 	return code
 }

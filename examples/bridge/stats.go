@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/afbridge/afbridge/examples/bridge/eve"
 	"github.com/afbridge/afbridge/peer"
 	"github.com/afbridge/afbridge/verdict"
 )
@@ -135,6 +136,43 @@ func (b *bridge) finalLines(s snapshot) []string {
 		out = append(out, w.String())
 	}
 	return append(out, " "+strings.TrimPrefix(b.portLine(s.stats.Ports), "stats"))
+}
+
+// eveStats builds the EVE stats event of all bridges at now: totals since the start.
+func (a *app) eveStats(now time.Time) eve.Event {
+	st := &eve.Stats{IPS: eve.StatsIPS{DropReason: map[string]uint64{}}}
+	start := now
+	for _, b := range a.bridges {
+		if !b.started.IsZero() && b.started.Before(start) {
+			start = b.started
+		}
+		s := b.br.Stats()
+		for d := range s.Total {
+			c := &s.Total[d]
+			st.Capture.KernelPackets += c.KernelPackets
+			st.Capture.KernelDrops += c.KernelDrops
+			st.Decoder.Pkts += c.Received
+			st.Decoder.Bytes += c.Bytes
+			st.IPS.Accepted += c.Forwarded
+			for _, r := range b.dropReasons(c) {
+				if r.name == reasonKernel {
+					continue // never received: capture.kernel_drops
+				}
+				st.IPS.Blocked += r.n
+				st.IPS.DropReason[strings.ReplaceAll(r.name, "-", "_")] += r.n
+			}
+		}
+	}
+	st.IPS.Rejected = a.eng.rejected.Load()
+	st.Uptime = int64(now.Sub(start) / time.Second)
+	return eve.Event{Timestamp: eve.Time(now), EventType: "stats", Stats: st}
+}
+
+// writeEVEStats queues a stats event when there is an EVE log.
+func (a *app) writeEVEStats() {
+	if a.eng.eve != nil {
+		a.eng.eve.Write(a.eveStats(time.Now()))
+	}
 }
 
 // rate formats a per-second rate with three significant digits.
