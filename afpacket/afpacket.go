@@ -51,8 +51,11 @@ type Config struct {
 
 	// NoPoller keeps the socket out of Go's runtime network poller, for owners that wait with
 	// poll(2) themselves (package peer does). The poller's permanent registration makes the
-	// kernel run a wake-up for every frame the socket transmits; without it, deadlines are not
-	// supported, and ReadFrom and ReadMsg block an OS thread and are not woken by Close.
+	// kernel run a wake-up for every frame the socket transmits. Without it, everything still
+	// works but deadlines: ReadFrom, ReadMsg and a ring's RX.Wait sleep in poll(2), holding an
+	// OS thread, and Close (Map.Close for a ring) still wakes them; SetDeadline and
+	// SetReadDeadline return os.ErrNoDeadline, and WriteTo blocks its thread while the send
+	// buffer is full.
 	NoPoller bool
 
 	// SendOnly binds the socket to the interface with protocol 0: it captures nothing (so it costs

@@ -18,8 +18,10 @@ import (
 
 // Conn is an AF_PACKET SOCK_RAW socket bound to one interface.
 //
-// Its methods are safe for concurrent use. Close wakes goroutines blocked in ReadFrom, ReadMsg or
-// a ring's wait, which then return an error matching os.ErrClosed.
+// Its methods are safe for concurrent use. Close wakes goroutines blocked in ReadFrom or ReadMsg,
+// which then return an error matching os.ErrClosed, with or without Config.NoPoller. A goroutine
+// waiting in the RX.Wait of a ring built on the socket is woken by the ring's Map.Close, which
+// must come before the socket's Close.
 type Conn struct {
 	f    *os.File
 	rc   syscall.RawConn
@@ -30,12 +32,19 @@ type Conn struct {
 	stats Stats
 
 	closed atomic.Bool
+
+	// With NoPoller, readers sleep in poll(2) on the socket and on wakeFD, an eventfd that Close
+	// makes readable; readers hold rw's read lock, so Close closes wakeFD after the last leaves.
+	wakeFD   int
+	rw       sync.RWMutex
+	wakeOnce sync.Once
 }
 
 var _ net.PacketConn = (*Conn)(nil)
 
-// Listen opens a socket bound to the interface named ifname in the calling thread's network
-// namespace. A nil cfg means the zero Config.
+// Listen opens a socket bound to the interface named ifname in the network namespace of the
+// calling OS thread (a goroutine that switched namespaces must have locked its thread). A nil
+// cfg means the zero Config.
 func Listen(ifname string, cfg *Config) (*Conn, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
@@ -45,7 +54,8 @@ func Listen(ifname string, cfg *Config) (*Conn, error) {
 	return listen(ifi, cfg)
 }
 
-// ListenIndex opens a socket bound to the interface with index ifindex.
+// ListenIndex opens a socket bound to the interface with index ifindex, in the network namespace
+// of the calling OS thread, as Listen does.
 func ListenIndex(ifindex int, cfg *Config) (*Conn, error) {
 	ifi, err := net.InterfaceByIndex(ifindex)
 	if err != nil {
@@ -131,20 +141,27 @@ func listen(ifi *net.Interface, cfg *Config) (*Conn, error) {
 		}
 	}
 
+	wakeFD := -1
 	if cfg.NoPoller {
 		// os.NewFile registers only non-blocking descriptors with the poller. Every operation
 		// of ours that must not block passes MSG_DONTWAIT itself.
 		if err := unix.SetNonblock(fd, false); err != nil {
 			return fail(os.NewSyscallError("fcntl", err))
 		}
+		if wakeFD, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+			return fail(os.NewSyscallError("eventfd", err))
+		}
 	}
 	f := os.NewFile(uintptr(fd), "afpacket:"+ifi.Name)
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
+		if wakeFD >= 0 {
+			unix.Close(wakeFD)
+		}
 		return nil, opError("listen", addr, err)
 	}
-	c := &Conn{f: f, rc: rc, addr: *addr, cfg: *cfg}
+	c := &Conn{f: f, rc: rc, addr: *addr, cfg: *cfg, wakeFD: wakeFD}
 	c.cfg.Filter = append([]bpf.Instruction(nil), cfg.Filter...)
 	return c, nil
 }
@@ -304,6 +321,16 @@ func (c *Conn) SetWriteDeadline(t time.Time) error { return c.f.SetWriteDeadline
 // matching os.ErrClosed. Close a ring built on the socket before the socket itself.
 func (c *Conn) Close() error {
 	c.closed.Store(true)
+	if c.cfg.NoPoller {
+		c.wakeOnce.Do(func() {
+			one := [8]byte{1}
+			_, _ = unix.Write(c.wakeFD, one[:])
+			c.rw.Lock() // every reader has left
+			unix.Close(c.wakeFD)
+			c.wakeFD = -1
+			c.rw.Unlock()
+		})
+	}
 	if err := c.f.Close(); err != nil {
 		return c.opError("close", err)
 	}
@@ -324,7 +351,8 @@ func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
 }
 
 // ReadMsg reads one frame into b and describes it. It waits until a frame arrives, the read
-// deadline passes (os.ErrDeadlineExceeded) or the socket is closed (os.ErrClosed).
+// deadline passes (os.ErrDeadlineExceeded) or the socket is closed (os.ErrClosed). With
+// Config.NoPoller it waits in poll(2), holding an OS thread, and has no deadline.
 func (c *Conn) ReadMsg(b []byte) (int, Info, error) {
 	var (
 		n    int
@@ -332,12 +360,37 @@ func (c *Conn) ReadMsg(b []byte) (int, Info, error) {
 		serr error
 		oob  [unix.SizeofCmsghdr + sizeofAuxdata + 8]byte
 	)
+	if c.cfg.NoPoller {
+		c.rw.RLock()
+		defer c.rw.RUnlock()
+		if c.closed.Load() {
+			return 0, info, c.opError("read", os.ErrClosed)
+		}
+	}
 	err := c.rc.Read(func(fd uintptr) bool {
 		var oobn int
 		var from unix.Sockaddr
-		n, oobn, _, from, serr = unix.Recvmsg(int(fd), b, oob[:], unix.MSG_TRUNC)
+		for {
+			n, oobn, _, from, serr = unix.Recvmsg(int(fd), b, oob[:], unix.MSG_TRUNC|unix.MSG_DONTWAIT)
+			if serr != unix.EAGAIN || !c.cfg.NoPoller {
+				break
+			}
+			// Outside the poller: sleep until a frame arrives or Close wakes us.
+			if c.closed.Load() {
+				serr = os.ErrClosed
+				return true
+			}
+			pfd := [2]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(c.wakeFD), Events: unix.POLLIN}}
+			if _, err := unix.Poll(pfd[:], -1); err != nil && err != unix.EINTR {
+				serr = os.NewSyscallError("poll", err)
+				return true
+			}
+		}
 		if serr == unix.EAGAIN {
 			return false
+		}
+		if serr == os.ErrClosed {
+			return true
 		}
 		if serr != nil {
 			serr = os.NewSyscallError("recvmsg", serr)

@@ -4,7 +4,6 @@ package peer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,7 +37,8 @@ type Bridge struct {
 	cfg Config
 	log *slog.Logger
 
-	mu        sync.Mutex // serialises Start and Close; guards started, closed and final
+	mu        sync.Mutex // guards starting, started, closed and final; held while Start opens sockets
+	starting  bool       // Start is making the handlers
 	started   bool
 	closed    bool
 	final     *Stats // the counters at Close
@@ -102,43 +102,76 @@ func New(cfg Config) (*Bridge, error) {
 	if b.cfg.Verdict == nil {
 		b.cfg.Verdict = verdict.Shared(verdict.PassAll)
 	}
+	if b.cfg.TickInterval == 0 {
+		b.cfg.TickInterval = defaultTick
+	}
+	b.cfg.CPUs = append([]int(nil), cfg.CPUs...)
 	b.sides[verdict.AToB].cfg, b.sides[verdict.BToA].cfg = cfg.A, cfg.B
 	b.ports[0].Name, b.ports[1].Name = cfg.A.Interface, cfg.B.Interface
 	return b, nil
 }
 
-// Start validates the configuration, opens every socket (in the calling goroutine's network
-// namespace), joins each side's sockets to its fanout group one at a time in index order, and
-// starts the workers and their supervisor. Frames are forwarded only once every member of both
-// groups has joined.
+// Start validates the configuration, asks Config.Verdict for each worker's Handler, opens every
+// socket (in the network namespace of the calling OS thread), joins each side's sockets to its
+// fanout group one at a time in index order, and starts the workers and their supervisor. Frames
+// are forwarded only once every member of both groups has joined.
+//
+// The Factory's New runs on the calling goroutine, once per worker, before any socket is opened
+// and with no lock of the bridge held (see verdict.Factory). A New that panics or returns nil
+// makes Start return a [*FactoryError]; the Handlers already made are retired and nothing is left
+// open. Start returns [ErrStarted] if the bridge was started before, [ErrClosed] after Close, and
+// errors from Validate as they are.
 func (b *Bridge) Start() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return errors.New("peer: Start after Close")
+	switch {
+	case b.closed:
+		b.mu.Unlock()
+		return ErrClosed
+	case b.started || b.starting:
+		b.mu.Unlock()
+		return ErrStarted
 	}
-	if b.started {
-		return errors.New("peer: already started")
-	}
+	b.starting = true
+	b.mu.Unlock()
+	err := b.start()
+	b.mu.Lock()
+	b.starting = false
+	b.mu.Unlock()
+	return err
+}
+
+func (b *Bridge) start() error {
 	if err := Validate(b.cfg); err != nil {
 		return err
 	}
+	n := b.cfg.workers()
+	hs, err := b.newHandlers(n)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		b.retire(hs)
+		return ErrClosed
+	}
 	if err := b.openControl(); err != nil {
 		b.closeControl()
+		b.retire(hs)
 		return err
 	}
 	sides := [2]side{{cfg: b.cfg.A}, {cfg: b.cfg.B}}
 	if err := b.openSides(&sides); err != nil {
 		releaseSides(&sides)
 		b.closeControl()
+		b.retire(hs)
 		return err
 	}
-	n := b.cfg.A.threads()
 	b.sockMu.Lock()
 	b.sides = sides
 	b.workers = make([]*worker, n)
 	for i := range n {
-		b.workers[i] = newWorker(b, i)
+		b.workers[i] = newWorker(b, i, hs[i])
 		b.workers[i].attach()
 	}
 	b.sockMu.Unlock()
@@ -159,8 +192,45 @@ func (b *Bridge) Start() error {
 	return nil
 }
 
+// newHandlers asks the Factory for every worker's Handler, on the calling goroutine, holding no
+// lock; on failure it retires the Handlers already made.
+func (b *Bridge) newHandlers(n int) ([]verdict.Handler, error) {
+	hs := make([]verdict.Handler, 0, n)
+	for i := range n {
+		h, err := newHandler(b.cfg.Verdict, i)
+		if err != nil {
+			b.retire(hs)
+			return nil, err
+		}
+		hs = append(hs, h)
+	}
+	return hs, nil
+}
+
+func newHandler(f verdict.Factory, worker int) (h verdict.Handler, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			h, err = nil, &FactoryError{Worker: worker, Panic: r}
+		}
+	}()
+	if h = f.New(worker); h == nil {
+		return nil, &FactoryError{Worker: worker, Err: verdict.ErrNilHandler}
+	}
+	return h, nil
+}
+
+// retire closes handlers that implement verdict.Closer, logging their errors.
+func (b *Bridge) retire(hs []verdict.Handler) {
+	for i, h := range hs {
+		if err := verdict.Retire(h); err != nil {
+			b.log.Warn("verdict handler Close failed", "worker", i, "err", err)
+		}
+	}
+}
+
 // openControl opens what the bridge keeps for its whole life: the wake descriptor, a socket for
-// interface ioctls and a handle on the network namespace, both in the calling thread's namespace.
+// interface ioctls and a handle on the network namespace, both in the calling OS thread's
+// namespace.
 func (b *Bridge) openControl() error {
 	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
@@ -207,13 +277,13 @@ func (b *Bridge) openSides(sides *[2]side) error {
 	for d := range sides {
 		s := &sides[d]
 		flags := fanout.Flags(0)
-		if s.cfg.Defrag {
+		if b.cfg.Defrag {
 			flags |= fanout.FlagDefrag
 		}
 		if fanout.Supported(fanout.FlagIgnoreOutgoing) {
 			flags |= fanout.FlagIgnoreOutgoing
 		}
-		s.group = fanout.Group{ID: s.cfg.ClusterID, Mode: s.cfg.ClusterType, Flags: flags}
+		s.group = fanout.Group{ID: s.cfg.ClusterID, Mode: b.cfg.ClusterType, Flags: flags}
 		if s.group.ID == 0 {
 			s.group.Flags |= fanout.FlagUniqueID
 		}
@@ -225,7 +295,7 @@ func (b *Bridge) openSides(sides *[2]side) error {
 		// Sockets are created and joined strictly in index order: the kernel picks hash members
 		// in join order, and after a link flap re-adds them in creation order, so both orders
 		// must agree for worker i to keep owning the same flows on both sides.
-		for i := range s.cfg.threads() {
+		for i := range b.cfg.workers() {
 			c, err := afpacket.Listen(s.cfg.Interface, &afpacket.Config{
 				Promiscuous: !s.cfg.DisablePromisc,
 				VnetHdr:     vnet,
@@ -348,9 +418,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 }
 
 // Close stops the supervisor and the workers (each flushes what it has already committed to its
-// TX rings, and what it has counted as forwarded leaves), then closes rings and sockets; frames
-// still waiting in the RX rings are not forwarded. It is idempotent and safe from any
-// goroutine; every call returns once the bridge is closed.
+// TX rings, and what it has counted as forwarded leaves), retires every worker's Handler (see
+// verdict.Closer), then closes rings and sockets; frames still waiting in the RX rings are not
+// forwarded. It is idempotent and safe from any goroutine; every call returns once the bridge is
+// closed. A Start after Close returns [ErrClosed].
 func (b *Bridge) Close() error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
@@ -364,6 +435,11 @@ func (b *Bridge) Close() error {
 			b.mu.Lock()
 			b.final = &st
 			b.mu.Unlock()
+			hs := make([]verdict.Handler, len(b.workers))
+			for i, w := range b.workers {
+				hs[i] = w.h
+			}
+			b.retire(hs)
 			b.sockMu.Lock()
 			b.releaseLocked()
 			b.sockMu.Unlock()
@@ -438,8 +514,10 @@ func (b *Bridge) pauseWorkers() {
 	}
 }
 
-// Stats returns the bridge's counters: per worker and direction, and their sums, and the state
-// of both ports. Kernel drop counters come from the ingress sockets.
+// Stats returns a snapshot of the bridge's counters: per worker and direction, and their sums,
+// and the state of both ports. Kernel drop counters come from the ingress sockets. After Close
+// it returns the counters as they were when the bridge closed. It takes locks only briefly and
+// may be called from anywhere, a Factory's New included.
 func (b *Bridge) Stats() Stats {
 	b.mu.Lock()
 	if b.final != nil {
@@ -453,9 +531,9 @@ func (b *Bridge) Stats() Stats {
 }
 
 func (b *Bridge) snapshot() Stats {
-	var st Stats
+	st := Stats{Time: time.Now()}
 	b.sockMu.Lock()
-	st.Workers = make([][2]Counters, len(b.workers))
+	st.Workers = make([][2]Counters, b.cfg.workers())
 	for i, w := range b.workers {
 		for d := range w.dirs {
 			c := w.dirs[d].pub.load()
@@ -474,7 +552,7 @@ func (b *Bridge) snapshot() Stats {
 	}
 	b.sockMu.Unlock()
 	b.portMu.Lock()
-	st.Ports = b.ports
+	st.A, st.B = b.ports[0], b.ports[1]
 	b.portMu.Unlock()
 	return st
 }

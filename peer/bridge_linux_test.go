@@ -366,8 +366,7 @@ func TestValidate(t *testing.T) {
 		mut    func(*peer.Config)
 		phrase []string
 	}{
-		{"threads", func(c *peer.Config) { c.A.Threads, c.B.Threads = 2, 4 },
-			[]string{"threads differ", "b0 has 2", "b1 has 4"}},
+		{"threads", func(c *peer.Config) { c.Threads = -1 }, []string{"threads -1 is negative"}},
 		{"mtu", func(c *peer.Config) {}, []string{"MTUs differ", "b0 has 1500", "b1 has 9000"}},
 		{"cluster id", func(c *peer.Config) { c.A.ClusterID, c.B.ClusterID = 7, 7 }, []string{"b0 and b1 both use cluster id 7"}},
 		{"self", func(c *peer.Config) { c.B.Interface = "b0" }, []string{"b0 is peered with itself"}},
@@ -525,7 +524,7 @@ func TestVerdictPanic(t *testing.T) {
 func TestDefragRefragments(t *testing.T) {
 	tp := newTopo(t, nil)
 	cfg := tp.config(2)
-	cfg.A.Defrag, cfg.B.Defrag = true, true
+	cfg.Defrag = true
 	var whole sync.Map
 	cfg.Verdict = verdict.Shared(verdict.Func(func(p *verdict.Packet) verdict.Verdict {
 		if len(p.Data) > 4000 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/afbridge/afbridge/fanout"
@@ -68,28 +69,20 @@ func (p Policy) String() string {
 	return "fail-open"
 }
 
-// Side configures one interface of the bridge.
+// Side configures one interface of the bridge: what may differ between the two. What must be
+// the same on both sides (the worker count, the fanout mode, defragmentation) is set once, in
+// [Config].
 type Side struct {
-	// Interface is the interface's name, in the network namespace of the goroutine that calls
-	// Start.
+	// Interface is the interface's name, in the network namespace of the OS thread that calls
+	// [Bridge.Start] (see [Config]).
 	Interface string
-	// Threads is the number of sockets (and so workers) on this side; zero means 1. Both sides
-	// must have the same number.
-	Threads int
 	// ClusterID is the fanout group id; zero lets the kernel pick a unique one. The two sides must
 	// not share an id.
 	ClusterID uint16
-	// ClusterType is the fanout mode; the zero value is fanout.Hash (Suricata's cluster_flow), the
-	// only mode that keeps both directions of a flow on one worker.
-	ClusterType fanout.Mode
-	// Defrag makes the kernel reassemble IPv4 fragments before fanout, so every fragment of a
-	// datagram reaches one worker and the verdict sees the whole datagram. Datagrams larger than
-	// the egress MTU are fragmented again on the way out.
-	Defrag bool
 	// CopyMode is what happens to frames received on this side: IPS (the zero value) or Tap.
 	CopyMode CopyMode
-	// Ring sets the ring version and geometry. MTU and VnetHdr are filled in by the bridge.
-	Ring ring.Config
+	// Ring sizes this side's rings; the zero value is the measured default.
+	Ring RingOptions
 	// Filter is a cBPF program for frames received on this side: frames it rejects are neither
 	// forwarded nor counted. Nil means none.
 	Filter []bpf.Instruction
@@ -106,10 +99,60 @@ type Side struct {
 	BufferSize int
 }
 
+// RingOptions sizes the rings of one side's sockets: the parts of [ring.Config] that are the
+// caller's choice. The bridge sets the rest: the MTU (from the interfaces), the vnet header
+// ([Config].NoVnetHdr), and both an RX and a TX ring on every socket. Every zero field means the
+// default; [Validate] reports geometry that cannot work, naming the field.
+type RingOptions struct {
+	// Version is ring.V2 or ring.V3 for both rings; zero means V2, which measured best on rate
+	// and latency together. With V2 and no FrameSize, RX slots are MTU-sized and larger frames
+	// (GSO super-frames, reassembled datagrams) are read from the socket (ring.Config.CopyLarge).
+	Version ring.Version
+	// Locked mlocks the mapping, like Suricata's mmap-locked (see ring.Config.Locked).
+	Locked bool
+	// FrameSize and FrameCount size a V2 RX ring (ring.Config.FrameSize, FrameCount). A FrameSize
+	// set with the vnet header on must hold a 64 KiB GSO super-frame.
+	FrameSize, FrameCount int
+	// BlockSize is the RX ring's allocation unit, BlockCount the number of V3 blocks, and
+	// BlockTimeout how long the kernel fills a V3 block (ring.Config.BlockSize, BlockCount,
+	// BlockTimeout).
+	BlockSize, BlockCount int
+	BlockTimeout          time.Duration
+	// TXFrameCount is the number of TX slots; zero means 512, several batches. TXFrameSize is a
+	// TX slot's size; zero means room for an MTU-sized frame with two VLAN tags (larger frames
+	// are sent through the socket). TXBlockSize is the TX ring's allocation unit.
+	TXFrameCount, TXFrameSize, TXBlockSize int
+}
+
 // Config describes a bridge between two interfaces.
+//
+// Namespaces: a bridge works in the network namespace of the OS thread that calls
+// [Bridge.Start] (or [Validate], [Preflight]): interface names are looked up there and every
+// socket is opened there, and a socket re-opened after an interface is re-created is opened in
+// that same namespace. A program that switches namespaces for the call must do so on a thread it
+// has locked with runtime.LockOSThread.
 type Config struct {
 	// A and B are the two sides.
 	A, B Side
+	// Threads is the number of workers, and so of sockets on each side; zero means 1. Worker i
+	// owns socket i of both sides.
+	Threads int
+	// ClusterType is the fanout mode of both sides; the zero value is fanout.Hash (Suricata's
+	// cluster_flow), the only mode that keeps both directions of a flow on one worker, which is
+	// what lets a per-worker verdict keep per-flow state without a lock.
+	ClusterType fanout.Mode
+	// Defrag makes the kernel reassemble IPv4 fragments before fanout on both sides, so every
+	// fragment of a datagram reaches one worker and the verdict sees the whole datagram (flagged
+	// verdict.Reassembled). Datagrams larger than the egress MTU are fragmented again on the way
+	// out.
+	Defrag bool
+	// CPUs pins the workers: worker i runs on an OS thread of its own, locked to it, whose
+	// affinity is CPUs[i % len(CPUs)]. Nil leaves the workers to the Go scheduler. Every CPU must
+	// be one the calling thread may run on (see taskset(1)).
+	CPUs []int
+	// TickInterval is how often each worker calls the Tick method of a Handler that implements
+	// verdict.Ticker, busy or idle; zero means one second. It must not be negative.
+	TickInterval time.Duration
 	// Verdict makes the Handler of each worker; nil passes every frame.
 	Verdict verdict.Factory
 	// OnPanic is what happens to a frame whose Handler panicked; the zero value is FailOpen.
@@ -143,15 +186,50 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// ErrStarted is the error Start returns when the bridge was started before (or a Start is under
+// way).
+var ErrStarted = errors.New("peer: bridge already started")
+
+// ErrClosed is the error Start and Run return after Close. It wraps os.ErrClosed.
+var ErrClosed = fmt.Errorf("peer: bridge is closed: %w", os.ErrClosed)
+
+// FactoryError is the error Start returns when Config.Verdict's New panicked or returned a nil
+// Handler. Errors.Is(err, verdict.ErrNilHandler) reports the second case; a panic with an error
+// value unwraps to it.
+type FactoryError struct {
+	Worker int   // the worker New was called for
+	Panic  any   // the value New panicked with, or nil
+	Err    error // verdict.ErrNilHandler if New returned nil
+}
+
+func (e *FactoryError) Error() string {
+	if e.Panic != nil {
+		return fmt.Sprintf("peer: Config.Verdict.New(%d) panicked: %v", e.Worker, e.Panic)
+	}
+	return fmt.Sprintf("peer: Config.Verdict.New(%d): %v", e.Worker, e.Err)
+}
+
+// Unwrap returns Err, or the panic value if it is an error.
+func (e *FactoryError) Unwrap() error {
+	if err, ok := e.Panic.(error); ok && e.Err == nil {
+		return err
+	}
+	return e.Err
+}
+
 // ErrInterfaceRemoved is the error Run returns, wrapped, when a bridged interface disappears
 // and Config.ExitOnRemove is set.
 var ErrInterfaceRemoved = errors.New("peer: bridged interface removed")
 
-const defaultBatch = 64
+const (
+	defaultBatch = 64
+	defaultTick  = time.Second
+)
 
-func (s Side) threads() int {
-	if s.Threads <= 0 {
+// workers is the number of workers cfg makes.
+func (c *Config) workers() int {
+	if c.Threads <= 0 {
 		return 1
 	}
-	return s.Threads
+	return c.Threads
 }

@@ -23,8 +23,9 @@ func Example() {
 		return verdict.Pass
 	})
 	br, err := peer.New(peer.Config{
-		A:       peer.Side{Interface: "eth0", Threads: 2},
-		B:       peer.Side{Interface: "eth1", Threads: 2},
+		A:       peer.Side{Interface: "eth0"},
+		B:       peer.Side{Interface: "eth1"},
+		Threads: 2,
 		Verdict: verdict.Shared(block),
 	})
 	if err != nil {
@@ -33,7 +34,7 @@ func Example() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := br.Run(ctx); err != nil {
-		log.Fatal(err) // e.g. "peer: threads differ: eth0 has 2, eth1 has 4; ..."
+		log.Fatal(err) // e.g. "peer: MTUs differ: eth0 has 1500, eth1 has 9000; ..."
 	}
 	log.Printf("A->B: %+v", br.Stats().Dir(verdict.AToB))
 }

@@ -39,8 +39,9 @@ func newTopo(t testing.TB, veth *testenv.VethConfig) *topo {
 
 func (tp *topo) config(threads int) peer.Config {
 	return peer.Config{
-		A: peer.Side{Interface: "b0", Threads: threads},
-		B: peer.Side{Interface: "b1", Threads: threads},
+		A:       peer.Side{Interface: "b0"},
+		B:       peer.Side{Interface: "b1"},
+		Threads: threads,
 	}
 }
 

@@ -2,6 +2,8 @@ package peer
 
 import (
 	"encoding/binary"
+
+	"github.com/afbridge/afbridge/ring"
 )
 
 // This file turns a received frame into the bytes a TX slot carries. It is pure (no sockets, no
@@ -10,17 +12,17 @@ import (
 const (
 	ethHdrLen  = 14
 	vlanLen    = 4
-	vnetHdrLen = 10
+	vnetHdrLen = ring.VnetHdrLen
 
 	tpid8021Q  = 0x8100
 	tpid8021AD = 0x88a8
 	etherIPv4  = 0x0800
 	etherIPv6  = 0x86dd
 
-	// virtio_net_hdr fields (include/uapi/linux/virtio_net.h); packet sockets use host
-	// (little-endian here) byte order.
-	vnetFlagNeedsCsum = 1
-	vnetGSONone       = 0
+	// virtio_net_hdr fields, as package ring declares them (ring.VnetHdr); packet sockets use
+	// host (little-endian here) byte order.
+	vnetFlagNeedsCsum = ring.VnetNeedsCsum
+	vnetGSONone       = ring.VnetGSONone
 )
 
 // inFrame is what the worker knows about a received frame.

@@ -204,7 +204,7 @@ func TestHostileInput(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			tp := newTopo(t, nil)
 			cfg := tp.config(2)
-			cfg.A.Defrag, cfg.B.Defrag = defrag, defrag
+			cfg.Defrag = defrag
 			br := tp.start(t, cfg)
 			client, server := tp.open(t)
 			b0 := tp.b0.Interface(t)

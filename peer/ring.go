@@ -2,7 +2,7 @@ package peer
 
 import "github.com/afbridge/afbridge/ring"
 
-// defaultTXFrames is the number of TX slots per socket when the side's ring config names none:
+// defaultTXFrames is the number of TX slots per socket when the side's ring options name none:
 // several batches, so a flush in flight never stalls the next batch.
 const defaultTXFrames = 512
 
@@ -10,12 +10,26 @@ const defaultTXFrames = 512
 // for dozens of 64 KiB GSO super-frames waiting for the worker.
 const copyBuffer = 8 << 20
 
-// ringConfig completes a side's ring configuration. By default the RX ring is TPACKET_V2 with
-// MTU-sized slots and CopyLarge, and the TX ring has MTU-sized slots: frames larger than a slot
-// (GSO super-frames, reassembled datagrams) take the socket path, one syscall each, and every
-// small frame gets a slot without the 64 KiB slots that would otherwise be needed for them.
-func ringConfig(rc ring.Config, mtu int, vnet bool) ring.Config {
-	rc.MTU, rc.VnetHdr = mtu, vnet
+// ringConfig completes a side's ring options into the ring configuration of each of its
+// sockets. By default the RX ring is TPACKET_V2 with MTU-sized slots and CopyLarge, and the TX
+// ring has MTU-sized slots: frames larger than a slot (GSO super-frames, reassembled datagrams)
+// take the socket path, one syscall each, and every small frame gets a slot without the 64 KiB
+// slots that would otherwise be needed for them.
+func ringConfig(o RingOptions, mtu int, vnet bool) ring.Config {
+	rc := ring.Config{
+		Version:      o.Version,
+		MTU:          mtu,
+		VnetHdr:      vnet,
+		Locked:       o.Locked,
+		FrameSize:    o.FrameSize,
+		FrameCount:   o.FrameCount,
+		BlockSize:    o.BlockSize,
+		BlockCount:   o.BlockCount,
+		BlockTimeout: o.BlockTimeout,
+		TXFrameCount: o.TXFrameCount,
+		TXFrameSize:  o.TXFrameSize,
+		TXBlockSize:  o.TXBlockSize,
+	}
 	if rc.Version != ring.V3 && rc.FrameSize == 0 {
 		rc.CopyLarge = true
 	}
@@ -23,11 +37,8 @@ func ringConfig(rc ring.Config, mtu int, vnet bool) ring.Config {
 		rc.TXFrameCount = defaultTXFrames
 	}
 	if rc.TXFrameSize == 0 {
-		hdr := 32 // the data of a TPACKET_V2 TX slot starts after its 32-byte header
-		if rc.Version == ring.V3 {
-			hdr = 48
-		}
-		rc.TXFrameSize = (hdr + vnetHdrLen + mtu + ethHdrLen + 2*vlanLen + 15) &^ 15
+		// Room for the vnet header even without it: one slot size whatever the option.
+		rc.TXFrameSize = ring.TXSlotSize(rc.Version, true, mtu+ethHdrLen+2*vlanLen)
 	}
 	return rc
 }

@@ -1,7 +1,11 @@
 package peer
 
 import (
+	"fmt"
+	"strings"
 	"sync/atomic"
+	"time"
+	"unsafe"
 
 	"github.com/afbridge/afbridge/verdict"
 )
@@ -22,6 +26,10 @@ type Counters struct {
 	Forwarded uint64
 	// Dropped is frames the verdict dropped in ips mode, including fail-closed panics.
 	Dropped uint64
+	// Bypassed is frames whose verdict was verdict.Bypass. Until a kernel fast path takes such
+	// flows over, the bridge forwards them as it does on Pass: they are part of Forwarded (or of
+	// TXErrors, if sending failed), and this counter says how many there were.
+	Bypassed uint64
 	// WouldDrop is frames the verdict dropped in tap mode; they were forwarded all the same.
 	WouldDrop uint64
 	// Truncated is frames captured shorter than they were on the wire; they are never sent.
@@ -45,7 +53,9 @@ type Counters struct {
 	// FlushErrors counts failed flushes (ENOBUFS, ENETDOWN, ...); the frames stay queued and are
 	// retried.
 	FlushErrors uint64
-	// Panics counts verdicts that panicked; the failure policy decided those frames.
+	// Panics counts Handle calls that panicked or returned a value that is not a Verdict
+	// constant; the failure policy (Config.OnPanic) decided those frames. Tick calls that panicked
+	// are counted too, in the A->B counters.
 	Panics uint64
 	// PortDown is frames the link policy (Config.OnLinkDown) kept from being forwarded because a
 	// port was down; each is also counted in Dropped (FailClosed) or TXErrors (FailOpen, the
@@ -59,35 +69,65 @@ type Counters struct {
 	KernelPackets, KernelDrops, Freezes uint64
 }
 
+// nCounters is the number of fields of Counters, all uint64: add, store, load and String walk
+// Counters as an array, so the struct's field list is the only list of the counters.
+const nCounters = int(unsafe.Sizeof(Counters{}) / 8)
+
+// counterNames are the names String prints, in field order; a test checks them against the
+// struct.
+var counterNames = [nCounters]string{"received", "bytes", "forwarded", "dropped", "bypassed",
+	"would_drop", "truncated", "malformed", "oversize", "fragments", "tx_errors", "tx_ring_full",
+	"flush_errors", "panics", "port_down", "outgoing", "kernel_packets", "kernel_drops", "freezes"}
+
+func (c *Counters) array() *[nCounters]uint64 { return (*[nCounters]uint64)(unsafe.Pointer(c)) }
+
 func (c *Counters) add(o *Counters) {
-	c.Received += o.Received
-	c.Bytes += o.Bytes
-	c.Forwarded += o.Forwarded
-	c.Dropped += o.Dropped
-	c.WouldDrop += o.WouldDrop
-	c.Truncated += o.Truncated
-	c.Malformed += o.Malformed
-	c.Oversize += o.Oversize
-	c.Fragments += o.Fragments
-	c.TXErrors += o.TXErrors
-	c.TXRingFull += o.TXRingFull
-	c.FlushErrors += o.FlushErrors
-	c.Panics += o.Panics
-	c.PortDown += o.PortDown
-	c.Outgoing += o.Outgoing
-	c.KernelPackets += o.KernelPackets
-	c.KernelDrops += o.KernelDrops
-	c.Freezes += o.Freezes
+	a, b := c.array(), o.array()
+	for i := range a {
+		a[i] += b[i]
+	}
 }
 
-// Stats is a snapshot of a bridge's counters.
+// Sub returns c minus earlier, field by field: the counts between two snapshots, for rates.
+func (c Counters) Sub(earlier Counters) Counters {
+	a, b := c.array(), earlier.array()
+	for i := range a {
+		a[i] -= b[i]
+	}
+	return c
+}
+
+// String lists the non-zero counters as name=value, in field order, or returns "0".
+func (c Counters) String() string {
+	var sb strings.Builder
+	for i, v := range c.array() {
+		if v == 0 {
+			continue
+		}
+		if sb.Len() > 0 {
+			sb.WriteByte(' ')
+		}
+		fmt.Fprintf(&sb, "%s=%d", counterNames[i], v)
+	}
+	if sb.Len() == 0 {
+		return "0"
+	}
+	return sb.String()
+}
+
+// Stats is a snapshot of a bridge's counters. Counters are indexed by [verdict.Direction]
+// everywhere; the ports have names.
 type Stats struct {
-	// Workers holds each worker's counters, indexed by verdict.Direction.
+	// Time is when the snapshot was taken; the difference of two snapshots' Counters over the
+	// difference of their Times is a rate (see [Counters.Sub]).
+	Time time.Time
+	// Workers holds each worker's counters, Workers[i][d] for worker i and direction d. Its
+	// length is the bridge's worker count, from New on.
 	Workers [][2]Counters
 	// Total sums the workers, per direction.
 	Total [2]Counters
-	// Ports is the state of the two interfaces: A, then B.
-	Ports [2]Port
+	// A and B are the state of the two interfaces.
+	A, B Port
 }
 
 // Port is the state and link history of one bridged interface since Start.
@@ -112,45 +152,19 @@ func (s Stats) Dir(d verdict.Direction) Counters { return s.Total[d] }
 // published holds a worker's counters for other goroutines: the worker counts in a plain local
 // Counters and stores the values here once per batch, so the hot path has no atomic
 // read-modify-write and no lock, and readers still see consistent per-field values.
-type published struct {
-	received, bytes, forwarded, dropped, wouldDrop, truncated, malformed, oversize, fragments,
-	txErrors, txRingFull, flushErrors, panics, portDown, outgoing atomic.Uint64
-}
+type published [nCounters]atomic.Uint64
 
 func (p *published) store(c *Counters) {
-	p.received.Store(c.Received)
-	p.bytes.Store(c.Bytes)
-	p.forwarded.Store(c.Forwarded)
-	p.dropped.Store(c.Dropped)
-	p.wouldDrop.Store(c.WouldDrop)
-	p.truncated.Store(c.Truncated)
-	p.malformed.Store(c.Malformed)
-	p.oversize.Store(c.Oversize)
-	p.fragments.Store(c.Fragments)
-	p.txErrors.Store(c.TXErrors)
-	p.txRingFull.Store(c.TXRingFull)
-	p.flushErrors.Store(c.FlushErrors)
-	p.panics.Store(c.Panics)
-	p.portDown.Store(c.PortDown)
-	p.outgoing.Store(c.Outgoing)
+	for i, v := range c.array() {
+		p[i].Store(v)
+	}
 }
 
 func (p *published) load() Counters {
-	return Counters{
-		Received:    p.received.Load(),
-		Bytes:       p.bytes.Load(),
-		Forwarded:   p.forwarded.Load(),
-		Dropped:     p.dropped.Load(),
-		WouldDrop:   p.wouldDrop.Load(),
-		Truncated:   p.truncated.Load(),
-		Malformed:   p.malformed.Load(),
-		Oversize:    p.oversize.Load(),
-		Fragments:   p.fragments.Load(),
-		TXErrors:    p.txErrors.Load(),
-		TXRingFull:  p.txRingFull.Load(),
-		FlushErrors: p.flushErrors.Load(),
-		Panics:      p.panics.Load(),
-		PortDown:    p.portDown.Load(),
-		Outgoing:    p.outgoing.Load(),
+	var c Counters
+	a := c.array()
+	for i := range a {
+		a[i] = p[i].Load()
 	}
+	return c
 }

@@ -19,10 +19,12 @@ type ConfigError struct {
 func (e *ConfigError) Error() string { return "peer: " + e.Msg }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// Validate checks cfg against the interfaces in the calling goroutine's network namespace and
-// returns every problem found, joined; nil means the bridge can be started. It refuses: a missing
-// interface name or interface, an interface peered with itself, unequal thread counts, unequal
-// MTUs, the same non-zero cluster id on both sides, and fanout modes or flags the kernel lacks.
+// Validate checks cfg against the interfaces in the network namespace of the calling OS thread
+// and returns every problem found, joined, each a [*ConfigError]; nil means the bridge can be
+// started. It refuses: a missing interface name or interface, an interface peered with itself,
+// unequal MTUs, the same non-zero cluster id on both sides, a negative thread count, batch or tick
+// interval, a CPU the calling thread may not run on, unknown enum values, ring geometry that
+// cannot work, and fanout modes or flags the kernel lacks.
 func Validate(cfg Config) error {
 	var errs []error
 	bad := func(field string, err error, format string, args ...any) {
@@ -36,26 +38,29 @@ func Validate(cfg Config) error {
 	if a.Interface == b.Interface {
 		bad("Interface", nil, "interface %s is peered with itself: A and B must be two different interfaces", a.Interface)
 	}
-	if a.Threads < 0 || b.Threads < 0 {
-		bad("Threads", nil, "threads cannot be negative (%s has %d, %s has %d)", a.Interface, a.Threads, b.Interface, b.Threads)
-	} else if a.threads() != b.threads() {
-		bad("Threads", nil, "threads differ: %s has %d, %s has %d; both sides need the same number, so that both directions of a flow meet on one worker",
-			a.Interface, a.threads(), b.Interface, b.threads())
+	if cfg.Threads < 0 {
+		bad("Threads", nil, "threads %d is negative; use 0 or 1 for one worker", cfg.Threads)
 	}
 	if a.ClusterID != 0 && a.ClusterID == b.ClusterID {
 		bad("ClusterID", nil, "%s and %s both use cluster id %d; each side needs its own fanout group (or 0 for a kernel-chosen id)",
 			a.Interface, b.Interface, a.ClusterID)
 	}
+	if cfg.ClusterType > fanout.EBPF {
+		bad("ClusterType", nil, "unknown cluster type %d", cfg.ClusterType)
+	}
+	if cfg.ClusterType == fanout.EBPF {
+		bad("ClusterType", nil, "cluster type ebpf needs a loaded program, which peer does not take yet; use hash (cluster_flow)")
+	}
 	for _, s := range []Side{a, b} {
-		if s.ClusterType > fanout.EBPF {
-			bad("ClusterType", nil, "%s: unknown cluster type %d", s.Interface, s.ClusterType)
-		}
-		if s.ClusterType == fanout.EBPF {
-			bad("ClusterType", nil, "%s: cluster type ebpf needs a loaded program, which peer does not take yet; use hash (cluster_flow)", s.Interface)
-		}
 		if s.CopyMode > Tap {
 			bad("CopyMode", nil, "%s: unknown copy mode %d", s.Interface, s.CopyMode)
 		}
+	}
+	if cfg.TickInterval < 0 {
+		bad("TickInterval", nil, "tick interval %v is negative; use 0 for %v", cfg.TickInterval, defaultTick)
+	}
+	if err := checkCPUs(cfg.CPUs); err != nil {
+		bad("CPUs", err, "%v", err)
 	}
 	if cfg.Batch < 0 {
 		bad("Batch", nil, "batch %d is negative", cfg.Batch)
@@ -79,10 +84,10 @@ func Validate(cfg Config) error {
 		bad("MTU", nil, "MTUs differ: %s has %d, %s has %d; frames that fit one side would be dropped on the other; set both to the same MTU (ip link set DEV mtu N)",
 			a.Interface, ia.MTU, b.Interface, ib.MTU)
 	}
+	if cfg.Defrag && !fanout.Supported(fanout.FlagDefrag) {
+		bad("Defrag", nil, "this kernel does not support fanout defrag (PACKET_FANOUT_FLAG_DEFRAG); clear Defrag")
+	}
 	for _, s := range []Side{a, b} {
-		if s.Defrag && !fanout.Supported(fanout.FlagDefrag) {
-			bad("Defrag", nil, "%s: this kernel does not support fanout defrag", s.Interface)
-		}
 		rc := ringConfig(s.Ring, max(ia.MTU, ib.MTU, 68), !cfg.NoVnetHdr)
 		if _, err := rc.Resolve(); err != nil {
 			bad("Ring", err, "%s: %v", s.Interface, err)

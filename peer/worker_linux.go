@@ -49,8 +49,12 @@ type worker struct {
 	batch int
 	h     verdict.Handler
 	fail  verdict.Verdict // verdict applied when h panics
-	dirs  [2]direction
-	pfd   [3]unix.PollFd
+	// ticker is h as a verdict.Ticker, or nil; nextTick is when it is due.
+	ticker   verdict.Ticker
+	tick     time.Duration
+	nextTick time.Time
+	dirs     [2]direction
+	pfd      [3]unix.PollFd
 
 	frame   ring.Frame
 	pkt     verdict.Packet
@@ -83,9 +87,10 @@ type direction struct {
 	stuckSince  time.Time
 }
 
-func newWorker(b *Bridge, i int) *worker {
-	w := &worker{b: b, idx: i, batch: b.cfg.Batch, h: b.cfg.Verdict.New(i),
+func newWorker(b *Bridge, i int, h verdict.Handler) *worker {
+	w := &worker{b: b, idx: i, batch: b.cfg.Batch, h: h, tick: b.cfg.TickInterval,
 		scratch: make([]byte, scratchLen), big: make([]byte, scratchLen)}
+	w.ticker, _ = h.(verdict.Ticker)
 	if b.cfg.OnPanic == FailClosed {
 		w.fail = verdict.Drop
 	}
@@ -127,11 +132,24 @@ func (w *worker) run() {
 			w.b.fail(fmt.Errorf("peer: worker %d: %v", w.idx, p))
 		}
 	}()
+	if cpus := w.b.cfg.CPUs; len(cpus) > 0 {
+		// The goroutine ends locked, so its pinned thread ends with it.
+		if err := pin(cpus[w.idx%len(cpus)]); err != nil {
+			w.b.fail(fmt.Errorf("peer: worker %d: pin to CPU %d: %w", w.idx, cpus[w.idx%len(cpus)], err))
+			return
+		}
+	}
+	if w.ticker != nil && w.nextTick.IsZero() {
+		w.nextTick = time.Now().Add(w.tick)
+	}
 	spin := w.b.cfg.BusyPoll
 	var idleSince time.Time
 	sinceYield := 0
 	for w.b.halt.Load() == 0 {
 		moved := w.pump(&w.dirs[verdict.AToB]) + w.pump(&w.dirs[verdict.BToA])
+		if w.ticker != nil {
+			w.maybeTick()
+		}
 		// A busy or spinning worker makes no blocking call (its sends are raw syscalls), so
 		// where workers share a P the others would wait for the runtime's 10 ms preemption.
 		// Yielding every yieldFrames frames (or idle rounds) bounds that to about a millisecond
@@ -139,7 +157,7 @@ func (w *worker) run() {
 		// wake an idle P's thread to compete for the CPU.
 		if sinceYield += max(moved, 1); sinceYield >= yieldFrames {
 			sinceYield = 0
-			if runtime.GOMAXPROCS(0) < w.b.cfg.A.threads() {
+			if runtime.GOMAXPROCS(0) < w.b.cfg.workers() {
 				runtime.Gosched()
 			}
 		}
@@ -359,7 +377,12 @@ func (w *worker) judge(d *direction, data []byte, f *ring.Frame) bool {
 	}
 	v := w.decide(d, p)
 	p.Data = nil
-	if v != verdict.Pass {
+	switch v {
+	case verdict.Pass:
+	case verdict.Bypass:
+		// No fast path yet: Bypass forwards as Pass does.
+		d.c.Bypassed++
+	default:
 		if d.mode != Tap {
 			d.c.Dropped++
 			return false
@@ -379,6 +402,8 @@ func (w *worker) judge(d *direction, data []byte, f *ring.Frame) bool {
 	return true
 }
 
+// decide asks the Handler; a panic, or a value that is no Verdict constant, gets the failure
+// policy's verdict and is counted.
 func (w *worker) decide(d *direction, p *verdict.Packet) (v verdict.Verdict) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -386,7 +411,29 @@ func (w *worker) decide(d *direction, p *verdict.Packet) (v verdict.Verdict) {
 			v = w.fail
 		}
 	}()
-	return w.h.Handle(p)
+	if v = w.h.Handle(p); v > verdict.Bypass {
+		d.c.Panics++
+		v = w.fail
+	}
+	return v
+}
+
+// maybeTick calls the Handler's Tick once it is due, and schedules the next one a whole
+// interval later (a worker that was busy for several intervals ticks once, not to catch up).
+func (w *worker) maybeTick() {
+	now := time.Now()
+	if now.Before(w.nextTick) {
+		return
+	}
+	w.nextTick = now.Add(w.tick)
+	defer func() {
+		if r := recover(); r != nil {
+			d := &w.dirs[verdict.AToB]
+			d.c.Panics++
+			d.pub.store(&d.c)
+		}
+	}()
+	w.ticker.Tick(now)
 }
 
 // fragment sends the IPv4 datagram in frame as fragments that fit the egress MTU.
@@ -496,6 +543,12 @@ func (w *worker) wait() {
 	timeout := pollIdle
 	if ab.tx.Pending() > 0 || ba.tx.Pending() > 0 {
 		timeout = pollRetry
+	}
+	if w.ticker != nil {
+		// An idle worker still ticks: it sleeps no later than its next tick (rounded up, so it
+		// wakes once the tick is due rather than just before).
+		due := (time.Until(w.nextTick) + time.Millisecond - 1) / time.Millisecond
+		timeout = min(timeout, max(int(due), 0))
 	}
 	_, err := unix.Poll(w.pfd[:], timeout)
 	if err != nil && err != unix.EINTR {

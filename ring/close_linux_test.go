@@ -129,7 +129,9 @@ func TestWaitAllHeld(t *testing.T) {
 		}
 	}
 	require.Equal(t, 5, held)
-	assert.ErrorContains(t, m.RX.Wait(), "call Release before Wait")
+	err := m.RX.Wait()
+	assert.ErrorIs(t, err, ErrAllHeld)
+	assert.ErrorContains(t, err, "call Release before Wait")
 	require.NoError(t, m.RX.Release())
 }
 

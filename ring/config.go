@@ -121,13 +121,13 @@ func (c Config) Resolve() (Config, error) {
 		r.Version = DefaultVersion
 	}
 	if r.Version != V2 && r.Version != V3 {
-		return c, fmt.Errorf("ring: Version %d is neither V2 nor V3", int(r.Version))
+		return c, cfgErr("Version", "Version %d is neither V2 nor V3", int(r.Version))
 	}
 	if r.MTU == 0 {
 		r.MTU = defaultMTU
 	}
 	if r.MTU < minMTU || r.MTU > maxMTU {
-		return c, fmt.Errorf("ring: MTU %d is outside %d..%d; pass the interface's MTU, or 0 for %d",
+		return c, cfgErr("MTU", "MTU %d is outside %d..%d; pass the interface's MTU, or 0 for %d",
 			r.MTU, minMTU, maxMTU, defaultMTU)
 	}
 	for _, f := range []struct {
@@ -137,20 +137,20 @@ func (c Config) Resolve() (Config, error) {
 		{"BlockCount", r.BlockCount}, {"TXFrameCount", r.TXFrameCount}, {"TXFrameSize", r.TXFrameSize},
 		{"TXBlockSize", r.TXBlockSize}} {
 		if f.v < 0 {
-			return c, fmt.Errorf("ring: %s %d is negative; use 0 for the default", f.name, f.v)
+			return c, cfgErr(f.name, "%s %d is negative; use 0 for the default", f.name, f.v)
 		}
 	}
 	if r.BlockTimeout < 0 {
-		return c, fmt.Errorf("ring: BlockTimeout %v is negative; use 0 for the kernel's default", r.BlockTimeout)
+		return c, cfgErr("BlockTimeout", "BlockTimeout %v is negative; use 0 for the kernel's default", r.BlockTimeout)
 	}
 	page := os.Getpagesize()
 	var rxBytes int
 	if r.NoRX {
 		if r.FrameSize != 0 || r.FrameCount != 0 || r.BlockSize != 0 || r.BlockCount != 0 || r.BlockTimeout != 0 {
-			return c, fmt.Errorf("ring: NoRX is set but so is RX geometry; clear FrameSize, FrameCount, BlockSize, BlockCount and BlockTimeout")
+			return c, cfgErr("NoRX", "NoRX is set but so is RX geometry; clear FrameSize, FrameCount, BlockSize, BlockCount and BlockTimeout")
 		}
 		if r.TXFrameCount == 0 {
-			return c, fmt.Errorf("ring: NoRX is set and TXFrameCount is 0: there is nothing to map; set TXFrameCount")
+			return c, cfgErr("NoRX", "NoRX is set and TXFrameCount is 0: there is nothing to map; set TXFrameCount")
 		}
 	} else {
 		var err error
@@ -168,7 +168,7 @@ func (c Config) Resolve() (Config, error) {
 		return c, err
 	}
 	if rxBytes+txBytes > maxRingBytes {
-		return c, fmt.Errorf("ring: the rings need %d bytes, more than %d; use fewer or smaller frames or blocks",
+		return c, cfgErr("TXFrameCount", "the rings need %d bytes, more than %d; use fewer or smaller frames or blocks",
 			rxBytes+txBytes, maxRingBytes)
 	}
 	return r, nil
@@ -176,10 +176,10 @@ func (c Config) Resolve() (Config, error) {
 
 func (r *Config) resolveV2(page int) (int, error) {
 	if r.BlockCount != 0 {
-		return 0, fmt.Errorf("ring: BlockCount %d sizes V3 rings; size a V2 ring with FrameCount", r.BlockCount)
+		return 0, cfgErr("BlockCount", "BlockCount %d sizes V3 rings; size a V2 ring with FrameCount", r.BlockCount)
 	}
 	if r.BlockTimeout != 0 {
-		return 0, fmt.Errorf("ring: BlockTimeout %v applies to V3 rings only; clear it or use V3", r.BlockTimeout)
+		return 0, cfgErr("BlockTimeout", "BlockTimeout %v applies to V3 rings only; clear it or use V3", r.BlockTimeout)
 	}
 	need := rxSlotNeed(V2, r.VnetHdr && !r.CopyLarge, r.MTU)
 	if r.CopyLarge {
@@ -210,13 +210,13 @@ func (r *Config) resolveV2(page int) (int, error) {
 
 func (r *Config) resolveV3(page int) (int, error) {
 	if r.CopyLarge {
-		return 0, fmt.Errorf("ring: CopyLarge applies to V2 rings only; V3 blocks already hold frames of any size")
+		return 0, cfgErr("CopyLarge", "CopyLarge applies to V2 rings only; V3 blocks already hold frames of any size")
 	}
 	if r.FrameSize != 0 || r.FrameCount != 0 {
-		return 0, fmt.Errorf("ring: FrameSize and FrameCount size V2 rings; a V3 ring is BlockSize × BlockCount")
+		return 0, cfgErr("FrameSize", "FrameSize and FrameCount size V2 rings; a V3 ring is BlockSize × BlockCount")
 	}
 	if r.BlockTimeout > 0 && (r.BlockTimeout+time.Millisecond-1)/time.Millisecond > math.MaxUint32 {
-		return 0, fmt.Errorf("ring: BlockTimeout %v does not fit the kernel's 32-bit milliseconds", r.BlockTimeout)
+		return 0, cfgErr("BlockTimeout", "BlockTimeout %v does not fit the kernel's 32-bit milliseconds", r.BlockTimeout)
 	}
 	if r.BlockSize == 0 {
 		r.BlockSize = defaultV3Blk
@@ -225,7 +225,7 @@ func (r *Config) resolveV3(page int) (int, error) {
 		r.BlockCount = defaultV3Blks
 	}
 	if r.BlockSize%page != 0 {
-		return 0, fmt.Errorf("ring: BlockSize %d is not a multiple of the page size %d; use %d",
+		return 0, cfgErr("BlockSize", "BlockSize %d is not a multiple of the page size %d; use %d",
 			r.BlockSize, page, alignUp(r.BlockSize, page))
 	}
 	// A frame fits a block when the descriptor plus the frame, 8-byte aligned, stays below the
@@ -240,7 +240,7 @@ func (r *Config) resolveV3(page int) (int, error) {
 		if r.VnetHdr {
 			what = "a 64 KiB GSO super-frame (VnetHdr)"
 		}
-		return 0, fmt.Errorf("ring: BlockSize %d is too small for %s: a block needs %d bytes; use at least %d",
+		return 0, cfgErr("BlockSize", "BlockSize %d is too small for %s: a block needs %d bytes; use at least %d",
 			r.BlockSize, what, need, alignUp(need, page))
 	}
 	return ringBytes("BlockCount", r.BlockCount, 1, r.BlockSize)
@@ -249,7 +249,7 @@ func (r *Config) resolveV3(page int) (int, error) {
 func (r *Config) resolveTX(page int) (int, error) {
 	if r.TXFrameCount == 0 {
 		if r.TXFrameSize != 0 || r.TXBlockSize != 0 {
-			return 0, fmt.Errorf("ring: TXFrameSize or TXBlockSize is set but TXFrameCount is 0, which means no TX ring; set TXFrameCount")
+			return 0, cfgErr("TXFrameCount", "TXFrameSize or TXBlockSize is set but TXFrameCount is 0, which means no TX ring; set TXFrameCount")
 		}
 		return 0, nil
 	}
@@ -265,7 +265,7 @@ func (r *Config) resolveTX(page int) (int, error) {
 		}
 	}
 	if r.TXFrameSize%tpacket.Alignment != 0 {
-		return 0, fmt.Errorf("ring: TXFrameSize %d is not a multiple of %d (TPACKET_ALIGNMENT); use %d",
+		return 0, cfgErr("TXFrameSize", "TXFrameSize %d is not a multiple of %d (TPACKET_ALIGNMENT); use %d",
 			r.TXFrameSize, tpacket.Alignment, alignUp(r.TXFrameSize, tpacket.Alignment))
 	}
 	if r.TXFrameSize < need {
@@ -273,7 +273,7 @@ func (r *Config) resolveTX(page int) (int, error) {
 		if r.VnetHdr {
 			what = "the 10-byte vnet header and the frame with a VLAN tag"
 		}
-		return 0, fmt.Errorf("ring: TXFrameSize %d is too small for MTU %d: a slot needs %d bytes (%d-byte header, then %s); use at least %d",
+		return 0, cfgErr("TXFrameSize", "TXFrameSize %d is too small for MTU %d: a slot needs %d bytes (%d-byte header, then %s); use at least %d",
 			r.TXFrameSize, r.MTU, need, off, what, alignUp(need, tpacket.Alignment))
 	}
 	if r.TXBlockSize == 0 {
@@ -287,17 +287,32 @@ func (r *Config) resolveTX(page int) (int, error) {
 	return ringBytes("TXFrameCount", r.TXFrameCount, perBlock, r.TXBlockSize)
 }
 
+// TXSlotSize returns the smallest TX slot size (Config.TXFrameSize) that holds a frame of
+// frameLen bytes on a ring of version v (zero means DefaultVersion): the slot's tpacket header
+// (32 bytes on V2, 48 on V3), with vnet the 10-byte virtio_net_hdr, then the frame, rounded up
+// to TPACKET_ALIGNMENT.
+func TXSlotSize(v Version, vnet bool, frameLen int) int {
+	if v == 0 {
+		v = DefaultVersion
+	}
+	n := txDataOff(v) + frameLen
+	if vnet {
+		n += vnetHdrLen
+	}
+	return alignUp(n, tpacket.Alignment)
+}
+
 func checkFrameSize(name string, size, need, mtu int, vnet bool) error {
 	if size%tpacket.Alignment != 0 {
-		return fmt.Errorf("ring: %s %d is not a multiple of %d (TPACKET_ALIGNMENT); use %d",
+		return cfgErr(name, "%s %d is not a multiple of %d (TPACKET_ALIGNMENT); use %d",
 			name, size, tpacket.Alignment, alignUp(size, tpacket.Alignment))
 	}
 	if size < need {
 		if vnet {
-			return fmt.Errorf("ring: %s %d is too small for VnetHdr: a slot must hold a 64 KiB GSO super-frame after its %d-byte header, %d bytes; use at least %d, or 0 for the default",
+			return cfgErr(name, "%s %d is too small for VnetHdr: a slot must hold a 64 KiB GSO super-frame after its %d-byte header, %d bytes; use at least %d, or 0 for the default",
 				name, size, need-maxGSOFrame, need, alignUp(need, tpacket.Alignment))
 		}
-		return fmt.Errorf("ring: %s %d is too small for MTU %d: a slot needs %d bytes (%d-byte header, then the frame with a VLAN tag), or the kernel truncates frames; use at least %d, or 0 for the default",
+		return cfgErr(name, "%s %d is too small for MTU %d: a slot needs %d bytes (%d-byte header, then the frame with a VLAN tag), or the kernel truncates frames; use at least %d, or 0 for the default",
 			name, size, mtu, need, need-mtu-ethHdrLen-vlanHdrLen, alignUp(need, tpacket.Alignment))
 	}
 	return nil
@@ -305,15 +320,15 @@ func checkFrameSize(name string, size, need, mtu int, vnet bool) error {
 
 func checkBlockSize(name string, block, frame, page int) error {
 	if block%page != 0 {
-		return fmt.Errorf("ring: %s %d is not a multiple of the page size %d; use %d, or 0 for the default",
+		return cfgErr(name, "%s %d is not a multiple of the page size %d; use %d, or 0 for the default",
 			name, block, page, alignUp(block, page))
 	}
 	if block < frame {
-		return fmt.Errorf("ring: %s %d cannot hold one %d-byte frame; use at least %d, or 0 for the default",
+		return cfgErr(name, "%s %d cannot hold one %d-byte frame; use at least %d, or 0 for the default",
 			name, block, frame, alignUp(frame, page))
 	}
 	if block > math.MaxInt32 {
-		return fmt.Errorf("ring: %s %d is larger than the kernel accepts (%d)", name, block, math.MaxInt32)
+		return cfgErr(name, "%s %d is larger than the kernel accepts (%d)", name, block, math.MaxInt32)
 	}
 	return nil
 }
@@ -323,7 +338,7 @@ func checkBlockSize(name string, block, frame, page int) error {
 func ringBytes(name string, count, perBlock, block int) (int, error) {
 	blocks := count / perBlock
 	if count > math.MaxUint32 || blocks > math.MaxUint32 || blocks > maxRingBytes/block {
-		return 0, fmt.Errorf("ring: %s %d makes a ring larger than the kernel accepts; use fewer", name, count)
+		return 0, cfgErr(name, "%s %d makes a ring larger than the kernel accepts; use fewer", name, count)
 	}
 	return blocks * block, nil
 }
@@ -383,3 +398,16 @@ func pickBlockSize(frame, page int) int {
 }
 
 func alignUp(n, a int) int { return (n + a - 1) / a * a }
+
+// ConfigError is the error Resolve (and so New) returns for a Config that cannot work: Field
+// names the Config field to change, and the message says to what.
+type ConfigError struct {
+	Field string
+	Msg   string
+}
+
+func (e *ConfigError) Error() string { return "ring: " + e.Msg }
+
+func cfgErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}

@@ -2,6 +2,7 @@ package ring
 
 import (
 	"os"
+	"reflect"
 	"testing"
 	"time"
 
@@ -113,6 +114,10 @@ func TestConfigErrors(t *testing.T) {
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 			assert.Contains(t, err.Error(), "ring: ")
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			_, ok := reflect.TypeFor[Config]().FieldByName(ce.Field)
+			assert.True(t, ok, "Field %q names a Config field", ce.Field)
 		})
 	}
 }
@@ -126,4 +131,21 @@ func TestCopyLargeGeometry(t *testing.T) {
 
 	_, err = Config{Version: V3, CopyLarge: true}.Resolve()
 	assert.ErrorContains(t, err, "V2 rings only")
+}
+
+// TestTXSlotSize: the slot size TXSlotSize gives is what Resolve needs for that frame, on both
+// versions, with and without the vnet header.
+func TestTXSlotSize(t *testing.T) {
+	assert.Equal(t, 1568, TXSlotSize(V2, true, 1500+14+8), "32 + 10 + 1522, aligned")
+	assert.Equal(t, 1584, TXSlotSize(V3, true, 1500+14+8), "48 + 10 + 1522, aligned")
+	assert.Equal(t, TXSlotSize(V2, false, 100), TXSlotSize(0, false, 100), "0 is the default version")
+	for _, v := range []Version{V2, V3} {
+		for _, vnet := range []bool{false, true} {
+			size := TXSlotSize(v, vnet, 1500+14+4)
+			_, err := Config{Version: v, VnetHdr: vnet, TXFrameCount: 8, TXFrameSize: size, CopyLarge: v == V2}.Resolve()
+			require.NoError(t, err, "%v vnet=%v", v, vnet)
+			_, err = Config{Version: v, VnetHdr: vnet, TXFrameCount: 8, TXFrameSize: size - 16, CopyLarge: v == V2}.Resolve()
+			assert.Error(t, err, "%v vnet=%v: one alignment unit less is too small", v, vnet)
+		}
+	}
 }

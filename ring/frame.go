@@ -185,6 +185,10 @@ const (
 // ErrShortVnetHdr is returned by VnetHdr.Unmarshal for fewer than VnetHdrLen bytes.
 var ErrShortVnetHdr = errors.New("ring: virtio_net_hdr needs 10 bytes")
 
+// ErrAllHeld is the error RX.Wait returns when Next has handed out every RX slot: no frame can
+// arrive before a Release.
+var ErrAllHeld = errors.New("ring: every RX slot is handed out; call Release before Wait")
+
 // Unmarshal decodes a virtio_net_hdr from the first VnetHdrLen bytes of b.
 func (h *VnetHdr) Unmarshal(b []byte) error {
 	if len(b) < VnetHdrLen {

@@ -23,6 +23,9 @@ type sockOpts struct {
 	vnet   bool // set PACKET_VNET_HDR
 	txOnly bool // bind with protocol 0: the socket receives nothing
 	sndbuf int  // SO_SNDBUFFORCE when non-zero
+	// blocking leaves the descriptor blocking, so os.NewFile keeps it out of the runtime poller,
+	// as afpacket.Config.NoPoller does.
+	blocking bool
 }
 
 // openSocket opens a non-blocking AF_PACKET socket bound to l inside l's namespace, wrapped in
@@ -37,7 +40,11 @@ func openSocket(tb testing.TB, l testenv.Link, o sockOpts) *os.File {
 		if o.txOnly {
 			proto = 0
 		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, int(proto))
+		typ := unix.SOCK_RAW | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
+		if o.blocking {
+			typ &^= unix.SOCK_NONBLOCK
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, typ, int(proto))
 		if err != nil {
 			return os.NewSyscallError("socket", err)
 		}

@@ -39,6 +39,10 @@ type Map struct {
 	unmapOnce sync.Once
 	unmapped  chan struct{}
 	unmapErr  error
+
+	// wakeFD is an eventfd that Close makes readable, for a socket outside the runtime poller,
+	// where RX.Wait sleeps in poll(2) and a read deadline cannot wake it; -1 otherwise.
+	wakeFD int
 }
 
 const (
@@ -72,13 +76,25 @@ func New(sock Socket, cfg *Config) (*Map, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
 	}
-	m := &Map{cfg: c, sock: sock, unmapped: make(chan struct{})}
+	m := &Map{cfg: c, sock: sock, unmapped: make(chan struct{}), wakeFD: -1}
 	m.state.Store(1)
+	// A socket outside the runtime poller (afpacket.Config.NoPoller) has no deadlines: RX.Wait
+	// then sleeps in poll(2), and Close wakes it through an eventfd.
+	pollable := !errors.Is(sock.SetReadDeadline(time.Time{}), os.ErrNoDeadline)
+	if !pollable && !c.NoRX {
+		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		if err != nil {
+			return nil, fmt.Errorf("ring: %w", os.NewSyscallError("eventfd", err))
+		}
+		m.wakeFD = fd
+	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = m.setup(int(fd)) }); err != nil {
+		m.closeWake()
 		return nil, fmt.Errorf("ring: %w", err)
 	}
 	if serr != nil {
+		m.closeWake()
 		return nil, serr
 	}
 
@@ -98,6 +114,9 @@ func New(sock Socket, cfg *Config) (*Map, error) {
 		}
 		r.mem = m.mem[:rxBytes:rxBytes]
 		r.waitFn = func(uintptr) bool { return r.m.closed.Load() || r.ready() }
+		if !pollable {
+			r.waitFn = r.pollWait
+		}
 		m.RX = r
 	}
 	if c.TXFrameCount > 0 {
@@ -301,7 +320,20 @@ func (m *Map) Close() error {
 	return m.closeErr
 }
 
-func (m *Map) wake() { _ = m.sock.SetReadDeadline(aLongTimeAgo) }
+func (m *Map) wake() {
+	_ = m.sock.SetReadDeadline(aLongTimeAgo)
+	if m.wakeFD >= 0 {
+		one := [8]byte{1}
+		_, _ = unix.Write(m.wakeFD, one[:])
+	}
+}
+
+func (m *Map) closeWake() {
+	if m.wakeFD >= 0 {
+		unix.Close(m.wakeFD)
+		m.wakeFD = -1
+	}
+}
 
 // enter registers a caller about to touch the mapping; false means the Map is closed.
 func (m *Map) enter() bool {
@@ -333,6 +365,7 @@ func (m *Map) unmap() {
 		if err := unix.Munmap(m.mem); err != nil {
 			m.unmapErr = fmt.Errorf("ring: %w", os.NewSyscallError("munmap", err))
 		}
+		m.closeWake() // no caller is inside a method any more, so none polls it
 		close(m.unmapped)
 	})
 }

@@ -216,13 +216,13 @@ func (r *RX) release() {
 	}
 }
 
-// errAllHeld is returned by Wait when no frame can arrive before a Release.
-var errAllHeld = errors.New("ring: every RX slot is handed out; call Release before Wait")
-
 // Wait blocks until Next has a frame, the socket's read deadline passes
 // (os.ErrDeadlineExceeded itself, unwrapped) or the Map is closed (an error matching
-// os.ErrClosed). It waits in the runtime's network poller, holding no OS thread. Release
-// frames first: when Next has handed out every slot, no frame can arrive and Wait fails at once.
+// os.ErrClosed). It waits in the runtime's network poller, holding no OS thread. On a socket
+// outside the poller (afpacket.Config.NoPoller, where SetReadDeadline returns
+// os.ErrNoDeadline) it sleeps in poll(2) instead, holding a thread, with no deadline; Close
+// wakes it all the same. Release frames first: when Next has handed out every slot, no frame
+// can arrive and Wait returns [ErrAllHeld] at once.
 func (r *RX) Wait() error {
 	if !r.m.enter() {
 		return errClosed
@@ -230,7 +230,7 @@ func (r *RX) Wait() error {
 	var err error
 	if !r.ready() {
 		if r.full() {
-			err = errAllHeld
+			err = ErrAllHeld
 		} else {
 			err = r.rc.Read(r.waitFn)
 		}
@@ -240,12 +240,24 @@ func (r *RX) Wait() error {
 	switch {
 	case closed:
 		return errClosed
-	case err == nil, err == errAllHeld:
+	case err == nil, err == ErrAllHeld:
 		return err
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return os.ErrDeadlineExceeded
 	}
 	return fmt.Errorf("ring: wait: %w", err)
+}
+
+// pollWait is the wait of a socket outside the runtime poller: poll(2) on the socket and on the
+// Map's wake-up eventfd, until a frame is ready or the Map is closed.
+func (r *RX) pollWait(fd uintptr) bool {
+	pfd := [2]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(r.m.wakeFD), Events: unix.POLLIN}}
+	for !r.m.closed.Load() && !r.ready() {
+		if _, err := unix.Poll(pfd[:], -1); err != nil && err != unix.EINTR {
+			return true // Wait reports nothing ready; its caller waits again
+		}
+	}
+	return true
 }
 
 // ready reports whether Next would return a frame.

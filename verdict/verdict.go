@@ -1,13 +1,18 @@
 // Package verdict is how a program decides, frame by frame, what an afbridge bridge does: pass the
-// frame on or drop it.
+// frame on, drop it, or pass it and declare its flow done ([Bypass]).
 //
-// A Handler looks at a Packet and returns Pass or Drop. The bridge asks a Factory for one Handler
-// per worker, so a stateful handler (a flow table, a rate limiter) keeps its state per worker and
-// needs no lock: with equal thread counts on both sides, both directions of a flow are handled by
-// the same worker. The package imports nothing else of afbridge, so drop logic depends on it alone.
+// A [Handler] looks at a [Packet] and returns a [Verdict]. The bridge asks a [Factory] for one
+// Handler per worker, so a stateful handler (a flow table, a rate limiter) keeps its state per
+// worker and needs no lock: the bridge's fanout keeps both directions of a flow on one worker. A
+// Handler may also implement [Ticker], to expire state on a timer even when no frame arrives,
+// and [Closer], to release what it holds when the bridge retires it (at Close, or after a
+// [Switch] replaced it).
+//
+// The package imports nothing else of afbridge, so drop logic depends on it alone.
 package verdict
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -22,15 +27,22 @@ const (
 	// Drop discards the frame in ips mode; in tap mode the frame is still forwarded and counted as
 	// a would-drop.
 	Drop
+	// Bypass passes the frame and says the program is done with its flow: later frames of the
+	// flow may skip the verdict and be forwarded by the kernel's fast path. Where no fast path is
+	// configured it means Pass (the bridge counts it apart, see peer.Counters.Bypassed), so a
+	// handler must still give a verdict for every frame it is asked about.
+	Bypass
 )
 
-// String returns "pass" or "drop".
+// String returns "pass", "drop" or "bypass".
 func (v Verdict) String() string {
 	switch v {
 	case Pass:
 		return "pass"
 	case Drop:
 		return "drop"
+	case Bypass:
+		return "bypass"
 	}
 	return fmt.Sprintf("verdict(%d)", uint8(v))
 }
@@ -108,14 +120,65 @@ type Handler interface {
 	Handle(p *Packet) Verdict
 }
 
+// Ticker is an optional interface a [Handler] implements to be called on a timer: the bridge
+// calls Tick on the worker's goroutine, between frames (never during Handle), about once per
+// peer.Config.TickInterval, whether or not frames arrive. now is the time of the call. It is the
+// place to expire idle flows from a per-worker table. A Tick that panics is contained and counted
+// like a Handle that panics.
+type Ticker interface {
+	Tick(now time.Time)
+}
+
+// Closer is an optional interface a [Handler] implements to release what it holds (flush logs,
+// free a table) when the bridge retires it: when the bridge closes, after its workers have
+// stopped, or when a [Switch] has replaced it. Close is called at most once, after the last call
+// to Handle or Tick, and never concurrently with them. The bridge logs the error of a Handler it
+// retires; a Switch discards the errors of the Handlers it replaces. A method Close() without a
+// result is called too, so either form works.
+type Closer interface {
+	Close() error
+}
+
+// Retire calls h's Close method, if h implements [Closer] or has a Close() method without a
+// result, and returns its error; a panic in Close is returned as an error. Wrappers such as
+// [Chain] and [Switch] call it on the handlers they hold; a program that retires handlers of its
+// own can use it too.
+func Retire(h Handler) (err error) {
+	if h == nil {
+		return nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("verdict: Close panicked: %v", r)
+		}
+	}()
+	switch c := h.(type) {
+	case Closer:
+		return c.Close()
+	case interface{ Close() }:
+		c.Close()
+	}
+	return nil
+}
+
 // Func adapts a function to a Handler.
 type Func func(p *Packet) Verdict
 
 // Handle calls f(p).
 func (f Func) Handle(p *Packet) Verdict { return f(p) }
 
-// Factory makes the Handler for one worker. The bridge calls New once per worker before it starts
-// forwarding (and again when a Switch changes), with worker in [0, threads).
+// Factory makes the Handler for one worker.
+//
+// A bridge with n workers calls New exactly once for each worker in [0, n), in order, from the
+// goroutine that calls its Start, before any frame is forwarded and with none of the bridge's
+// locks held: New may call the bridge's methods (Stats, for example). New must return a non-nil
+// Handler; a nil Handler or a panic makes Start fail with an error that says so, and the bridge
+// retires the Handlers already made. Each Handler is then used by its worker's goroutine alone
+// until the bridge retires it.
+//
+// A [Switch] calls the New of the Factory it holds at the same moments, and again for every
+// worker each time [Switch.Set] changes the Factory: on the goroutine that calls Set, one call at
+// a time.
 type Factory interface {
 	New(worker int) Handler
 }
@@ -127,7 +190,7 @@ type FactoryFunc func(worker int) Handler
 func (f FactoryFunc) New(worker int) Handler { return f(worker) }
 
 // Shared returns a Factory that gives every worker the same Handler, which must then be safe for
-// concurrent use.
+// concurrent use; its Tick, if any, is called by every worker, and its Close once per worker.
 func Shared(h Handler) Factory { return FactoryFunc(func(int) Handler { return h }) }
 
 // PassAll passes every frame.
@@ -136,16 +199,57 @@ var PassAll Handler = Func(func(*Packet) Verdict { return Pass })
 // DropAll drops every frame.
 var DropAll Handler = Func(func(*Packet) Verdict { return Drop })
 
-// Chain returns a Handler that asks each handler in order and drops the frame at the first Drop;
-// later handlers are not asked. An empty chain passes everything.
+// Chain returns a Handler that asks each handler in order. Drop wins: the chain drops the frame
+// at the first Drop, and later handlers are not asked. Bypass needs a consensus: the chain
+// returns Bypass only if every handler said Bypass, and Pass otherwise. An empty chain passes
+// everything (it never bypasses).
+//
+// The chain implements [Ticker] and [Closer]: Tick and Close are passed on, in order, to the
+// handlers that implement them.
 func Chain(hs ...Handler) Handler {
-	hs = append([]Handler(nil), hs...)
-	return Func(func(p *Packet) Verdict {
-		for _, h := range hs {
-			if h.Handle(p) == Drop {
-				return Drop
-			}
+	c := &chain{hs: append([]Handler(nil), hs...)}
+	for _, h := range c.hs {
+		if t, ok := h.(Ticker); ok {
+			c.tickers = append(c.tickers, t)
 		}
+	}
+	return c
+}
+
+type chain struct {
+	hs      []Handler
+	tickers []Ticker
+}
+
+func (c *chain) Handle(p *Packet) Verdict {
+	if len(c.hs) == 0 {
 		return Pass
-	})
+	}
+	v := Bypass
+	for _, h := range c.hs {
+		switch h.Handle(p) {
+		case Drop:
+			return Drop
+		case Bypass:
+		default:
+			v = Pass
+		}
+	}
+	return v
+}
+
+// Tick calls Tick on each handler that implements [Ticker].
+func (c *chain) Tick(now time.Time) {
+	for _, t := range c.tickers {
+		t.Tick(now)
+	}
+}
+
+// Close retires every handler (see [Retire]) and returns their errors, joined.
+func (c *chain) Close() error {
+	var errs []error
+	for _, h := range c.hs {
+		errs = append(errs, Retire(h))
+	}
+	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/afbridge/afbridge/verdict"
 	"github.com/stretchr/testify/assert"
@@ -54,6 +55,10 @@ func TestReadyVerdicts(t *testing.T) {
 		{"chain all pass", verdict.Chain(counting, verdict.PassAll, counting), udp, verdict.Pass, 2},
 		{"chain first drop wins", verdict.Chain(counting, verdict.DropAll, counting), udp, verdict.Drop, 1},
 		{"chain marker", verdict.Chain(marker(0x35), counting), udp, verdict.Drop, 0},
+		{"chain all bypass", verdict.Chain(bypassAll, bypassAll), udp, verdict.Bypass, 0},
+		{"chain bypass needs everyone", verdict.Chain(bypassAll, counting), udp, verdict.Pass, 1},
+		{"chain drop beats bypass", verdict.Chain(bypassAll, verdict.DropAll, counting), udp, verdict.Drop, 0},
+		{"chain unknown value passes", verdict.Chain(bypassAll, verdict.Func(func(*verdict.Packet) verdict.Verdict { return 9 })), udp, verdict.Pass, 0},
 		{"bpf passes ipv4", ipv4Only, udp, verdict.Pass, 0},
 		{"bpf drops arp", ipv4Only, arp, verdict.Drop, 0},
 		{"bpf drops on run error", mustBPF(t, bpf.LoadAbsolute{Off: 1000, Size: 4}, bpf.RetConstant{Val: 1}), udp, verdict.Drop, 0},
@@ -66,6 +71,8 @@ func TestReadyVerdicts(t *testing.T) {
 		})
 	}
 }
+
+var bypassAll = verdict.Func(func(*verdict.Packet) verdict.Verdict { return verdict.Bypass })
 
 func mustBPF(tb testing.TB, prog ...bpf.Instruction) verdict.Handler {
 	h, err := verdict.BPF(prog)
@@ -85,6 +92,7 @@ func TestBPFErrors(t *testing.T) {
 func TestStrings(t *testing.T) {
 	assert.Equal(t, "pass", verdict.Pass.String())
 	assert.Equal(t, "drop", verdict.Drop.String())
+	assert.Equal(t, "bypass", verdict.Bypass.String())
 	assert.Equal(t, "verdict(9)", verdict.Verdict(9).String())
 	assert.Equal(t, "A->B", verdict.AToB.String())
 	assert.Equal(t, "B->A", verdict.BToA.String())
@@ -101,6 +109,136 @@ func TestFactoryPerWorker(t *testing.T) {
 	assert.Equal(t, []int{0, 1}, made)
 	shared := verdict.Shared(verdict.DropAll)
 	assert.Equal(t, verdict.Drop, shared.New(3).Handle(&verdict.Packet{}))
+}
+
+// lifecycle records Tick and Close calls and the goroutine-independent order of events.
+type lifecycle struct {
+	verdict.Handler
+	ticks, closes atomic.Int32
+}
+
+func (l *lifecycle) Tick(time.Time) { l.ticks.Add(1) }
+func (l *lifecycle) Close() error   { l.closes.Add(1); return nil }
+
+type closeNoResult struct {
+	verdict.Handler
+	closed *bool
+}
+
+func (c closeNoResult) Close() { *c.closed = true }
+
+func TestRetire(t *testing.T) {
+	l := &lifecycle{Handler: verdict.PassAll}
+	require.NoError(t, verdict.Retire(l))
+	assert.Equal(t, int32(1), l.closes.Load())
+	var closed bool
+	require.NoError(t, verdict.Retire(closeNoResult{verdict.PassAll, &closed}))
+	assert.True(t, closed, "Close() without a result is called too")
+	require.NoError(t, verdict.Retire(verdict.PassAll), "a handler without Close")
+	require.NoError(t, verdict.Retire(nil))
+	err := verdict.Retire(closeNoResult{verdict.PassAll, nil})
+	assert.ErrorContains(t, err, "Close panicked")
+}
+
+// TestChainLifecycle: a chain passes Tick and Close on to the handlers that implement them.
+func TestChainLifecycle(t *testing.T) {
+	a, b := &lifecycle{Handler: verdict.PassAll}, &lifecycle{Handler: verdict.PassAll}
+	c := verdict.Chain(a, verdict.PassAll, b)
+	tk, ok := c.(verdict.Ticker)
+	require.True(t, ok, "a chain is a Ticker")
+	tk.Tick(time.Now())
+	require.NoError(t, verdict.Retire(c))
+	for _, l := range []*lifecycle{a, b} {
+		assert.Equal(t, int32(1), l.ticks.Load())
+		assert.Equal(t, int32(1), l.closes.Load())
+	}
+}
+
+// TestSwitchFactoryContract: Set calls the new Factory's New once per worker the Switch serves,
+// on Set's goroutine (so a Factory that appends to a slice needs no lock, which -race checks
+// while the workers run); each worker installs its handler at its next frame or tick, on its own
+// goroutine, and retires the old one there; closing a worker's handler retires the current one.
+func TestSwitchFactoryContract(t *testing.T) {
+	var made []*lifecycle // no lock: New runs on one goroutine at a time
+	factory := func(v verdict.Verdict) verdict.Factory {
+		return verdict.FactoryFunc(func(int) verdict.Handler {
+			l := &lifecycle{Handler: verdict.Func(func(*verdict.Packet) verdict.Verdict { return v })}
+			made = append(made, l)
+			return l
+		})
+	}
+	s := verdict.NewSwitch(factory(verdict.Pass))
+	const workers = 4
+	hs := make([]verdict.Handler, workers)
+	for w := range hs {
+		hs[w] = s.New(w)
+	}
+	require.Len(t, made, workers)
+	old := append([]*lifecycle(nil), made...)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w, h := range hs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := &verdict.Packet{Data: udp, Worker: w}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if w%2 == 0 {
+					h.Handle(p) // busy workers switch at a frame
+				} else {
+					h.(verdict.Ticker).Tick(time.Now()) // idle ones at a tick
+				}
+			}
+		}()
+	}
+	require.NoError(t, s.Set(factory(verdict.Drop)))
+	require.Len(t, made, 2*workers, "Set made every worker's new handler before returning")
+	for w := range old {
+		require.Eventually(t, func() bool { return old[w].closes.Load() == 1 }, 10*time.Second, time.Millisecond,
+			"worker %d retired its old handler", w)
+	}
+	close(stop)
+	wg.Wait()
+	for w, h := range hs {
+		assert.Equal(t, verdict.Drop, h.Handle(&verdict.Packet{}), "worker %d follows the new factory", w)
+		require.NoError(t, verdict.Retire(h))
+		assert.Equal(t, int32(1), made[workers+w].closes.Load(), "worker %d's current handler closed", w)
+		assert.Equal(t, int32(1), old[w].closes.Load(), "the old one only once")
+	}
+	// A retired worker no longer follows the Switch: Set makes no handler for it.
+	require.NoError(t, s.Set(factory(verdict.Pass)))
+	assert.Len(t, made, 2*workers)
+}
+
+// TestSwitchSetFailure: a Factory that panics or returns nil leaves the Switch as it was.
+func TestSwitchSetFailure(t *testing.T) {
+	s := verdict.NewSwitch(verdict.Shared(verdict.DropAll))
+	h := s.New(0)
+	s.New(1)
+	var made []*lifecycle
+	err := s.Set(verdict.FactoryFunc(func(w int) verdict.Handler {
+		if w == 1 {
+			return nil
+		}
+		l := &lifecycle{Handler: verdict.PassAll}
+		made = append(made, l)
+		return l
+	}))
+	require.ErrorIs(t, err, verdict.ErrNilHandler)
+	require.Len(t, made, 1)
+	assert.Equal(t, int32(1), made[0].closes.Load(), "the handler made before the failure is retired")
+	assert.Equal(t, verdict.Drop, h.Handle(&verdict.Packet{}), "the old factory still rules")
+	err = s.Set(verdict.FactoryFunc(func(int) verdict.Handler { panic("boom") }))
+	assert.ErrorContains(t, err, "panicked: boom")
+	assert.Panics(t, func() {
+		verdict.NewSwitch(verdict.FactoryFunc(func(int) verdict.Handler { return nil })).New(0)
+	}, "New panics, as a Factory may; the bridge reports it from Start")
 }
 
 // TestSwitchUnderLoad swaps the factory while workers run: every frame gets a verdict from either
@@ -135,7 +273,7 @@ func TestSwitchUnderLoad(t *testing.T) {
 	assert.Equal(t, int64(workers*frames), passed.Load()+dropped.Load(), "every frame got exactly one verdict")
 	assert.GreaterOrEqual(t, dropped.Load(), int64(workers*frames/2), "after the swap every frame is dropped")
 
-	s.Set(nil)
+	require.NoError(t, s.Set(nil))
 	assert.Equal(t, verdict.Pass, s.New(0).Handle(&verdict.Packet{}), "nil means pass all")
 }
 

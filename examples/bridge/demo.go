@@ -258,8 +258,9 @@ func (d *demo) startBridge() error {
 	d.events = &lockedBuffer{}
 	d.eng = &engine{eve: eve.NewWriter(d.events, 0)}
 	cfg := peer.Config{
-		A: peer.Side{Interface: "b0", Threads: demoThreads},
-		B: peer.Side{Interface: "b1", Threads: demoThreads},
+		A:       peer.Side{Interface: "b0"},
+		B:       peer.Side{Interface: "b1"},
+		Threads: demoThreads,
 	}
 	if msg := raiseGOMAXPROCS(demoThreads); msg != "" {
 		d.say("  %s", msg)

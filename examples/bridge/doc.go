@@ -45,8 +45,9 @@
 // is given; exception-policy, mapped onto the failure policies of a verdict that panics and
 // of a port that goes down (drop-packet, drop-flow, reject and auto, which Suricata resolves
 // to drop-flow in IPS mode: fail-closed; pass-packet, pass-flow, bypass and ignore:
-// fail-open; no key: fail-open); and threading.cpu-affinity's worker-cpu-set, which is read
-// and checked but not applied yet (a note says so). Other sections are listed in one note.
+// fail-open; no key: fail-open); and, when threading.set-cpu-affinity is yes, the CPUs of
+// threading.cpu-affinity's worker-cpu-set (numbers, ranges such as "2-5", or "all"), to which
+// the workers are pinned, worker i to the i-th CPU, round robin. Other sections are listed in one note.
 // Only a value Suricata itself would not accept stops the bridge: it exits 2 naming the
 // file, the line and what is expected.
 //

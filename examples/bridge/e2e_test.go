@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -382,6 +384,9 @@ func TestFullSuricataYAML(t *testing.T) {
 	dir := t.TempDir()
 	y := strings.Replace(string(data), "default-log-dir: /var/log/suricata/", "default-log-dir: "+dir, 1)
 	y = strings.Replace(y, "default-rule-path: /var/lib/suricata/rules", "default-rule-path: "+dir, 1)
+	// Workers pinned to the last CPU, to see the pinning in the process's threads.
+	cpu := runtime.NumCPU() - 1
+	y = strings.Replace(y, `cpu: [ "all" ]`, fmt.Sprintf("cpu: [ %d ]", cpu), 1)
 	require.NotEqual(t, string(data), y)
 	cfg := writeFile(t, dir, "suricata.yaml", y)
 	writeFile(t, dir, "suricata.rules", demoRule+"\n")
@@ -398,7 +403,18 @@ func TestFullSuricataYAML(t *testing.T) {
 	assert.Contains(t, out, `cluster-type cluster_rollover for "b1": deprecated, cluster_flow is used instead`)
 	assert.Contains(t, out, "b0: cluster-type cluster_ebpf (ebpf-lb-file /usr/libexec/suricata/ebpf/lb.bpf not loaded)")
 	assert.Contains(t, out, `b0: bpf-filter "not (host 198.18.9.9 and port 22)" not applied`)
-	assert.Contains(t, out, "worker-cpu-set [")
+	assert.Contains(t, out, fmt.Sprintf("workers pinned to CPUs [%d]", cpu))
+	pinned := 0
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", p.cmd.Process.Pid))
+	require.NoError(t, err)
+	for _, task := range tasks {
+		if b, err := os.ReadFile(task); err == nil && regexp.MustCompile(fmt.Sprintf(`(?m)^Cpus_allowed_list:\s+%d$`, cpu)).Match(b) {
+			pinned++
+		}
+	}
+	if runtime.NumCPU() > 1 {
+		assert.Equal(t, 2, pinned, "one thread per worker locked to CPU %d", cpu)
+	}
 
 	tp.ping(t)
 	tp.mustPass(t, "/hello")

@@ -78,8 +78,8 @@ func testBridge(t testing.TB, text string, modeA, modeB peer.CopyMode) (*bridge,
 	eng := &engine{eve: eve.NewWriter(events, 0)}
 	t.Cleanup(func() { eng.eve.Close() })
 	cfg := peer.Config{
-		A: peer.Side{Interface: "b0", Threads: 2, CopyMode: modeA},
-		B: peer.Side{Interface: "b1", Threads: 2, CopyMode: modeB},
+		A: peer.Side{Interface: "b0", CopyMode: modeA}, Threads: 2,
+		B: peer.Side{Interface: "b1", CopyMode: modeB},
 	}
 	b := newBridge(eng, cfg, "", set)
 	out := [2]*sent{{}, {}}

@@ -86,8 +86,8 @@ func TestRunUsage(t *testing.T) {
 func TestBanner(t *testing.T) {
 	mk := func(threads int, a, b peer.CopyMode) *bridge {
 		return newBridge(&engine{}, peer.Config{
-			A: peer.Side{Interface: "eth0", Threads: threads, CopyMode: a},
-			B: peer.Side{Interface: "eth1", Threads: threads, CopyMode: b},
+			A: peer.Side{Interface: "eth0", CopyMode: a}, Threads: threads,
+			B: peer.Side{Interface: "eth1", CopyMode: b},
 		}, "", nil)
 	}
 	assert.Equal(t, "bridging eth0 <-> eth1 (ips, 2 workers)", mk(2, peer.IPS, peer.IPS).banner())

@@ -154,7 +154,7 @@ func (m *portMetrics) collect(ch chan<- prometheus.Metric, b *bridge, st *peer.S
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	for i, p := range st.Ports {
+	for i, p := range [2]peer.Port{st.A, st.B} {
 		name := b.ifname[i]
 		up := 0.0
 		if p.Up {

@@ -27,9 +27,9 @@ type spec struct {
 // specFromFlags is the bridge of -i, -threads and -mode.
 func specFromFlags(o *options) spec {
 	side := func(name string) peer.Side {
-		return peer.Side{Interface: name, Threads: o.threads, CopyMode: o.mode}
+		return peer.Side{Interface: name, CopyMode: o.mode}
 	}
-	return spec{cfg: peer.Config{A: side(o.a), B: side(o.b)}}
+	return spec{cfg: peer.Config{A: side(o.a), B: side(o.b), Threads: o.threads}}
 }
 
 // specsFromConfig loads the bridges of -c; with -i as well, only the bridge between those two
@@ -73,18 +73,33 @@ func specsFromConfig(o *options, note func(string)) ([]spec, error) {
 			errs = append(errs, erra, errb)
 			continue
 		}
-		cfg := peer.Config{A: a, B: b}
+		// peer.Config holds once what must be equal on both sides: compare what each side
+		// will run with (cluster_ebpf and cluster_rollover both run as cluster_flow).
+		pairErr := func(format string, args ...any) error {
+			return &config.Error{File: f.Name, Line: p.A.Line, OtherLine: p.B.Line, Msg: fmt.Sprintf(format, args...)}
+		}
+		if a.fan.ct != b.fan.ct {
+			errs = append(errs, pairErr("cluster-type differs: %s has %s, %s has %s; both sides of a bridge need the same, so both directions of a flow meet on one worker",
+				p.A.Name, p.A.ClusterType, p.B.Name, p.B.ClusterType))
+			continue
+		}
+		if a.fan.defrag != b.fan.defrag {
+			errs = append(errs, pairErr("defrag differs: %s has %v, %s has %v; both sides of a bridge need the same, so every fragment of a datagram meets on one worker",
+				p.A.Name, a.fan.defrag, p.B.Name, b.fan.defrag))
+			continue
+		}
+		cfg := peer.Config{A: a.side, B: b.side, Threads: p.A.Threads, ClusterType: a.fan.ct, Defrag: a.fan.defrag, CPUs: f.WorkerCPUs}
 		applyConfigPolicy(&cfg, f)
 		specs = append(specs, spec{
 			cfg:   cfg,
-			where: (&config.Error{File: f.Name, Line: p.A.Line, OtherLine: p.B.Line}).Error(),
+			where: pairErr("").Error(),
 		})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	if len(f.WorkerCPUs) > 0 {
-		note(fmt.Sprintf("%s: threading.cpu-affinity worker-cpu-set %v read but not applied: this peer cannot pin workers yet; they run where the scheduler puts them", f.Name, f.WorkerCPUs))
+		note(fmt.Sprintf("%s: workers pinned to CPUs %v (threading.cpu-affinity worker-cpu-set; worker i on the i-th, round robin)", f.Name, f.WorkerCPUs))
 	}
 	return specs, nil
 }
@@ -121,17 +136,30 @@ func applyConfigPolicy(cfg *peer.Config, f *config.File) {
 	}
 }
 
+// fanning is the fanout one side asks for, as the bridge will run it.
+type fanning struct {
+	ct     fanout.Mode
+	defrag bool
+}
+
+// configSide is one af-packet entry mapped: its side of the bridge and its fanout, which
+// peer.Config holds once for both sides.
+type configSide struct {
+	side peer.Side
+	fan  fanning
+}
+
 // sideFromConfig maps one af-packet entry onto a side of a bridge.
-func sideFromConfig(file string, ifc config.Interface, mode config.CopyMode, note func(string)) (peer.Side, error) {
+func sideFromConfig(file string, ifc config.Interface, mode config.CopyMode, note func(string)) (configSide, error) {
 	at := func(format string, args ...any) string {
 		return (&config.Error{File: file, Line: ifc.Line, Msg: ifc.Name + ": " + fmt.Sprintf(format, args...)}).Error()
 	}
 	if !ifc.UseMmap {
-		return peer.Side{}, errors.New(at("use-mmap: no is not supported by the bridge yet: it forwards through mmap'd rings only; set use-mmap: yes or remove the key"))
+		return configSide{}, errors.New(at("use-mmap: no is not supported by the bridge yet: it forwards through mmap'd rings only; set use-mmap: yes or remove the key"))
 	}
 	ct, _, err := fanout.ParseClusterType(ifc.ClusterType.String())
 	if err != nil {
-		return peer.Side{}, errors.New(at("%v", err))
+		return configSide{}, errors.New(at("%v", err))
 	}
 	defrag := ifc.Defrag
 	switch ct {
@@ -161,17 +189,14 @@ func sideFromConfig(file string, ifc config.Interface, mode config.CopyMode, not
 	if mode == config.CopyTap {
 		cm = peer.Tap
 	}
-	return peer.Side{
+	return configSide{side: peer.Side{
 		Interface:      ifc.Name,
-		Threads:        ifc.Threads,
 		ClusterID:      ifc.ClusterID,
-		ClusterType:    ct,
-		Defrag:         defrag,
 		CopyMode:       cm,
 		Ring:           ringFromConfig(ifc, at, note),
 		DisablePromisc: ifc.DisablePromisc,
 		BufferSize:     ifc.BufferSize,
-	}, nil
+	}, fan: fanning{ct, defrag}}, nil
 }
 
 // v3FrameSize is the frame size Suricata assumes when it turns ring-size into V3 blocks: an
@@ -186,19 +211,18 @@ func v3FrameSize(mtu int) int {
 
 // ringFromConfig maps the ring keys. Geometry that cannot work with this interface (a V3
 // block-size too small for its frames) falls back to the library's default, with a note.
-func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note func(string)) ring.Config {
-	rc := ring.Config{Locked: ifc.MmapLocked}
+func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note func(string)) peer.RingOptions {
+	rc := peer.RingOptions{Locked: ifc.MmapLocked}
 	mtu := 1500
 	if ifi, err := afpacket.InterfaceByName(ifc.Name); err == nil {
 		mtu = ifi.MTU // an unknown interface is reported later, by peer.Validate
 	}
 	// probe resolves c the way the bridge will: with the vnet header, and (V2) MTU-sized slots
 	// that hand larger frames over through the socket.
-	probe := func(c ring.Config) (ring.Config, error) {
-		c.MTU, c.VnetHdr, c.CopyLarge = mtu, true, c.Version == ring.V2
-		if c.TXFrameCount == 0 {
-			c.TXFrameCount = 1 // the bridge sizes it; only the geometry is checked here
-		}
+	probe := func(o peer.RingOptions) (ring.Config, error) {
+		c := ring.Config{Version: o.Version, FrameCount: o.FrameCount, BlockSize: o.BlockSize, BlockTimeout: o.BlockTimeout,
+			MTU: mtu, VnetHdr: true, CopyLarge: o.Version == ring.V2}
+		c.TXFrameCount = 1 // the bridge sizes it; only the geometry is checked here
 		return c.Resolve()
 	}
 	if !ifc.TPacketV3 {
@@ -235,7 +259,7 @@ func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note f
 func workerCount(specs []spec) int {
 	n := 0
 	for _, s := range specs {
-		n += max(1, s.cfg.A.Threads, s.cfg.B.Threads)
+		n += max(1, s.cfg.Threads)
 	}
 	return n
 }

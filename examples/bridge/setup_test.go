@@ -48,6 +48,8 @@ const twoPairs = `af-packet:
   - interface: afbt-x1
     threads: 3
     cluster-id: 11
+    cluster-type: cluster_cpu
+    defrag: no
     copy-mode: tap
     copy-iface: afbt-x0
     tpacket-v3: yes
@@ -74,13 +76,16 @@ func TestSpecsFromConfig(t *testing.T) {
 	a, b := specs[0].cfg.A, specs[0].cfg.B
 	assert.Regexp(t, `suricata.yaml:2,12: $`, specs[0].where)
 	assert.Equal(t, peer.Side{
-		Interface: "afbt-x0", Threads: 3, ClusterID: 10, ClusterType: fanout.CPU, CopyMode: peer.IPS,
-		Ring: ring.Config{Version: ring.V2, FrameCount: 1000}, DisablePromisc: true, BufferSize: 65536,
+		Interface: "afbt-x0", ClusterID: 10, CopyMode: peer.IPS,
+		Ring: peer.RingOptions{Version: ring.V2, FrameCount: 1000}, DisablePromisc: true, BufferSize: 65536,
 	}, a)
+	assert.Equal(t, 3, specs[0].cfg.Threads)
+	assert.Equal(t, fanout.CPU, specs[0].cfg.ClusterType)
+	assert.False(t, specs[0].cfg.Defrag)
+	assert.False(t, specs[1].cfg.Defrag, "off by default for inline pairs: a reassembled datagram would leave reassembled")
+	assert.Equal(t, fanout.Hash, specs[1].cfg.ClusterType, "Suricata's default")
 	assert.Equal(t, "afbt-x1", b.Interface)
 	assert.Equal(t, peer.Tap, b.CopyMode)
-	assert.False(t, b.Defrag, "off by default for inline pairs: a reassembled datagram would leave reassembled")
-	assert.Equal(t, fanout.Hash, b.ClusterType)
 	assert.Equal(t, ring.V3, b.Ring.Version)
 	assert.True(t, b.Ring.Locked)
 	assert.Equal(t, 1<<20, b.Ring.BlockSize)
@@ -90,7 +95,7 @@ func TestSpecsFromConfig(t *testing.T) {
 	assert.Zero(t, b.Ring.FrameCount)
 
 	assert.Equal(t, "afbt-y0", specs[1].cfg.A.Interface)
-	assert.Equal(t, 1, specs[1].cfg.A.Threads)
+	assert.Equal(t, 1, specs[1].cfg.Threads)
 
 	all := strings.Join(notes, "\n")
 	assert.Contains(t, all, "suricata.yaml:2: afbt-x0: cluster-type cluster_cpu does not keep both directions of a flow on one worker")
@@ -115,6 +120,10 @@ func TestSpecsFromConfigErrors(t *testing.T) {
 			"suricata.yaml:5: b: use-mmap: no is not supported by the bridge yet"},
 		{"threads", "af-packet:\n  - interface: a\n    threads: 1\n    copy-mode: ips\n    copy-iface: b\n  - interface: b\n    threads: 2\n    copy-mode: ips\n    copy-iface: a\n",
 			"suricata.yaml:2,6: threads differ: a has 1, b has 2"},
+		{"cluster-type", "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n    cluster-type: cluster_cpu\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n",
+			"suricata.yaml:2,6: cluster-type differs: a has cluster_cpu, b has cluster_flow"},
+		{"defrag", "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n    defrag: yes\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n",
+			"suricata.yaml:2,6: defrag differs: a has true, b has false"},
 		{"no bridge", "af-packet:\n  - interface: a\n", "no bridge"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -151,15 +160,16 @@ threading:
 	require.NoError(t, err)
 	require.Len(t, specs, 1)
 	cfg := specs[0].cfg
-	assert.Equal(t, fanout.Hash, cfg.A.ClusterType, "cluster_ebpf falls back to cluster_flow")
-	assert.False(t, cfg.A.Defrag, "without defrag, even if asked for: the fallback stands in for the IP-pair fanout")
+	assert.Equal(t, fanout.Hash, cfg.ClusterType, "cluster_ebpf falls back to cluster_flow")
+	assert.False(t, cfg.Defrag, "without defrag, even if asked for: the fallback stands in for the IP-pair fanout")
+	assert.Equal(t, []int{0, 1}, cfg.CPUs, "worker-cpu-set")
 	assert.Equal(t, peer.FailClosed, cfg.OnPanic)
 	assert.Equal(t, peer.FailClosed, cfg.OnLinkDown)
 	all := strings.Join(notes, "\n")
 	assert.Contains(t, all, "suricata.yaml:2: a: cluster-type cluster_ebpf (ebpf-lb-file /usr/libexec/suricata/ebpf/lb.bpf not loaded): the bridge loads no external eBPF program")
 	assert.Contains(t, all, "suricata.yaml:9: b: cluster-type cluster_ebpf: the bridge loads no external eBPF program")
 	assert.Contains(t, all, `suricata.yaml:2: a: bpf-filter "not port 22" not applied`)
-	assert.Contains(t, all, "worker-cpu-set [0 1] read but not applied")
+	assert.Contains(t, all, "workers pinned to CPUs [0 1]")
 }
 
 func TestApplyConfigPolicy(t *testing.T) {
@@ -206,8 +216,9 @@ func TestFilesFromConfig(t *testing.T) {
 
 func TestSpecFromFlags(t *testing.T) {
 	s := specFromFlags(&options{a: "eth0", b: "eth1", threads: 4, mode: peer.Tap})
-	assert.Equal(t, peer.Side{Interface: "eth0", Threads: 4, CopyMode: peer.Tap}, s.cfg.A)
-	assert.Equal(t, peer.Side{Interface: "eth1", Threads: 4, CopyMode: peer.Tap}, s.cfg.B)
+	assert.Equal(t, peer.Side{Interface: "eth0", CopyMode: peer.Tap}, s.cfg.A)
+	assert.Equal(t, peer.Side{Interface: "eth1", CopyMode: peer.Tap}, s.cfg.B)
+	assert.Equal(t, 4, s.cfg.Threads)
 	assert.Empty(t, s.where)
 }
 
@@ -232,16 +243,18 @@ func TestRingFallback(t *testing.T) {
 }
 
 func TestWorkerCount(t *testing.T) {
-	side := func(n int) peer.Side { return peer.Side{Interface: "x", Threads: n} }
+	side := func(n int) peer.Config {
+		return peer.Config{A: peer.Side{Interface: "x"}, B: peer.Side{Interface: "y"}, Threads: n}
+	}
 	for _, tc := range []struct {
 		name  string
 		specs []spec
 		want  int
 	}{
 		{"none", nil, 0},
-		{"default threads", []spec{{cfg: peer.Config{A: side(0), B: side(0)}}}, 1},
-		{"one bridge", []spec{{cfg: peer.Config{A: side(4), B: side(4)}}}, 4},
-		{"two bridges", []spec{{cfg: peer.Config{A: side(2), B: side(2)}}, {cfg: peer.Config{A: side(0), B: side(0)}}}, 3},
+		{"default threads", []spec{{cfg: side(0)}}, 1},
+		{"one bridge", []spec{{cfg: side(4)}}, 4},
+		{"two bridges", []spec{{cfg: side(2)}, {cfg: side(0)}}, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.want, workerCount(tc.specs))

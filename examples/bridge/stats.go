@@ -46,7 +46,7 @@ func (b *bridge) intervalLines(prev, cur snapshot) []string {
 			c.KernelPackets-p.KernelPackets, c.KernelDrops-p.KernelDrops, lost.String(),
 			cur.at.Sub(prev.at).Round(100*time.Millisecond)))
 	}
-	return append(out, b.portLine(cur.stats.Ports))
+	return append(out, b.portLine([2]peer.Port{cur.stats.A, cur.stats.B}))
 }
 
 // portLine is the -stats line for the two ports (side A, side B): link state, and the downs, removals and
@@ -135,7 +135,7 @@ func (b *bridge) finalLines(s snapshot) []string {
 		}
 		out = append(out, w.String())
 	}
-	return append(out, " "+strings.TrimPrefix(b.portLine(s.stats.Ports), "stats"))
+	return append(out, " "+strings.TrimPrefix(b.portLine([2]peer.Port{s.stats.A, s.stats.B}), "stats"))
 }
 
 // eveStats builds the EVE stats event of all bridges at now: totals since the start.

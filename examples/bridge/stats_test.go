@@ -30,7 +30,7 @@ func TestIntervalLines(t *testing.T) {
 			{Received: 15, Bytes: 1_000, Forwarded: 12, WouldDrop: 3},
 		}}),
 	}
-	cur.stats.Ports = [2]peer.Port{{Name: "eth0", Up: true, Downs: 1, Ups: 1}, {Name: "eth1", Up: false, Downs: 2, Removals: 1, Rebinds: 1}}
+	cur.stats.A, cur.stats.B = peer.Port{Name: "eth0", Up: true, Downs: 1, Ups: 1}, peer.Port{Name: "eth1", Up: false, Downs: 2, Removals: 1, Rebinds: 1}
 	assert.Equal(t, []string{
 		"stats eth0->eth1: 2000 frames/s 100.0 Mbit/s, forwarded 19985 dropped 10 would-drop 0 kernel-packets 20003 kernel-drops 3 port-down 3 tx-error 1 truncated 1 (last 10s)",
 		"stats eth1->eth0: 0.5 frames/s 800 bit/s, forwarded 2 dropped 0 would-drop 3 kernel-packets 0 kernel-drops 0 (last 10s)",
@@ -45,7 +45,7 @@ func TestFinalLines(t *testing.T) {
 		at:    b.started.Add(2 * time.Second),
 		stats: testStats([][2]peer.Counters{{{Received: 50, Bytes: 3 << 20, Forwarded: 48, Dropped: 1, Truncated: 1, KernelDrops: 7, KernelPackets: 57}, {Received: 5, Bytes: 300, Forwarded: 5}}}),
 	}
-	s.stats.Ports = [2]peer.Port{{Up: true}, {Up: true}}
+	s.stats.A, s.stats.B = peer.Port{Up: true}, peer.Port{Up: true}
 	assert.EqualValues(t, 7, s.stats.Total[0].KernelDrops)
 	assert.EqualValues(t, 48, s.stats.Total[0].Forwarded)
 	assert.Equal(t, []string{

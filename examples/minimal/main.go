@@ -41,8 +41,9 @@ func main() {
 		})
 	}
 	br, err := peer.New(peer.Config{
-		A:        peer.Side{Interface: *a, Threads: *threads, QdiscBypass: *bypass},
-		B:        peer.Side{Interface: *b, Threads: *threads, QdiscBypass: *bypass},
+		A:        peer.Side{Interface: *a, QdiscBypass: *bypass},
+		B:        peer.Side{Interface: *b, QdiscBypass: *bypass},
+		Threads:  *threads,
 		Verdict:  verdict.Shared(v),
 		BusyPoll: *busy,
 		Batch:    *batch,
