@@ -28,7 +28,7 @@
 //   - cluster-type cluster_ebpf (and ebpf-lb-file) runs as cluster_flow without defrag until the
 //     bridge has a built-in IP-pair fanout; cluster_rollover is cluster_flow, as in Suricata;
 //   - v2-block-size, use-emergency-flush, rollover, the hardware timestamp keys, xdp-mode,
-//     xdp-filter-file, xdp-cpu-redirect, ebpf-filter-file, bypass and pinned-maps have no
+//     xdp-filter-file, xdp-cpu-redirect, ebpf-filter-file, bypass, pinned-maps(-name) and use-percpu-hash have no
 //     counterpart in the bridge.
 //
 // defrag is off by default for inline pairs (Suricata's IPS example sets defrag: no too): with

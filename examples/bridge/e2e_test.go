@@ -397,7 +397,7 @@ func TestFullSuricataYAML(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(out, "not used by the bridge"), out)
 	assert.Regexp(t, `note: .*suricata.yaml: not used by the bridge: suricata-version, vars, stats, plugins, logging, af-xdp, dpdk, pcap, pcap-file, app-layer, `, out)
 	for _, key := range []string{"v2-block-size", "use-emergency-flush", "xdp-mode", "xdp-filter-file", "xdp-cpu-redirect",
-		"ebpf-filter-file", "bypass", "pinned-maps", "pinned-maps-name", "rollover"} {
+		"ebpf-filter-file", "bypass", "pinned-maps", "pinned-maps-name", "use-percpu-hash", "rollover"} {
 		assert.Equal(t, 1, strings.Count(out, ": "+key+" for "), "one note for %s", key)
 	}
 	assert.Contains(t, out, `cluster-type cluster_rollover for "b1": deprecated, cluster_flow is used instead`)

@@ -34,7 +34,7 @@ func TestLoadFullSuricataYAML(t *testing.T) {
 
 	// One note per key that asks for something the bridge does not do, at the key's line.
 	for _, key := range []string{"v2-block-size", "use-emergency-flush", "xdp-mode", "xdp-filter-file", "xdp-cpu-redirect",
-		"ebpf-filter-file", "bypass", "pinned-maps", "pinned-maps-name", "rollover"} {
+		"ebpf-filter-file", "bypass", "pinned-maps", "pinned-maps-name", "use-percpu-hash", "rollover"} {
 		n := 0
 		for _, note := range f.Notes {
 			if strings.Contains(note, ": "+key+" for ") {
@@ -43,7 +43,7 @@ func TestLoadFullSuricataYAML(t *testing.T) {
 		}
 		assert.Equal(t, 1, n, "notes for %s in %q", key, f.Notes)
 	}
-	assert.Contains(t, f.Notes, name+`:227: cluster-type cluster_rollover for "b1": deprecated, cluster_flow is used instead, as Suricata does`)
+	assert.Contains(t, f.Notes, name+`:228: cluster-type cluster_rollover for "b1": deprecated, cluster_flow is used instead, as Suricata does`)
 	for _, n := range f.Notes {
 		assert.NotContains(t, n, "hwtimestamp", "disable-hwtimestamp: yes and enable-hwtimestamp: no are what the bridge does")
 		assert.NotContains(t, n, "block-size on", "Suricata's default block-size is not worth a note")
