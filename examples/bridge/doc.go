@@ -28,8 +28,8 @@
 //   - cluster-type cluster_ebpf (and ebpf-lb-file) runs as cluster_flow without defrag until the
 //     bridge has a built-in IP-pair fanout; cluster_rollover is cluster_flow, as in Suricata;
 //   - v2-block-size, use-emergency-flush, rollover, the hardware timestamp keys, xdp-mode,
-//     xdp-filter-file, xdp-cpu-redirect, ebpf-filter-file, bypass, pinned-maps(-name) and use-percpu-hash have no
-//     counterpart in the bridge.
+//     xdp-filter-file, xdp-cpu-redirect, ebpf-filter-file, bypass, pinned-maps,
+//     pinned-maps-name and use-percpu-hash have no counterpart in the bridge.
 //
 // defrag is off by default for inline pairs (Suricata's IPS example sets defrag: no too): with
 // it, the kernel reassembles IPv4 fragments before the bridge sees them and they would leave
