@@ -41,8 +41,9 @@
 // From the rest of the file the bridge takes the rule file (rule-files, relative to
 // default-rule-path; one file: the first, with a note if there are more; a missing one is
 // noted and the bridge runs without rules, as Suricata does) and the EVE file (the first
-// enabled eve-log output's filename, relative to default-log-dir), each unless -rules or -eve
-// is given; exception-policy, mapped onto the failure policies of a verdict that panics and
+// enabled eve-log output's filename, relative to default-log-dir) and the -stats interval (the
+// stats section's interval when it is enabled, so stats lines and EVE stats events come as
+// often as Suricata's), each unless -rules, -eve or -stats is given; exception-policy, mapped onto the failure policies of a verdict that panics and
 // of a port that goes down (drop-packet, drop-flow, reject and auto, which Suricata resolves
 // to drop-flow in IPS mode: fail-closed; pass-packet, pass-flow, bypass and ignore:
 // fail-open; no key: fail-open); and, when threading.set-cpu-affinity is yes, the CPUs of

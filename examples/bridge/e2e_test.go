@@ -395,7 +395,7 @@ func TestFullSuricataYAML(t *testing.T) {
 	p.waitFor(banner2, 20*time.Second)
 	out := p.stderr.String()
 	assert.Equal(t, 1, strings.Count(out, "not used by the bridge"), out)
-	assert.Regexp(t, `note: .*suricata.yaml: not used by the bridge: suricata-version, vars, stats, plugins, logging, af-xdp, dpdk, pcap, pcap-file, app-layer, `, out)
+	assert.Regexp(t, `note: .*suricata.yaml: not used by the bridge: suricata-version, vars, plugins, logging, af-xdp, dpdk, pcap, pcap-file, app-layer, `, out)
 	for _, key := range []string{"v2-block-size", "use-emergency-flush", "xdp-mode", "xdp-filter-file", "xdp-cpu-redirect",
 		"ebpf-filter-file", "bypass", "pinned-maps", "pinned-maps-name", "use-percpu-hash", "rollover"} {
 		assert.Equal(t, 1, strings.Count(out, ": "+key+" for "), "one note for %s", key)

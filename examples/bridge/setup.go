@@ -104,8 +104,8 @@ func specsFromConfig(o *options, note func(string)) ([]spec, error) {
 	return specs, nil
 }
 
-// filesFromConfig takes the rule file and the EVE file from the configuration when the flags
-// do not give them. A rule file named by the configuration that does not exist is noted and
+// filesFromConfig takes the rule file, the EVE file and the stats interval from the
+// configuration when the flags do not give them. A rule file named by the configuration that does not exist is noted and
 // the bridge runs without rules, as Suricata does; one given with -rules must exist.
 func filesFromConfig(o *options, f *config.File, note func(string)) {
 	if o.rules == "" && len(f.RuleFiles) > 0 {
@@ -120,6 +120,9 @@ func filesFromConfig(o *options, f *config.File, note func(string)) {
 	}
 	if o.eve == "" && f.EVEFile != "" {
 		o.eve = f.EVEFile
+	}
+	if o.stats == 0 && f.StatsInterval > 0 {
+		o.stats = f.StatsInterval
 	}
 }
 

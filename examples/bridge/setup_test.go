@@ -196,14 +196,16 @@ func TestFilesFromConfig(t *testing.T) {
 	note := func(n string) { notes = append(notes, n) }
 
 	o := &options{}
-	filesFromConfig(o, &config.File{Name: "s.yaml", RuleFiles: []string{rules, "/no/such.rules"}, EVEFile: "/var/log/eve.json"}, note)
+	filesFromConfig(o, &config.File{Name: "s.yaml", RuleFiles: []string{rules, "/no/such.rules"}, EVEFile: "/var/log/eve.json", StatsInterval: 8 * time.Second}, note)
+	assert.Equal(t, 8*time.Second, o.stats)
 	assert.Equal(t, rules, o.rules)
 	assert.Equal(t, "/var/log/eve.json", o.eve)
 	assert.Equal(t, []string{"s.yaml: rule-files lists 2 files; the bridge loads one, " + rules + ": merge the others into it or give -rules"}, notes)
 
 	notes = nil
-	o = &options{rules: "flag.rules", eve: "-"}
-	filesFromConfig(o, &config.File{Name: "s.yaml", RuleFiles: []string{rules}, EVEFile: "/var/log/eve.json"}, note)
+	o = &options{rules: "flag.rules", eve: "-", stats: time.Second}
+	filesFromConfig(o, &config.File{Name: "s.yaml", RuleFiles: []string{rules}, EVEFile: "/var/log/eve.json", StatsInterval: 8 * time.Second}, note)
+	assert.Equal(t, time.Second, o.stats, "the flags win")
 	assert.Equal(t, "flag.rules", o.rules, "the flags win")
 	assert.Equal(t, "-", o.eve, "the flags win")
 	assert.Empty(t, notes)

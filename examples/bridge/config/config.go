@@ -251,6 +251,9 @@ type File struct {
 	// type regular (the default), joined to default-log-dir (Suricata's
 	// default: /var/log/suricata) unless absolute; "" when there is none.
 	EVEFile string
+	// StatsInterval is the stats section's interval (Suricata's default:
+	// 8 s) when its enabled key is yes; 0 otherwise.
+	StatsInterval time.Duration
 	// WorkerCPUs is threading.cpu-affinity's worker-cpu-set, expanded
 	// ("all" and ranges such as "2-5" resolved) and in the order written,
 	// when threading.set-cpu-affinity is yes; nil otherwise.

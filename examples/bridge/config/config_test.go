@@ -75,7 +75,7 @@ func TestLoadSuricataYAML(t *testing.T) {
 	const name = "testdata/suricata.yaml"
 	assert.Equal(t, name, f.Name)
 	assert.Equal(t, []string{
-		name + ": not used by the bridge: suricata-version, vars, pcap, app-layer (it reads af-packet, include, default-rule-path, rule-files, default-log-dir, outputs, threading, exception-policy)",
+		name + ": not used by the bridge: suricata-version, vars, pcap, app-layer (it reads af-packet, include, default-rule-path, rule-files, default-log-dir, outputs, stats, threading, exception-policy)",
 	}, f.Notes)
 	assert.Equal(t, "/var/log/suricata/eve.json", f.EVEFile, "default-log-dir joined to eve-log's filename")
 
@@ -438,7 +438,7 @@ func TestParseNotes(t *testing.T) {
 				`s.yaml:5: "eth0" has no copy-mode: capture only (IDS), not bridged`,
 				`s.yaml:8: a list key ignored (top-level keys are section names)`,
 				`s.yaml:10: only the first YAML document is read`,
-				`s.yaml: not used by the bridge: vars (it reads af-packet, include, default-rule-path, rule-files, default-log-dir, outputs, threading, exception-policy)`,
+				`s.yaml: not used by the bridge: vars (it reads af-packet, include, default-rule-path, rule-files, default-log-dir, outputs, stats, threading, exception-policy)`,
 			},
 		},
 	}

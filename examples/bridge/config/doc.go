@@ -20,7 +20,7 @@
 //     one. Nesting is bounded (8 deep), a file that includes itself is
 //     refused, and only regular files are read.
 //   - default-rule-path and rule-files, default-log-dir and the first
-//     enabled eve-log output's filename, threading.cpu-affinity's
+//     enabled eve-log output's filename, the stats interval, threading.cpu-affinity's
 //     worker-cpu-set (when set-cpu-affinity is yes) and exception-policy;
 //     see [File].
 //

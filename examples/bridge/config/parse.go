@@ -198,7 +198,7 @@ func (p *parser) yamlError(err error) {
 
 // readSections are the top-level sections the bridge reads besides
 // af-packet and include; see [File].
-var readSections = []string{"default-rule-path", "rule-files", "default-log-dir", "outputs", "threading", "exception-policy"}
+var readSections = []string{"default-rule-path", "rule-files", "default-log-dir", "outputs", "stats", "threading", "exception-policy"}
 
 // top walks the top-level mapping, reading af-packet, following include
 // and keeping the other sections the bridge reads.

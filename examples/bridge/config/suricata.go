@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -188,6 +189,11 @@ func (st *state) finish(f *File) {
 		flush(p)
 	}
 
+	// Stats.
+	if p, v := get("stats"); p != nil {
+		f.StatsInterval = p.stats(v)
+	}
+
 	// Threading.
 	if p, v := get("threading"); p != nil {
 		f.WorkerCPUs = p.threading(v)
@@ -269,6 +275,36 @@ func (p *parser) eveFile(v *yaml.Node, logDir string) string {
 		return filename
 	}
 	return ""
+}
+
+// stats returns the interval of the stats section when it is enabled.
+func (p *parser) stats(v *yaml.Node) time.Duration {
+	d := deref(v)
+	if d.Kind != yaml.MappingNode {
+		p.errorf(v.Line, "stats: expected a mapping, got %s", describe(d))
+		return 0
+	}
+	enabled, interval := false, int64(8)
+	for i := 0; i+1 < len(d.Content); i += 2 {
+		switch k, val := deref(d.Content[i]), d.Content[i+1]; k.Value {
+		case "enabled":
+			b, ok := p.boolean("enabled", "stats", val)
+			if !ok {
+				return 0
+			}
+			enabled = b
+		case "interval":
+			n, ok := p.integer("interval", "stats", val, 1, 86400, "seconds from 1 to 86400")
+			if !ok {
+				return 0
+			}
+			interval = n
+		}
+	}
+	if !enabled {
+		return 0
+	}
+	return time.Duration(interval) * time.Second
 }
 
 // threading returns the CPUs of the worker-cpu-set when set-cpu-affinity

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -27,7 +28,7 @@ func TestLoadFullSuricataYAML(t *testing.T) {
 		}
 	}
 	require.Len(t, summary, 1, "one line for the sections not used")
-	assert.Contains(t, summary[0], name+": not used by the bridge: suricata-version, vars, stats, plugins, logging, af-xdp, dpdk, pcap,")
+	assert.Contains(t, summary[0], name+": not used by the bridge: suricata-version, vars, plugins, logging, af-xdp, dpdk, pcap,")
 	for _, s := range []string{"app-layer", "stream", "flow-timeouts", "detect", "napatech", "classification-file"} {
 		assert.Contains(t, summary[0], " "+s+",")
 	}
@@ -63,6 +64,7 @@ func TestLoadFullSuricataYAML(t *testing.T) {
 	assert.Equal(t, []string{"/var/lib/suricata/rules/suricata.rules"}, f.RuleFiles)
 	assert.Equal(t, "/var/log/suricata/eve.json", f.EVEFile)
 	assert.Equal(t, []int{0, 1, 2, 3}, f.WorkerCPUs, `"all" on a 4-CPU machine`)
+	assert.Equal(t, 8*time.Second, f.StatsInterval)
 	assert.Equal(t, ExceptionFailClosed, f.ExceptionPolicy, "auto is drop-flow in IPS mode")
 
 	br, err := f.Bridges()
@@ -114,6 +116,15 @@ func TestParseTopLevel(t *testing.T) {
 		}},
 		{"eve-log, filename relative", []string{"default-log-dir: /l/", "outputs:", "  - fast: {enabled: yes}", "  - eve-log:", "      enabled: yes", "      filename: x.json"}, func(t *testing.T, f *File) {
 			assert.Equal(t, "/l/x.json", f.EVEFile)
+		}},
+		{"stats enabled, Suricata's default interval", []string{"stats:", "  enabled: yes"}, func(t *testing.T, f *File) {
+			assert.Equal(t, 8*time.Second, f.StatsInterval)
+		}},
+		{"stats with an interval", []string{"stats: {enabled: yes, interval: 30}"}, func(t *testing.T, f *File) {
+			assert.Equal(t, 30*time.Second, f.StatsInterval)
+		}},
+		{"stats disabled", []string{"stats: {enabled: no, interval: 30}"}, func(t *testing.T, f *File) {
+			assert.Zero(t, f.StatsInterval)
 		}},
 		{"eve-log disabled", []string{"outputs:", "  - eve-log:", "      enabled: no"}, func(t *testing.T, f *File) {
 			assert.Empty(t, f.EVEFile)
@@ -178,6 +189,7 @@ func TestParseTopLevelErrors(t *testing.T) {
 			[]*Error{want(12, `cpu for worker-cpu-set: expected CPU numbers, ranges such as "2-5", or "all" (0 to 8191, low-high), got "one"`)}},
 		{"set-cpu-affinity not a boolean", []string{"threading:", "  set-cpu-affinity: maybe"},
 			[]*Error{want(9, `set-cpu-affinity for threading: expected a boolean (yes/no, true/false, on/off, 1/0), got "maybe"`)}},
+		{"stats interval zero", []string{"stats: {enabled: yes, interval: 0}"}, []*Error{want(8, `interval for stats: expected seconds from 1 to 86400, got "0"`)}},
 		{"rule-files not a list", []string{"rule-files: a.rules"}, []*Error{want(8, `rule-files: expected a list of file names, got "a.rules"`)}},
 		{"eve-log enabled not a boolean", []string{"outputs:", "  - eve-log:", "      enabled: sure"},
 			[]*Error{want(10, `enabled for eve-log: expected a boolean (yes/no, true/false, on/off, 1/0), got "sure"`)}},
@@ -214,7 +226,7 @@ func TestInclude(t *testing.T) {
 	assert.Equal(t, "b0", f.Interfaces[0].Name)
 	assert.Equal(t, ExceptionFailOpen, f.ExceptionPolicy, "from the nested include")
 	assert.Contains(t, f.Notes, filepath.Join(dir, "sub/ips.yaml")+":1: this af-packet section replaces the one at "+main+":2")
-	assert.Contains(t, f.Notes, main+": not used by the bridge: vars, stream (it reads af-packet, include, default-rule-path, rule-files, default-log-dir, outputs, threading, exception-policy)")
+	assert.Contains(t, f.Notes, main+": not used by the bridge: vars, stream (it reads af-packet, include, default-rule-path, rule-files, default-log-dir, outputs, stats, threading, exception-policy)")
 
 	t.Run("cycle", func(t *testing.T) {
 		a := write("a.yaml", "af-packet:\n  - interface: eth0\ninclude: b.yaml\n")
