@@ -520,6 +520,15 @@ exception-policy: never
 	assert.Regexp(t, `values.yaml:9: xdp-mode for "afbt-u1": expected one of soft, driver, hw, none, got "fast"`, out)
 	assert.Regexp(t, `values.yaml:10: exception-policy: expected one of auto, `, out)
 
+	// include is followed: an error in an included file names that file, and a cycle is refused
+	// at the include's line.
+	writeFile(t, dir, "af-packet.yaml", "af-packet:\n  - interface: afbt-u0\n    copy-mode: ips\n    copy-iface: afbt-u1\n    threads: two\ninclude: main.yaml\n")
+	mainYAML := writeFile(t, dir, "main.yaml", "vars: {}\ninclude:\n  - af-packet.yaml\n")
+	code, out = runBridge(t, "-c", mainYAML)
+	assert.Equal(t, 2, code)
+	assert.Regexp(t, `af-packet.yaml:5: threads for "afbt-u0": expected an integer from 1 to 65536 or "auto", got "two"`, out)
+	assert.Regexp(t, `af-packet.yaml:6: include .*main.yaml: the file includes itself`, out)
+
 	unknown := writeFile(t, dir, "unknown.yaml", "af-packet:\n  - interface: afbt-u0\n    copy-mode: ips\n    copy-iface: afbt-u1\n    ring-sise: 100\n")
 	code, out = runBridge(t, "-c", unknown)
 	assert.Equal(t, 2, code)
