@@ -10,6 +10,9 @@
 // Rollover, Random, QM, CBPF, EBPF) picks the member of each frame, and Flags (FlagDefrag,
 // FlagRollover, FlagUniqueID, FlagIgnoreOutgoing) change how the group behaves whatever its mode.
 //
+// Package [github.com/afbridge/afbridge/fanout/ippair] provides an EBPF program that keeps every
+// fragment of a datagram, and both directions of a flow, on one member without FlagDefrag.
+//
 // # Member order
 //
 // The kernel keeps a group's members in an array, in the order they joined, and every mode picks

@@ -252,6 +252,8 @@ var ErrClusterType = errors.New("unknown cluster-type")
 // from its own configuration. Suricata has no name for CBPF. Since Suricata 7, cluster_rollover is
 // a deprecated alias for cluster_flow (ticket #6128, rollover breaks flow tracking); here it
 // keeps its original meaning, the Rollover mode. Names are matched exactly, as Suricata does.
+// cluster_ebpf needs a program; package [github.com/afbridge/afbridge/fanout/ippair] has the
+// equivalent of Suricata's IPS load balancer (ebpf/lb.c), which peer loads for EBPF.
 func ParseClusterType(s string) (Mode, Flags, error) {
 	if s == "" {
 		return Hash, FlagDefrag, nil

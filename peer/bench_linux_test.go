@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afbridge/afbridge/fanout"
 	"github.com/afbridge/afbridge/internal/pktgen"
 	"github.com/afbridge/afbridge/verdict"
 	"github.com/stretchr/testify/assert"
@@ -38,12 +39,19 @@ func pushFrames(tb testing.TB, tp *topo, n, window int, frame []byte) int {
 }
 
 // BenchmarkForward measures frames per second and allocations through a one-worker bridge on a
-// veth pair: the generator and sink allocate nothing, so allocs/op is the bridge's own.
+// veth pair: the generator and sink allocate nothing, so allocs/op is the bridge's own. The
+// cluster=ebpf case runs every frame through the IP-pair fanout program.
 func BenchmarkForward(b *testing.B) {
-	for _, size := range []int{60, 1514} {
-		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+	for _, bc := range []struct {
+		size int
+		typ  fanout.Mode
+	}{{60, fanout.Hash}, {1514, fanout.Hash}, {60, fanout.EBPF}} {
+		size := bc.size
+		b.Run(fmt.Sprintf("size=%d/cluster=%s", size, bc.typ), func(b *testing.B) {
 			tp := newTopo(b, nil)
-			br := tp.start(b, tp.config(1))
+			cfg := tp.config(1)
+			cfg.ClusterType = bc.typ
+			br := tp.start(b, cfg)
 			frame := pktgen.Frame(nil, tp.sIfi.HardwareAddr, tp.cIfi.HardwareAddr, 1, size)
 			pushFrames(b, tp, 100, 100, frame) // warm up
 			b.ReportAllocs()

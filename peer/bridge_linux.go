@@ -5,6 +5,7 @@ package peer
 import (
 	"context"
 	"fmt"
+	"github.com/afbridge/afbridge/bypass"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/afbridge/afbridge/afpacket"
 	"github.com/afbridge/afbridge/fanout"
+	"github.com/afbridge/afbridge/fanout/ippair"
 	"github.com/afbridge/afbridge/ring"
 	"github.com/afbridge/afbridge/verdict"
 	"golang.org/x/net/bpf"
@@ -52,13 +54,15 @@ type Bridge struct {
 	done     chan struct{} // closed when the supervisor and every worker have stopped
 	wg       sync.WaitGroup
 
-	wakeFD int // eventfd that wakes every worker out of poll(2)
-	ctlFD  int // a socket in the bridge's network namespace, for interface ioctls
-	nsFD   int // the bridge's network namespace, to re-bind in; -1 if unknown
+	wakeFD int             // eventfd that wakes every worker out of poll(2)
+	ctlFD  int             // a socket in the bridge's network namespace, for interface ioctls
+	nsFD   int             // the bridge's network namespace, to re-bind in; -1 if unknown
+	lb     *ippair.Program // the fanout program of EBPF groups; nil for other modes
 
-	sockMu  sync.Mutex // guards sides, workers and the workers' kernel counter bases
+	sockMu  sync.Mutex // guards sides, workers, bp and the workers' kernel counter bases
 	sides   [2]side
 	workers []*worker
+	bp      *bypass.Path // the kernel fast path; nil when off or unavailable
 
 	portMu sync.Mutex // guards ports
 	ports  [2]Port
@@ -87,6 +91,8 @@ type side struct {
 	// a socket with a TX ring only flushes the ring, so large frames need a socket without one.
 	send    []*afpacket.Conn
 	sendFDs []int
+	// filters holds the bypass socket filter of each socket, when the fast path runs.
+	filters []*bypass.Filter
 }
 
 // New returns an unstarted bridge for cfg; nothing is opened until Start.
@@ -160,9 +166,18 @@ func (b *Bridge) start() error {
 		b.retire(hs)
 		return err
 	}
+	if err := b.openBypass(); err != nil {
+		b.closeControl()
+		b.retire(hs)
+		return err
+	}
 	sides := [2]side{{cfg: b.cfg.A}, {cfg: b.cfg.B}}
 	if err := b.openSides(&sides); err != nil {
 		releaseSides(&sides)
+		if b.bp != nil {
+			b.bp.Close()
+			b.bp = nil
+		}
 		b.closeControl()
 		b.retire(hs)
 		return err
@@ -249,7 +264,7 @@ func (b *Bridge) openControl() error {
 		b.nsFD = -1
 		b.log.Warn("cannot open the network namespace; re-binding will use the supervisor's", "err", err)
 	}
-	return nil
+	return b.loadBalancer()
 }
 
 func (b *Bridge) closeControl() {
@@ -259,6 +274,7 @@ func (b *Bridge) closeControl() {
 			*fd = -1
 		}
 	}
+	b.closeBalancer()
 }
 
 // openSides opens, maps and joins every socket of both sides in the calling thread's network
@@ -284,6 +300,7 @@ func (b *Bridge) openSides(sides *[2]side) error {
 			flags |= fanout.FlagIgnoreOutgoing
 		}
 		s.group = fanout.Group{ID: s.cfg.ClusterID, Mode: b.cfg.ClusterType, Flags: flags}
+		b.balance(&s.group)
 		if s.group.ID == 0 {
 			s.group.Flags |= fanout.FlagUniqueID
 		}
@@ -337,16 +354,8 @@ func (b *Bridge) openSides(sides *[2]side) error {
 			s.sendFDs = append(s.sendFDs, rawFD(sc))
 		}
 	}
-	// Every member has joined: let frames in.
-	for d := range sides {
-		s := &sides[d]
-		for _, c := range s.conns {
-			if err := c.SetBPF(s.cfg.Filter); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	// Every member has joined: let frames in, through the bypass filters when the fast path runs.
+	return b.attachBypass(sides)
 }
 
 // rawFD returns a socket's descriptor number; it stays valid until the socket is closed, which
@@ -373,6 +382,7 @@ func releaseSides(sides *[2]side) {
 		for _, c := range s.send {
 			c.Close()
 		}
+		closeFilters(s)
 		s.maps, s.conns, s.fds, s.send, s.sendFDs = nil, nil, nil, nil, nil
 	}
 }
@@ -442,6 +452,10 @@ func (b *Bridge) Close() error {
 			b.retire(hs)
 			b.sockMu.Lock()
 			b.releaseLocked()
+			if b.bp != nil {
+				b.bp.Close()
+				b.bp = nil
+			}
 			b.sockMu.Unlock()
 		}
 		b.closeControl()
@@ -550,7 +564,13 @@ func (b *Bridge) snapshot() Stats {
 			st.Total[d].add(&c)
 		}
 	}
+	bp := b.bp
 	b.sockMu.Unlock()
+	if bp != nil {
+		if bs, err := bp.Stats(); err == nil {
+			st.BypassActive, st.Bypass = true, bs
+		}
+	}
 	b.portMu.Lock()
 	st.A, st.B = b.ports[0], b.ports[1]
 	b.portMu.Unlock()

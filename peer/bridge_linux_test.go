@@ -63,6 +63,14 @@ func TestTraffic(t *testing.T) {
 // the server received exactly those bytes.
 func tcpTransfer(t *testing.T, tp *topo, size int) {
 	t.Helper()
+	tcpTransferPaced(t, tp, size, 0)
+}
+
+// tcpTransferPaced is tcpTransfer with the sending application pausing for pause after every
+// 256 KiB it writes, through a 128 KiB send buffer so that the pauses show on the wire (no pause
+// when zero).
+func tcpTransferPaced(t *testing.T, tp *topo, size int, pause time.Duration) {
+	t.Helper()
 	var ln net.Listener
 	require.NoError(t, tp.server.Do(func() (err error) { ln, err = net.Listen("tcp4", serverIP+":0"); return }))
 	defer ln.Close()
@@ -94,7 +102,12 @@ func tcpTransfer(t *testing.T, tp *topo, size int) {
 	}))
 	conn.SetDeadline(time.Now().Add(60 * time.Second))
 	h := sha256.New()
-	src := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{1}), int64(size)), h)
+	var src io.Reader = io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{1}), int64(size)), h)
+	if pause > 0 {
+		src = &pacedReader{r: src, pause: pause}
+		// A small send buffer, so that the pauses reach the wire.
+		require.NoError(t, conn.(*net.TCPConn).SetWriteBuffer(128<<10))
+	}
 	_, err := io.Copy(conn, src)
 	require.NoError(t, err)
 	require.NoError(t, conn.Close())
@@ -562,4 +575,24 @@ func TestDefragRefragments(t *testing.T) {
 	t.Logf("A->B %+v", c)
 	_, sawWhole := whole.Load(14 + 20 + 8 + 4000)
 	assert.True(t, sawWhole, "the verdict saw the reassembled datagram")
+}
+
+// pacedReader sleeps for pause after every 256 KiB read through it, like an application that
+// writes in bursts.
+type pacedReader struct {
+	r     io.Reader
+	pause time.Duration
+	n     int
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	if len(b) > 32<<10 {
+		b = b[:32<<10]
+	}
+	n, err := p.r.Read(b)
+	if p.n += n; p.n >= 256<<10 {
+		p.n = 0
+		time.Sleep(p.pause)
+	}
+	return n, err
 }

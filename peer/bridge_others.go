@@ -8,6 +8,7 @@ import (
 	"runtime"
 
 	"github.com/afbridge/afbridge/afpacket"
+	"github.com/afbridge/afbridge/flow"
 )
 
 var errUnsupported = fmt.Errorf("peer: AF_PACKET bridging is not implemented on %s", runtime.GOOS)
@@ -37,3 +38,9 @@ func (*Bridge) Interfaces() (a, b afpacket.Interface) { return }
 func Preflight(Config) []Finding {
 	return []Finding{{Severity: Critical, Problem: errUnsupported.Error(), Fix: "run on Linux"}}
 }
+
+// Withdraw does nothing: there is no fast path on this platform.
+func (*Bridge) Withdraw(flow.Key) (bool, error) { return false, nil }
+
+// WithdrawAll does nothing: there is no fast path on this platform.
+func (*Bridge) WithdrawAll() (int, error) { return 0, nil }

@@ -137,14 +137,25 @@ type Config struct {
 	// Threads is the number of workers, and so of sockets on each side; zero means 1. Worker i
 	// owns socket i of both sides.
 	Threads int
-	// ClusterType is the fanout mode of both sides; the zero value is fanout.Hash (Suricata's
-	// cluster_flow), the only mode that keeps both directions of a flow on one worker, which is
-	// what lets a per-worker verdict keep per-flow state without a lock.
+	// ClusterType is the fanout mode of both sides. Two modes keep both directions of a flow on
+	// one worker, which is what lets a per-worker verdict keep per-flow state without a lock:
+	//   - fanout.Hash, the zero value (Suricata's cluster_flow), hashes the kernel's flow key,
+	//     ports included, so the fragments of a datagram (only the first has ports) can reach
+	//     different workers unless Defrag reassembles them;
+	//   - fanout.EBPF (Suricata's cluster_ebpf) balances with the built-in IP-pair program of
+	//     package [github.com/afbridge/afbridge/fanout/ippair]: a symmetric hash of the source
+	//     and destination addresses, so every fragment of a datagram reaches the worker of its
+	//     flow and leaves exactly as it came, without Defrag. Flows between the same two hosts
+	//     share a worker. The bridge loads the program at Start (which then needs CAP_BPF or
+	//     CAP_SYS_ADMIN; re-binds after a link flap reuse it) and unloads it at Close.
+	// Use fanout.EBPF without Defrag for an inline bridge that must not change the traffic.
 	ClusterType fanout.Mode
-	// Defrag makes the kernel reassemble IPv4 fragments before fanout on both sides, so every
-	// fragment of a datagram reaches one worker and the verdict sees the whole datagram (flagged
-	// verdict.Reassembled). Datagrams larger than the egress MTU are fragmented again on the way
-	// out.
+	// Defrag makes the kernel reassemble IPv4 fragments before fanout on both sides
+	// (PACKET_FANOUT_FLAG_DEFRAG), so the verdict sees whole datagrams. That changes the traffic:
+	// a datagram reassembled to more than the egress MTU leaves fragmented again to that MTU
+	// (keeping its ID and DF bit), one that fits leaves whole, and trains the kernel cannot
+	// reassemble (incomplete, or with overlapping fragments) are never forwarded. Frames known to
+	// be reassembled carry [verdict.Reassembled]. IPv6 fragments are not reassembled.
 	Defrag bool
 	// CPUs pins the workers: worker i runs on an OS thread of its own, locked to it, whose
 	// affinity is CPUs[i % len(CPUs)]. Nil leaves the workers to the Go scheduler. Every CPU must
@@ -184,6 +195,43 @@ type Config struct {
 	// Logger receives events (start, stop, link down and up, MTU changes, interfaces removed and
 	// re-bound with their old and new ifindex); nil discards them.
 	Logger *slog.Logger
+	// Bypass turns on the kernel fast path for flows a Handler returns verdict.Bypass for; the
+	// zero value leaves it off, and Bypass then forwards as Pass does.
+	Bypass BypassConfig
+}
+
+// BypassConfig configures the kernel fast path (package bypass). When a Handler returns
+// verdict.Bypass for a frame, the frame is forwarded as on Pass and its flow (flow.Key, both
+// directions) is handed to a tcx program on each port, which forwards its later frames at kernel
+// speed; the verdict no longer sees them. The flow comes back to the bridge when it has been
+// idle for IdleTimeout, when the map evicts it, or on [Bridge.Withdraw] and
+// [Bridge.WithdrawAll].
+//
+// What the verdict still sees of a bypassed flow: the frame it returned Bypass for, and the
+// frames of the flow that reach the bridge before each direction hands over (those already in the
+// ring, and those that arrive before the bridge has caught up with them; they are judged as
+// usual, and a Handler typically says Bypass again). After the handover it sees nothing of the
+// flow, in that direction, until the flow returns; then its next frame is judged like any other.
+// IPv4 fragments and IPv6 packets with a fragment header always reach the verdict. A TCP FIN or
+// RST, in either direction, returns the flow to the bridge (Stats.Bypass.Closed): the verdict
+// sees the connection's teardown, from that frame on. Frames the fast
+// path forwards are in no [Counters] (see [Stats].Bypass), so Received = Forwarded + Dropped + ...
+// still holds for every worker and direction.
+type BypassConfig struct {
+	// Enable turns the fast path on. It needs Linux 6.6 (tcx), CAP_BPF and CAP_NET_ADMIN, and
+	// cannot be combined with Config.Defrag (a reassembled datagram could not be told apart from
+	// the fragments the kernel forwards).
+	Enable bool
+	// Require makes Start fail, with an error matching bypass.ErrUnavailable, when the kernel or
+	// the process's privileges do not allow the fast path. By default the bridge logs the reason
+	// once and runs without it: Bypass then means Pass.
+	Require bool
+	// IdleTimeout is how long a bypassed flow may go without a frame before it returns to the
+	// bridge; zero means bypass.DefaultIdleTimeout (a minute, see there for why).
+	IdleTimeout time.Duration
+	// MaxFlows bounds the flow map; zero means bypass.DefaultMaxFlows. When it is full, the least
+	// recently used flow returns to the bridge (Stats.Bypass.Evicted).
+	MaxFlows int
 }
 
 // ErrStarted is the error Start returns when the bridge was started before (or a Start is under

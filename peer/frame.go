@@ -33,6 +33,9 @@ type inFrame struct {
 	vlan         bool   // the kernel stripped an outer tag
 	tpid, tci    uint16
 	csumNotReady bool // TP_STATUS_CSUMNOTREADY
+	// reassembled: the kernel reassembled this IPv4 datagram (see reassembled), so it is
+	// fragmented again to fit the egress MTU even if it carries DF, as its fragments did.
+	reassembled bool
 }
 
 // egress describes the port a frame leaves through.
@@ -51,6 +54,20 @@ const (
 	oversize                 // larger than the egress MTU (or the TX slot) and not segmentable
 	needsFrag                // an IPv4 datagram above the egress MTU: fragment it
 )
+
+// reassembled reports whether f (from the MAC header, outer tag stripped) can only be an IPv4
+// datagram the kernel reassembled with fanout defrag: it is not a fragment, and its IP packet is
+// longer than the ingress MTU, which no frame on the wire can be. The caller checks that the
+// frame has no GSO status (GRO also builds packets above the MTU, always with a GSO type).
+// A reassembled datagram that fits the MTU cannot be told from one sent whole.
+func reassembled(f []byte, inMTU int) bool {
+	etype, n := l3(f)
+	if etype != etherIPv4 || n+20 > len(f) || f[n]>>4 != 4 {
+		return false
+	}
+	total := int(binary.BigEndian.Uint16(f[n+2:]))
+	return total > inMTU && total <= len(f)-n && binary.BigEndian.Uint16(f[n+6:])&0x3fff == 0
+}
 
 // build writes the frame for transmit into dst: the virtio_net_hdr when the egress socket has one,
 // then the frame with its outer VLAN tag restored. It returns the bytes written, or why nothing
@@ -122,7 +139,7 @@ func build(dst []byte, in *inFrame, eg egress) (n int, hdr int, out outcome) {
 		binary.LittleEndian.PutUint16(dst[2:], uint16(min(frameLen, 0xffff)))
 	}
 	if !gso && frameLen > maxFrame(f, eg) {
-		if fragmentable(f) {
+		if fragmentable(f, in.reassembled) {
 			if hdr != 0 && dst[0]&vnetFlagNeedsCsum != 0 && !completeChecksum(f) {
 				return 0, 0, malformed // fragments cannot carry checksum offload
 			}
@@ -145,6 +162,17 @@ func maxFrame(f []byte, eg egress) int {
 		max += vlanLen
 	}
 	return max
+}
+
+// fragMTU is the largest IP packet a fragment of frame f may be on egress: the MTU, less the
+// bytes by which f's VLAN tags exceed what the kernel's size check allows (see maxFrame), so
+// that an 802.1ad-tagged fragment without a vnet header, or one behind two tags, still passes.
+func fragMTU(f []byte, eg egress) int {
+	_, n := l3(f)
+	if n == 0 {
+		return eg.mtu
+	}
+	return min(eg.mtu, maxFrame(f, eg)-n)
 }
 
 // l3 returns the EtherType and offset of the network header after up to two VLAN tags.
@@ -257,9 +285,10 @@ func fold(s uint32) uint16 {
 	return uint16(s)
 }
 
-// fragmentable reports whether f is an IPv4 datagram that may be fragmented (DF clear, not
-// already a fragment too short to split).
-func fragmentable(f []byte) bool {
+// fragmentable reports whether f is an IPv4 datagram that may be fragmented: its header is
+// whole and its total length is the frame's, and DF is clear unless the datagram was reassembled
+// (reasm), whose fragments then fitted the path and whose refragments will too.
+func fragmentable(f []byte, reasm bool) bool {
 	etype, n := l3(f)
 	if etype != etherIPv4 || n+20 > len(f) || f[n]>>4 != 4 {
 		return false
@@ -267,11 +296,13 @@ func fragmentable(f []byte) bool {
 	ihl := int(f[n]&0x0f) * 4
 	total := int(binary.BigEndian.Uint16(f[n+2:]))
 	return ihl >= 20 && n+ihl <= len(f) && total == len(f)-n &&
-		binary.BigEndian.Uint16(f[n+6:])&0x4000 == 0 // DF
+		(reasm || binary.BigEndian.Uint16(f[n+6:])&0x4000 == 0) // DF
 }
 
 // fragmenter splits an IPv4 frame into fragments that fit an MTU (RFC 791): the first carries
-// all IP options, later ones only those with the copied flag.
+// all IP options, later ones only those with the copied flag. Every fragment keeps the header's
+// identification, TOS, TTL, protocol, addresses and DF bit; offsets count from the datagram's
+// own offset, and MF is set on all but the last, which keeps the datagram's own MF.
 type fragmenter struct {
 	f        []byte // whole frame
 	l2       int    // offset of the IP header
@@ -285,12 +316,20 @@ type fragmenter struct {
 	prefixVn int // bytes of zeroed virtio_net_hdr to put before each fragment
 }
 
-func (fr *fragmenter) reset(f []byte, mtu int, vnet bool) bool {
+// reset prepares fragmenting the IPv4 frame f for mtu. It returns built when there are fragments
+// to send, malformed when f is no whole IPv4 datagram or its end lies beyond the largest offset a
+// fragment can carry (a datagram that is itself a fragment at a high offset: its refragments'
+// 13-bit offsets would wrap), and oversize when the MTU leaves no room for 8 payload bytes.
+func (fr *fragmenter) reset(f []byte, mtu int, vnet bool) outcome {
 	etype, n := l3(f)
-	if etype != etherIPv4 {
-		return false
+	if etype != etherIPv4 || n+20 > len(f) || f[n]>>4 != 4 {
+		return malformed
 	}
-	*fr = fragmenter{f: f, l2: n, ihl: int(f[n]&0x0f) * 4, mtu: mtu}
+	ihl := int(f[n]&0x0f) * 4
+	if ihl < 20 || n+ihl > len(f) {
+		return malformed
+	}
+	*fr = fragmenter{f: f, l2: n, ihl: ihl, mtu: mtu}
 	if vnet {
 		fr.prefixVn = vnetHdrLen
 	}
@@ -322,7 +361,29 @@ func (fr *fragmenter) reset(f []byte, mtu int, vnet bool) bool {
 		o = append(o, 0)
 	}
 	fr.opts = o
-	return fr.mtu-fr.ihl >= 8 && fr.mtu-20-len(fr.opts) >= 8
+	// RFC 791: offset*8 + payload never exceeds 65535 - header; 0x1fff*8 is the last offset.
+	// A datagram without payload never exceeds an MTU: there is nothing to fragment.
+	if p := len(f) - n - fr.ihl; p == 0 || fr.base+p > maxIPv4-20 {
+		return malformed
+	}
+	if fr.mtu-fr.ihl < 8 || fr.mtu-20-len(fr.opts) < 8 {
+		return oversize
+	}
+	return built
+}
+
+// maxIPv4 is the largest IPv4 datagram, header included.
+const maxIPv4 = 0xffff
+
+// count returns the number of fragments next will write.
+func (fr *fragmenter) count() int {
+	payload := len(fr.f) - fr.l2 - fr.ihl
+	first := (fr.mtu - fr.ihl) &^ 7
+	if payload <= first {
+		return 1
+	}
+	rest := (fr.mtu - 20 - len(fr.opts)) &^ 7
+	return 1 + (payload-first+rest-1)/rest
 }
 
 // next writes the next fragment into dst and returns its length, or 0 when all are written or dst
@@ -357,7 +418,8 @@ func (fr *fragmenter) next(dst []byte) int {
 	}
 	ip[0] = 0x40 | byte(ihl/4)
 	binary.BigEndian.PutUint16(ip[2:], uint16(ihl+chunk))
-	fo := uint16((fr.base + fr.pos) / 8)
+	// DF and the reserved bit stay as they were; the offset cannot reach 0x2000 (reset).
+	fo := uint16((fr.base+fr.pos)/8) | binary.BigEndian.Uint16(fr.f[fr.l2+6:])&0xc000
 	if !last || fr.lastMF {
 		fo |= 0x2000
 	}

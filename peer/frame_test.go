@@ -179,7 +179,8 @@ func TestFragment(t *testing.T) {
 			require.Equal(t, needsFrag, out)
 			whole := big[:n]
 			var fr fragmenter
-			require.True(t, fr.reset(whole, tc.mtu, tc.vnet))
+			require.Equal(t, built, fr.reset(whole, tc.mtu, tc.vnet))
+			k := fr.count()
 			_, l2 := l3(whole)
 			var payload []byte
 			next := 0
@@ -215,16 +216,169 @@ func TestFragment(t *testing.T) {
 			}
 			ihl := 20 + len(tc.opts)
 			assert.True(t, bytes.Equal(whole[l2+ihl:], payload), "fragments reassemble to the datagram")
+			assert.Equal(t, k, checkFragments(t, whole, tc.mtu, tc.vnet), "count predicts the fragments")
 		})
 	}
 }
 
+// checkFragments fragments the IPv4 frame whole for mtu and checks every fragment against it
+// independently of the fragmenter: each fits the MTU and has a valid header checksum; ID, TOS,
+// TTL, protocol, addresses, the DF and reserved bits and the L2 header are the datagram's;
+// offsets are contiguous from the datagram's own, never wrapping into the flags; MF is set on all
+// but the last, which has the datagram's own; the payloads add up to the datagram's. It returns
+// how many fragments there were.
+func checkFragments(t testing.TB, whole []byte, mtu int, vnet bool) int {
+	t.Helper()
+	var fr fragmenter
+	require.Equal(t, built, fr.reset(whole, mtu, vnet))
+	_, l2 := l3(whole)
+	oip := whole[l2:]
+	oihl := int(oip[0]&0xf) * 4
+	ofo := binary.BigEndian.Uint16(oip[6:])
+	next := int(ofo&0x1fff) * 8
+	var payload []byte
+	slot := make([]byte, mtu+l2+vnetHdrLen+64)
+	n := 0
+	for ; n < 1<<14; n++ {
+		m := fr.next(slot)
+		if m == 0 {
+			break
+		}
+		frag := slot[:m]
+		if vnet {
+			require.Equal(t, make([]byte, vnetHdrLen), frag[:vnetHdrLen])
+			frag = frag[vnetHdrLen:]
+		}
+		require.Equal(t, whole[:l2], frag[:l2], "fragment %d: L2 header", n)
+		ip := frag[l2:]
+		ihl := int(ip[0]&0xf) * 4
+		require.Equal(t, byte(4), ip[0]>>4)
+		require.LessOrEqual(t, len(ip), mtu, "fragment %d fits the MTU", n)
+		require.Equal(t, len(ip), int(binary.BigEndian.Uint16(ip[2:])))
+		require.Equal(t, uint16(0xffff), fold(sum(0, ip[:ihl])), "fragment %d: header checksum", n)
+		require.Equal(t, oip[1], ip[1], "TOS")
+		require.Equal(t, oip[4:6], ip[4:6], "identification")
+		require.Equal(t, oip[8:10], ip[8:10], "TTL and protocol")
+		require.Equal(t, oip[12:20], ip[12:20], "addresses")
+		fo := binary.BigEndian.Uint16(ip[6:])
+		require.Equal(t, ofo&0xc000, fo&0xc000, "fragment %d keeps DF and the reserved bit", n)
+		require.Equal(t, next, int(fo&0x1fff)*8, "fragment %d: offset", n)
+		if n == 0 {
+			require.Equal(t, oip[20:oihl], ip[20:ihl], "the first fragment keeps every option")
+		}
+		payload = append(payload, ip[ihl:]...)
+		next += len(ip) - ihl
+		require.LessOrEqual(t, next, maxIPv4-20)
+		if fo&0x2000 == 0 {
+			require.Zero(t, fr.next(slot), "nothing after the last fragment")
+			n++
+			break
+		}
+		if len(payload) == len(oip)-oihl {
+			require.NotZero(t, ofo&0x2000, "the last fragment keeps MF only from a datagram that had it")
+			require.Zero(t, fr.next(slot))
+			n++
+			break
+		}
+		require.NotEmpty(t, ip[ihl:], "fragment %d carries payload", n)
+	}
+	require.Equal(t, oip[oihl:binary.BigEndian.Uint16(oip[2:])], payload, "fragments reassemble to the datagram")
+	return n
+}
+
+// TestFragmentKeepsHeader refragments datagrams as the kernel hands them over after reassembly
+// (DF set or not), and datagrams that are themselves fragments at an offset.
+func TestFragmentKeepsHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flags uint16 // the flags and offset field
+		mtu   int
+	}{
+		{"reassembled with DF", 0x4000, 1500},
+		{"reassembled without DF", 0, 1280},
+		{"reserved bit", 0x8000, 1500},
+		{"a middle fragment", 0x2000 | 100, 1000},
+		{"a last fragment at a high offset", 7000, 576},
+		{"DF and MF", 0x6000 | 3, 1500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := ipv4UDP(5000, []byte{0x94, 4, 0, 0, 0x07, 3, 0, 1}, false)
+			ip := f[14:]
+			binary.BigEndian.PutUint16(ip[6:], tc.flags)
+			ip[1], ip[8] = 0xb8, 3
+			ip[10], ip[11] = 0, 0
+			binary.BigEndian.PutUint16(ip[10:], ^fold(sum(0, ip[:28])))
+			checkFragments(t, f, tc.mtu, false)
+			checkFragments(t, f, tc.mtu, true)
+		})
+	}
+}
+
+// TestFragmentOffsetWraps is issue 14's finding: refragmenting a datagram that is itself a
+// fragment at a high offset made offsets past 0x1fff wrap into the flags (0x202e). It is refused
+// as malformed and nothing is written.
+func TestFragmentOffsetWraps(t *testing.T) {
+	f := ipv4UDP(3000, nil, false)
+	ip := f[14:]
+	binary.BigEndian.PutUint16(ip[6:], 0x1f00) // offset 63488: the datagram would end at 66516
+	var fr fragmenter
+	assert.Equal(t, malformed, fr.reset(f, 1500, false))
+
+	binary.BigEndian.PutUint16(ip[6:], uint16((maxIPv4-20-3008)/8)) // ends exactly at the limit
+	assert.Equal(t, built, fr.reset(f, 1500, false))
+	checkFragments(t, f, 1500, false)
+}
+
+// TestFragmentRefusesHopelessMTU: an MTU that leaves no room for 8 bytes after the header.
+func TestFragmentRefusesHopelessMTU(t *testing.T) {
+	f := ipv4UDP(3000, make([]byte, 40), false)
+	var fr fragmenter
+	assert.Equal(t, oversize, fr.reset(f, 64, false))
+	assert.Equal(t, malformed, fr.reset(f[:20], 1500, false))
+}
+
+func TestReassembled(t *testing.T) {
+	big := ipv4UDP(3000, nil, false)
+	df := ipv4UDP(3000, nil, false)
+	df[14+6] = 0x40
+	frag := ipv4UDP(3000, nil, false)
+	frag[14+6] = 0x20
+	tagged := append(append(append([]byte{}, big[:12]...), 0x81, 0, 0, 5), big[12:]...)
+	v6 := append([]byte{}, big...)
+	v6[12], v6[13] = 0x86, 0xdd
+	for _, tc := range []struct {
+		name string
+		f    []byte
+		mtu  int
+		want bool
+	}{
+		{"above the MTU", big, 1500, true},
+		{"with DF", df, 1500, true},
+		{"behind an inner tag", tagged, 1500, true},
+		{"fits the MTU", big, 9000, false},
+		{"a fragment", frag, 1500, false},
+		{"not IPv4", v6, 1500, false},
+		{"truncated", big[:1000], 500, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, reassembled(tc.f, tc.mtu))
+		})
+	}
+}
+
+// TestFragmentRefusesDF: a DF datagram above the MTU is oversize, unless the kernel reassembled
+// it (its fragments carried DF and fitted), when it is fragmented again.
 func TestFragmentRefusesDF(t *testing.T) {
 	f := ipv4UDP(3000, nil, false)
 	f[14+6] |= 0x40
 	in := inFrame{data: f, wireLen: len(f)}
 	_, _, out := build(make([]byte, 9000), &in, egress{mtu: 1500})
 	assert.Equal(t, oversize, out)
+	in.reassembled = true
+	dst := make([]byte, 9000)
+	n, _, out := build(dst, &in, egress{mtu: 1500})
+	require.Equal(t, needsFrag, out)
+	assert.Equal(t, 3, checkFragments(t, dst[:n], 1500, false))
 }
 
 func TestBuildAllocatesNothing(t *testing.T) {
@@ -251,6 +405,8 @@ func FuzzBuild(f *testing.F) {
 		}
 		orig := append([]byte(nil), data...)
 		in := inFrame{data: data, wireLen: wireLen, vnet: vnet, vlan: vlan, tpid: tpid, tci: tci, csumNotReady: csum}
+		// As a worker with defrag on judges it (GSO aside).
+		in.reassembled = reassembled(data, mtu)
 		dst := make([]byte, slot)
 		n, hdr, out := build(dst, &in, egress{vnet: egVnet, mtu: mtu})
 		require.True(t, bytes.Equal(orig, data), "the received frame is never modified")
@@ -269,21 +425,97 @@ func FuzzBuild(f *testing.F) {
 			}
 		case needsFrag:
 			var fr fragmenter
-			if !fr.reset(dst[:n], mtu, egVnet) {
+			if fr.reset(dst[:n], mtu, egVnet) != built {
 				return
 			}
-			buf := make([]byte, mtu+64)
-			total := 0
-			for range 70000 {
-				m := fr.next(buf)
-				if m == 0 {
-					break
-				}
-				total++
-			}
-			require.Positive(t, total)
+			require.Positive(t, checkFragments(t, dst[:n], mtu, egVnet))
 		case truncated:
 			require.Less(t, len(data), wireLen)
 		}
 	})
+}
+
+// FuzzFragment fragments arbitrary IPv4 headers and payloads (any options, flags, offsets and
+// lengths) for any MTU: the fragmenter refuses what it cannot fragment, and what it writes passes
+// checkFragments.
+func FuzzFragment(f *testing.F) {
+	f.Add(ipv4UDP(4000, nil, false)[14:], 1500, false)
+	f.Add(ipv4UDP(3000, []byte{0x94, 4, 0, 0, 0x07, 3, 0, 1}, false)[14:], 576, true)
+	big := ipv4UDP(3000, nil, false)
+	binary.BigEndian.PutUint16(big[14+6:], 0x3f00)
+	f.Add(big[14:], 1500, false)
+	f.Fuzz(func(t *testing.T, ip []byte, mtu int, vnet bool) {
+		if mtu < 68 || mtu > 65535 || len(ip) > 65535 {
+			return
+		}
+		fr := append([]byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00}, ip...)
+		if len(ip) >= 4 {
+			binary.BigEndian.PutUint16(fr[14+2:], uint16(len(ip))) // as fragmentable requires
+		}
+		if !fragmentable(fr, true) {
+			return
+		}
+		var g fragmenter
+		if g.reset(fr, mtu, vnet) != built {
+			return
+		}
+		k := g.count()
+		require.Equal(t, k, checkFragments(t, fr, mtu, vnet))
+	})
+}
+
+// TestFragmentAllocatesNothing: refragmenting is on the hot path of a defrag bridge.
+func TestFragmentAllocatesNothing(t *testing.T) {
+	f := ipv4UDP(8000, []byte{0x94, 4, 0, 0, 0x07, 3, 0, 1}, false)
+	f[14+6] = 0x40
+	var fr fragmenter
+	slot := make([]byte, 2048)
+	assert.Zero(t, testing.AllocsPerRun(200, func() {
+		if fr.reset(f, 1500, true) != built {
+			t.Fatal("not fragmentable")
+		}
+		for range fr.count() {
+			fr.next(slot)
+		}
+	}))
+}
+
+// TestFragMTU: every fragment of a tagged datagram fits the kernel's size check (maxFrame),
+// whatever the tags and the vnet header.
+func TestFragMTU(t *testing.T) {
+	base := ipv4UDP(4000, nil, false)
+	tag := func(f []byte, tpid uint16) []byte {
+		return append(append(append([]byte{}, f[:12]...), byte(tpid>>8), byte(tpid), 0, 7), f[12:]...)
+	}
+	for _, tc := range []struct {
+		name string
+		f    []byte
+		vnet bool
+		want int
+	}{
+		{"untagged", base, false, 1500},
+		{"802.1Q", tag(base, tpid8021Q), false, 1500},
+		{"802.1ad", tag(base, tpid8021AD), false, 1496},
+		{"802.1ad with vnet", tag(base, tpid8021AD), true, 1500},
+		{"QinQ with vnet", tag(tag(base, tpid8021Q), tpid8021AD), true, 1496},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eg := egress{mtu: 1500, vnet: tc.vnet}
+			mtu := fragMTU(tc.f, eg)
+			assert.Equal(t, tc.want, mtu)
+			var fr fragmenter
+			require.Equal(t, built, fr.reset(tc.f, mtu, tc.vnet))
+			slot := make([]byte, 2048)
+			hdr := 0
+			if tc.vnet {
+				hdr = vnetHdrLen
+			}
+			for range fr.count() {
+				m := fr.next(slot)
+				require.NotZero(t, m)
+				assert.LessOrEqual(t, m-hdr, maxFrame(slot[hdr:m], eg))
+			}
+			checkFragments(t, tc.f, mtu, tc.vnet)
+		})
+	}
 }

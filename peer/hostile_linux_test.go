@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afbridge/afbridge/fanout"
 	"github.com/afbridge/afbridge/internal/pktgen"
 	"github.com/afbridge/afbridge/verdict"
 	"github.com/stretchr/testify/assert"
@@ -187,24 +188,27 @@ func rawSender(t testing.TB, tp *topo, vnet bool) int {
 	return fd
 }
 
-// TestHostileInput sends malformed frames through a live bridge, with and without fanout
-// defrag: the bridge neither crashes nor stalls, forwards byte for byte every frame the kernel
-// hands it, counts everything, and carries a normal exchange afterwards.
+// TestHostileInput sends malformed frames through a live bridge (plain, with fanout defrag, and
+// with the IP-pair fanout program): the bridge neither crashes nor stalls, counts everything,
+// forwards byte for byte every frame the kernel hands it (without defrag), and carries a normal
+// exchange afterwards.
 //
 // What can reach the bridge is limited by the kernel, not by the bridge: the sender's kernel
 // refuses runts (below the 14-byte link header) and frames above its MTU, and the veth drops
 // frames above the bridge port's MTU + 18 unless they are GSO super-frames, which is how
 // frames larger than the MTU arrive in practice, and why GSO frames with odd fields are here.
 func TestHostileInput(t *testing.T) {
-	for _, defrag := range []bool{false, true} {
-		name := "plain"
-		if defrag {
-			name = "defrag"
-		}
+	for _, mode := range []struct {
+		name   string
+		defrag bool
+		typ    fanout.Mode
+	}{{"plain", false, fanout.Hash}, {"defrag", true, fanout.Hash}, {"ippair", false, fanout.EBPF}} {
+		name, defrag := mode.name, mode.defrag
 		t.Run(name, func(t *testing.T) {
 			tp := newTopo(t, nil)
 			cfg := tp.config(2)
 			cfg.Defrag = defrag
+			cfg.ClusterType = mode.typ
 			br := tp.start(t, cfg)
 			client, server := tp.open(t)
 			b0 := tp.b0.Interface(t)

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"fmt"
+	"github.com/afbridge/afbridge/bypass"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -26,9 +27,10 @@ type Counters struct {
 	Forwarded uint64
 	// Dropped is frames the verdict dropped in ips mode, including fail-closed panics.
 	Dropped uint64
-	// Bypassed is frames whose verdict was verdict.Bypass. Until a kernel fast path takes such
-	// flows over, the bridge forwards them as it does on Pass: they are part of Forwarded (or of
-	// TXErrors, if sending failed), and this counter says how many there were.
+	// Bypassed is frames whose verdict was verdict.Bypass. The bridge forwards them as it does on
+	// Pass: they are part of Forwarded (or of TXErrors, if sending failed), and this counter says
+	// how many there were. The later frames of their flows that the kernel fast path forwards
+	// never reach the bridge and are not counted here but in Stats.Bypass.
 	Bypassed uint64
 	// WouldDrop is frames the verdict dropped in tap mode; they were forwarded all the same.
 	WouldDrop uint64
@@ -128,6 +130,11 @@ type Stats struct {
 	Total [2]Counters
 	// A and B are the state of the two interfaces.
 	A, B Port
+	// BypassActive reports whether the kernel fast path runs (Config.Bypass.Enable, and the
+	// kernel allowed it); Bypass holds its counters, Frames and Bytes indexed by ingress side as
+	// Total is by direction. Frames it forwarded never reached a worker: they are in no Counters.
+	BypassActive bool
+	Bypass       bypass.Stats
 }
 
 // Port is the state and link history of one bridged interface since Start.

@@ -48,9 +48,6 @@ func Validate(cfg Config) error {
 	if cfg.ClusterType > fanout.EBPF {
 		bad("ClusterType", nil, "unknown cluster type %d", cfg.ClusterType)
 	}
-	if cfg.ClusterType == fanout.EBPF {
-		bad("ClusterType", nil, "cluster type ebpf needs a loaded program, which peer does not take yet; use hash (cluster_flow)")
-	}
 	for _, s := range []Side{a, b} {
 		if s.CopyMode > Tap {
 			bad("CopyMode", nil, "%s: unknown copy mode %d", s.Interface, s.CopyMode)
@@ -83,6 +80,12 @@ func Validate(cfg Config) error {
 	if erra == nil && errb == nil && ia.MTU != ib.MTU {
 		bad("MTU", nil, "MTUs differ: %s has %d, %s has %d; frames that fit one side would be dropped on the other; set both to the same MTU (ip link set DEV mtu N)",
 			a.Interface, ia.MTU, b.Interface, ib.MTU)
+	}
+	if cfg.Bypass.Enable && cfg.Defrag {
+		bad("Bypass", nil, "the bypass fast path cannot be combined with Defrag: clear one of them")
+	}
+	if cfg.Bypass.IdleTimeout < 0 || cfg.Bypass.MaxFlows < 0 {
+		bad("Bypass", nil, "Bypass.IdleTimeout (%v) and Bypass.MaxFlows (%d) must not be negative", cfg.Bypass.IdleTimeout, cfg.Bypass.MaxFlows)
 	}
 	if cfg.Defrag && !fanout.Supported(fanout.FlagDefrag) {
 		bad("Defrag", nil, "this kernel does not support fanout defrag (PACKET_FANOUT_FLAG_DEFRAG); clear Defrag")

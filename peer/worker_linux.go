@@ -5,12 +5,15 @@ package peer
 import (
 	"errors"
 	"fmt"
+	"github.com/afbridge/afbridge/bypass"
+	"github.com/afbridge/afbridge/flow"
 	"math"
 	"runtime"
 	"time"
 	"unsafe"
 
 	"github.com/afbridge/afbridge/afpacket"
+	"github.com/afbridge/afbridge/fanout"
 	"github.com/afbridge/afbridge/ring"
 	"github.com/afbridge/afbridge/verdict"
 	"golang.org/x/sys/unix"
@@ -62,20 +65,27 @@ type worker struct {
 	big     []byte // a frame too large for an RX slot is read here from the socket
 	frag    fragmenter
 
+	// fp is the flow parse of a frame the verdict bypassed.
+	fp flow.Packet
+
 	// kbase holds, per side, the kernel counters of sockets closed by a re-bind; guarded by
 	// Bridge.sockMu.
 	kbase [2]afpacket.Stats
 }
 
 type direction struct {
-	rx       *ring.RX
-	tx       *ring.TX
-	rxFD     int // the ingress socket, for frames that did not fit their RX slot
-	txFD     int // the egress socket, for frames too large for a TX slot
-	in, out  verdict.Interface
-	dir      verdict.Direction
-	mode     CopyMode
-	eg       egress
+	rx      *ring.RX
+	tx      *ring.TX
+	rxFD    int // the ingress socket, for frames that did not fit their RX slot
+	txFD    int // the egress socket, for frames too large for a TX slot
+	in, out verdict.Interface
+	dir     verdict.Direction
+	mode    CopyMode
+	eg      egress
+	// defrag is the ingress group's fanout defrag flag and inMTU the ingress port's MTU: with
+	// both, a datagram is known to be reassembled (see reassembled).
+	defrag   bool
+	inMTU    int
 	c        Counters
 	pub      published
 	txFull   bool
@@ -85,6 +95,11 @@ type direction struct {
 	inBit, gate uint32
 	closed      bool // OnLinkDown is FailClosed: gated frames count as dropped
 	stuckSince  time.Time
+	// bf is the ingress socket's bypass filter (nil without a fast path), conn that socket, and
+	// taken the frames taken from its RX ring since it was opened, for bf.Settle.
+	bf    *bypass.Filter
+	conn  *afpacket.Conn
+	taken uint64
 }
 
 func newWorker(b *Bridge, i int, h verdict.Handler) *worker {
@@ -120,7 +135,12 @@ func (w *worker) attach() {
 		dir.in = verdict.Interface{Index: in.ifi.Index, Name: in.ifi.Name}
 		dir.out = verdict.Interface{Index: out.ifi.Index, Name: out.ifi.Name}
 		dir.eg = egress{vnet: !b.cfg.NoVnetHdr, mtu: out.ifi.MTU}
+		dir.defrag, dir.inMTU = in.group.Flags&fanout.FlagDefrag != 0, in.ifi.MTU
 		dir.txFull, dir.rejected, dir.stuckSince = false, 0, time.Time{}
+		dir.conn, dir.bf, dir.taken = in.conns[i], nil, 0
+		if i < len(in.filters) {
+			dir.bf = in.filters[i]
+		}
 		w.pfd[d].Fd = int32(in.fds[i])
 	}
 }
@@ -248,6 +268,8 @@ func (w *worker) pump(d *direction) int {
 			d.c.Truncated++
 			continue
 		}
+		// Only fanout defrag makes IPv4 datagrams longer than the MTU without a GSO type.
+		in.reassembled = d.defrag && !gso(f) && reassembled(in.data, d.inMTU)
 		buf := slot
 		if need := len(in.data) + vlanLen + vnetHdrLen; need > len(slot) {
 			buf = w.scratch // a GSO super-frame or a reassembled datagram
@@ -259,7 +281,7 @@ func (w *worker) pump(d *direction) int {
 			if d.tx.Pending() > 0 {
 				w.flush(d)
 			}
-			if !w.judge(d, buf[hdr:m], f) {
+			if !w.judge(d, buf[hdr:m], f, in.reassembled) {
 				continue
 			}
 			if w.sendBig(d, buf[:m]) {
@@ -268,7 +290,7 @@ func (w *worker) pump(d *direction) int {
 				d.c.TXErrors++
 			}
 		case out == built:
-			if !w.judge(d, buf[hdr:m], f) {
+			if !w.judge(d, buf[hdr:m], f, in.reassembled) {
 				continue
 			}
 			if err := d.tx.Commit(m); err != nil {
@@ -284,7 +306,7 @@ func (w *worker) pump(d *direction) int {
 			if len(buf) == len(slot) {
 				copy(w.scratch, buf[:m]) // fragments are written over the slot
 			}
-			if !w.judge(d, w.scratch[:m], f) {
+			if !w.judge(d, w.scratch[:m], f, in.reassembled) {
 				continue
 			}
 			w.fragment(d, w.scratch[:m])
@@ -299,6 +321,8 @@ func (w *worker) pump(d *direction) int {
 	if d.tx.Pending() > 0 {
 		w.flush(d)
 	}
+	d.taken += uint64(n)
+	w.settle(d)
 	if n > 0 {
 		_ = d.rx.Release()
 		if w.b.down.Load()&d.inBit != 0 {
@@ -357,8 +381,8 @@ func (w *worker) sendBig(d *direction, b []byte) bool {
 }
 
 // judge asks the verdict about data and reports whether the frame is to be forwarded; it counts
-// drops, would-drops and panics.
-func (w *worker) judge(d *direction, data []byte, f *ring.Frame) bool {
+// drops, would-drops and panics. reasm says the kernel reassembled the datagram.
+func (w *worker) judge(d *direction, data []byte, f *ring.Frame, reasm bool) bool {
 	p := &w.pkt
 	p.Data, p.Len, p.In, p.Out, p.Dir, p.Worker = data, f.Len, d.in, d.out, d.dir, w.idx
 	p.Time = f.Timestamp()
@@ -369,19 +393,23 @@ func (w *worker) judge(d *direction, data []byte, f *ring.Frame) bool {
 	if f.Status&ring.StatusCsumValid != 0 {
 		p.Status |= verdict.ChecksumValid
 	}
-	if f.Status&ring.StatusGSOTCP != 0 || len(f.Vnet) >= vnetHdrLen && f.Vnet[1] != vnetGSONone {
+	if gso(f) {
 		p.Status |= verdict.GSO
 	}
 	if f.Status&ring.StatusVLANValid != 0 {
 		p.Status |= verdict.VLAN
+	}
+	if reasm {
+		p.Status |= verdict.Reassembled
 	}
 	v := w.decide(d, p)
 	p.Data = nil
 	switch v {
 	case verdict.Pass:
 	case verdict.Bypass:
-		// No fast path yet: Bypass forwards as Pass does.
+		// Forwarded as on Pass; the flow's later frames take the kernel fast path, if it runs.
 		d.c.Bypassed++
+		w.bypassFlow(data)
 	default:
 		if d.mode != Tap {
 			d.c.Dropped++
@@ -400,6 +428,11 @@ func (w *worker) judge(d *direction, data []byte, f *ring.Frame) bool {
 		return false
 	}
 	return true
+}
+
+// gso reports whether the frame is a GSO (or GRO) super-frame standing for several on the wire.
+func gso(f *ring.Frame) bool {
+	return f.Status&ring.StatusGSOTCP != 0 || len(f.Vnet) >= vnetHdrLen && f.Vnet[1] != vnetGSONone
 }
 
 // decide asks the Handler; a panic, or a value that is no Verdict constant, gets the failure
@@ -436,27 +469,41 @@ func (w *worker) maybeTick() {
 	w.ticker.Tick(now)
 }
 
-// fragment sends the IPv4 datagram in frame as fragments that fit the egress MTU.
+// fragment sends the IPv4 datagram in frame as fragments that fit the egress MTU. It sends all
+// of them or none: a datagram whose offsets would wrap is malformed, one the MTU leaves no room
+// for is oversize, and when the TX ring cannot take every fragment even after a flush, the
+// datagram is lost as a TX error rather than sent in part.
 func (w *worker) fragment(d *direction, frame []byte) {
-	if !w.frag.reset(frame, d.eg.mtu, d.eg.vnet) {
+	switch w.frag.reset(frame, fragMTU(frame, d.eg), d.eg.vnet) {
+	case built:
+	case malformed:
+		d.c.Malformed++
+		return
+	default:
 		d.c.Oversize++
 		return
 	}
-	for range 1 << 14 {
+	k := w.frag.count()
+	if d.tx.Free() < k && d.tx.Pending() > 0 {
+		w.flush(d)
+	}
+	if d.tx.Free() < k {
+		d.c.TXRingFull++
+		d.c.TXErrors++
+		return
+	}
+	for range k {
 		slot, ok := d.tx.Reserve()
 		if !ok {
-			w.flush(d)
-			if slot, ok = d.tx.Reserve(); !ok {
-				d.c.TXRingFull++
-				d.c.TXErrors++ // the datagram is lost: its first fragments left without the rest
-				return
-			}
+			break // cannot happen: Free said there was room, and nothing else uses the ring
 		}
-		k := w.frag.next(slot)
-		if k == 0 {
+		m := w.frag.next(slot)
+		if m == 0 {
 			break
 		}
-		if err := d.tx.Commit(k); err != nil {
+		if err := d.tx.Commit(m); err != nil {
+			// A fragment that fits the MTU fits its slot; the fragments committed before it
+			// leave without it, and the datagram counts as one TX error.
 			d.c.TXErrors++
 			return
 		}

@@ -80,7 +80,11 @@ const (
 	// VLAN: the frame carried an outer VLAN tag, which Data includes again.
 	VLAN
 	// Reassembled: the frame is an IPv4 datagram the kernel reassembled from fragments (fanout
-	// defrag); the bridge fragments it again if it exceeds the egress MTU.
+	// defrag), which the bridge fragments again, keeping DF as it was, if it exceeds the egress
+	// MTU. AF_PACKET does not say which frames were reassembled, so the flag is set exactly when
+	// defrag is on and the datagram (not itself a fragment, without GSO status) is longer than the
+	// ingress port's MTU, which no frame on the wire can be. A reassembled datagram that fits the
+	// MTU looks like one sent whole and leaves whole, without the flag.
 	Reassembled
 )
 

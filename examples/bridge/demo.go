@@ -22,14 +22,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/afbridge/afbridge/examples/bridge/eve"
-	"github.com/afbridge/afbridge/examples/bridge/rules"
-
 	// Demo scaffolding only: anonymous network namespaces on locked OS threads, the same helper
 	// afbridge's own tests use. The bridge itself needs none of it; an internal package is
 	// importable here because this module's path is under github.com/afbridge/afbridge.
 	"github.com/afbridge/afbridge/internal/netns"
-	"github.com/afbridge/afbridge/peer"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,11 +51,16 @@ type demo struct {
 	client, bridgeNS, server *netns.NS
 	veths                    [][3]string // namespace label, the end to delete, the other end
 
-	eng    *engine
-	events *lockedBuffer
-	b      *bridge
-	srv    *http.Server
-	tr     *http.Transport
+	// The bridge runs as a child process, this binary with -i, so that it drops root as the
+	// bridge always does while the demo keeps what it needs to ping, fetch and clean up.
+	dir      string // rules and EVE log, readable by the run-as user
+	rules    string
+	evePath  string
+	child    *exec.Cmd
+	childErr lockedBuffer
+	childEnd chan struct{}
+	srv      *http.Server
+	tr       *http.Transport
 }
 
 // runDemo runs the demonstration and returns the exit status.
@@ -128,7 +129,7 @@ func (d *demo) run(ctx context.Context) error {
 	}
 
 	d.say("[2/5] bridge between b0 and b1, inside the bridge namespace")
-	if err := d.startBridge(); err != nil {
+	if err := d.startBridge(ctx); err != nil {
 		return err
 	}
 
@@ -149,7 +150,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.block(ctx); err != nil {
 		return err
 	}
-	return d.finalStats()
+	return d.finalStats(ctx)
 }
 
 // setupNet creates the three namespaces, the veth pairs and the addresses.
@@ -253,36 +254,68 @@ func waitUp(ctx context.Context, ns *netns.NS, dev string) error {
 	return fmt.Errorf("%s did not come up within 5s: %s", dev, strings.TrimSpace(out))
 }
 
-// startBridge starts the bridge b0 <-> b1 inside the bridge namespace, with no rules yet.
-func (d *demo) startBridge() error {
-	d.events = &lockedBuffer{}
-	d.eng = &engine{eve: eve.NewWriter(d.events, 0)}
-	cfg := peer.Config{
-		A:       peer.Side{Interface: "b0"},
-		B:       peer.Side{Interface: "b1"},
-		Threads: demoThreads,
-	}
-	if msg := raiseGOMAXPROCS(demoThreads); msg != "" {
-		d.say("  %s", msg)
-	}
-	b := newBridge(d.eng, cfg, "", nil)
-	var findings []peer.Finding
-	err := d.bridgeNS.Do(func() error {
-		if err := peer.Validate(b.cfg); err != nil {
-			return err
-		}
-		findings = peer.Preflight(b.cfg)
-		return b.start()
-	})
+// startBridge starts the bridge b0 <-> b1 inside the bridge namespace, with no rules yet: this
+// binary, run as a child with -i, -rules and -eve, which drops its privileges once its sockets
+// are open as the bridge always does.
+func (d *demo) startBridge(ctx context.Context) error {
+	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("start the bridge: %w", err)
 	}
-	d.b = b
-	for _, f := range findings {
-		d.say("      preflight: %s", f)
+	if d.dir, err = os.MkdirTemp("", "afbridge-demo-"); err != nil {
+		return err
 	}
-	d.say("      %s", b.banner())
+	// Readable by the run-as user: the rules are read again on SIGHUP, after the drop.
+	if err := os.Chmod(d.dir, 0o755); err != nil {
+		return err
+	}
+	d.rules, d.evePath = d.dir+"/demo.rules", d.dir+"/eve.json"
+	if err := os.WriteFile(d.rules, nil, 0o644); err != nil {
+		return err
+	}
+	d.child = exec.Command(exe, "-i", "b0:b1", "-threads", strconv.Itoa(demoThreads), "-rules", d.rules, "-eve", d.evePath)
+	d.child.Stderr = &d.childErr
+	d.childEnd = make(chan struct{})
+	if err := d.bridgeNS.Do(d.child.Start); err != nil { // the child starts in the bridge namespace
+		d.child = nil
+		return fmt.Errorf("start the bridge: %w", err)
+	}
+	go func() { d.child.Wait(); close(d.childEnd) }()
+	banner, err := d.waitChild(ctx, `(?m)^bridging b0 <-> b1 .*$`, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	for _, l := range strings.Split(d.childErr.String(), "\n") {
+		if strings.HasPrefix(l, "preflight: ") || strings.HasPrefix(l, "bridge: running as") || strings.HasPrefix(l, "bridge: privileges not dropped") {
+			d.say("      %s", strings.TrimPrefix(l, "bridge: "))
+		}
+	}
+	d.say("      %s", banner)
 	return nil
+}
+
+// waitChild waits until the bridge's standard error matches re and returns the match.
+func (d *demo) waitChild(ctx context.Context, re string, timeout time.Duration) (string, error) {
+	rx := regexp.MustCompile(re)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		if m := rx.FindString(d.childErr.String()); m != "" {
+			return m, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-d.childEnd:
+			if m := rx.FindString(d.childErr.String()); m != "" {
+				return m, nil
+			}
+			return "", fmt.Errorf("the bridge exited:\n%s", d.childErr.String())
+		case <-deadline.C:
+			return "", fmt.Errorf("the bridge did not say %q within %v:\n%s", re, timeout, d.childErr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // startHTTP starts the server in the server namespace and a client whose connections are made
@@ -465,11 +498,15 @@ func (d *demo) get(ctx context.Context, path string, timeout time.Duration) (str
 
 // block loads the demo rule by hot swap and shows one request blocked while others pass.
 func (d *demo) block(ctx context.Context) error {
-	set, err := rules.Parse(strings.NewReader(demoRule), "demo.rules")
-	if err != nil {
+	if err := os.WriteFile(d.rules, []byte(demoRule+"\n"), 0o644); err != nil {
 		return err
 	}
-	d.b.setRules(set)
+	if err := d.child.Process.Signal(syscall.SIGHUP); err != nil {
+		return err
+	}
+	if _, err := d.waitChild(ctx, `reloaded .*: 1 rules in force`, 10*time.Second); err != nil {
+		return err
+	}
 	d.say("      %s", demoRule)
 	check := func(path, note string) error {
 		status, el, err := d.get(ctx, path, demoTimeout)
@@ -495,30 +532,39 @@ func (d *demo) block(ctx context.Context) error {
 	}
 
 	// The writer flushes as soon as its queue is empty; wait a moment for it.
-	for deadline := time.Now().Add(2 * time.Second); d.eng.eve.Written() == 0 && time.Now().Before(deadline); {
+	var events []string
+	for deadline := time.Now().Add(2 * time.Second); len(events) == 0 && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
+		b, _ := os.ReadFile(d.evePath)
+		events = strings.Split(strings.TrimSpace(string(b)), "\n")
+		if events[0] == "" {
+			events = nil
+		}
 	}
-	first, _, _ := strings.Cut(d.events.String(), "\n")
-	if first == "" {
+	if len(events) == 0 {
 		return errors.New("no EVE event was logged for the blocked request")
 	}
-	d.say("      EVE event (one of %d: the client sent the request again, and each copy was dropped):", d.eng.eve.Written())
-	d.say("      %s", first)
+	d.say("      EVE event (one of %d: the client sent the request again, and each copy was dropped):", len(events))
+	d.say("      %s", events[0])
 	return nil
 }
 
-// finalStats stops the bridge gracefully and prints its counters.
-func (d *demo) finalStats() error {
-	b := d.b
-	if err := b.br.Close(); err != nil {
+// finalStats stops the bridge gracefully (SIGTERM) and prints the counters it prints.
+func (d *demo) finalStats(ctx context.Context) error {
+	if err := d.child.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
-	s := b.snapshot() // peer keeps the kernel's counters from Close on
-	d.say("\nfinal stats, %s after %s:", b.name(), s.at.Sub(b.started).Round(time.Millisecond))
-	for _, l := range b.finalLines(s) {
-		d.say("%s", l)
+	select {
+	case <-d.childEnd:
+	case <-time.After(drainTimeout + 5*time.Second):
+		return fmt.Errorf("the bridge did not stop:\n%s", d.childErr.String())
 	}
-	d.say("  alerts %d, EVE events %d", d.eng.alerts.Load(), d.eng.eve.Written())
+	out := d.childErr.String()
+	i := strings.Index(out, "final stats")
+	if i < 0 || !d.child.ProcessState.Success() {
+		return fmt.Errorf("the bridge failed (%v):\n%s", d.child.ProcessState, out)
+	}
+	d.say("\n%s", strings.TrimRight(out[i:], "\n"))
 	return nil
 }
 
@@ -531,13 +577,17 @@ func (d *demo) cleanup() {
 	if d.srv != nil {
 		d.srv.Close()
 	}
-	if d.b != nil {
-		d.b.br.Close()
-		d.b.closeInject()
+	if d.child != nil {
+		select {
+		case <-d.childEnd:
+		default:
+			d.child.Process.Kill() // our own child, by PID
+			<-d.childEnd
+		}
 		done = append(done, "stopped the bridge")
 	}
-	if d.eng != nil && d.eng.eve != nil {
-		d.eng.eve.Close()
+	if d.dir != "" {
+		os.RemoveAll(d.dir)
 	}
 	nsByName := map[string]*netns.NS{}
 	for _, ns := range []*netns.NS{d.client, d.bridgeNS, d.server} {

@@ -17,14 +17,16 @@
 // two interfaces runs. Suricata's keys keep their meaning: interface, threads, cluster-id,
 // cluster-type, defrag, copy-mode, copy-iface, use-mmap, mmap-locked, tpacket-v3, ring-size
 // (frames per socket; with tpacket-v3 it sizes the block count as Suricata does), block-size,
-// block-timeout, buffer-size and disable-promisc. use-mmap: no is refused: the bridge forwards
-// through mmap'd rings only. The other keys Suricata reads are accepted, and each value the
-// bridge does not honour as written is noted once, saying what it does instead:
+// block-timeout, buffer-size, disable-promisc and bpf-filter. use-mmap: no is refused: the
+// bridge forwards through mmap'd rings only. The other keys Suricata reads are accepted, and
+// each value the bridge does not honour as written is noted once, saying what it does instead:
 //
 //   - checksum-checks (any of Suricata's values) only matters to an IDS: the bridge forwards
 //     frames as they are and the kernel finishes offloaded checksums;
-//   - bpf-filter is not applied yet: every frame goes through the rules and is forwarded unless
-//     they drop it, where Suricata neither inspects nor forwards what the filter rejects;
+//   - bpf-filter is compiled in pure Go (package pcapfilter) and attached to the capture
+//     sockets, as in Suricata's IPS mode: a frame the filter rejects is never captured, so it
+//     is neither inspected nor forwarded (a note says so for inline entries); an expression
+//     that does not compile exits 2 with the file, the line and the column;
 //   - cluster-type cluster_ebpf (and ebpf-lb-file) runs as cluster_flow without defrag until the
 //     bridge has a built-in IP-pair fanout; cluster_rollover is cluster_flow, as in Suricata;
 //   - v2-block-size, use-emergency-flush, rollover, the hardware timestamp keys, xdp-mode,
@@ -70,7 +72,29 @@
 // and drop_reason, all totals since the start. -metrics serves the counters as Prometheus
 // metrics on http://ADDR/metrics, labelled by direction and worker, with the ports' link state
 // and history (afbridge_port_up, afbridge_port_downs_total, ...) and every frame that did not
-// leave under one reason (afbridge_drops_total{reason=...}).
+// leave under one reason (afbridge_drops_total{reason=...}); a port alone (:9101) listens on
+// 127.0.0.1. Rejects are rate-limited per worker to 1000 frames a second with bursts of 50 (Linux's own
+// limit for ICMP errors) and never wait for a full port: both are counted. The EVE path must be
+// a regular file unless -eve-allow-special.
+//
+// Started as root, once every socket is open the bridge runs as nobody (or -run-as USER[:GROUP],
+// or run-as: in -c) with CAP_NET_RAW and CAP_NET_ADMIN only, no_new_privs and a seccomp
+// allow-list, on every thread; this needs a build without cgo (CGO_ENABLED=0). The run-as user
+// must be able to read the rules and, for log rotation, write the EVE log's directory.
+//
+// With rules loaded, each worker inspects what the receivers will see, not frame by frame (the
+// frames themselves leave unchanged): IPv4 and IPv6 fragments are reassembled (package defrag)
+// and the fragment that completes a datagram is judged with all of it, so rules with ports match
+// every datagram and content after the first fragment is found; TCP segments are reassembled per
+// direction (package stream) and each is matched together with the bytes before it, so content
+// split over segments, sent out of order or overlapped is found in the segment that completes it.
+// A drop or reject drops the rest of the flow, both ways (flows in a flow.Table, 16,384 per
+// worker). The rules' flow: keyword sees the flow's direction and state. What inspection drops on
+// its own is logged as an alert with a built-in signature: 2900001 fragments overlapping with
+// different data, 2900002 invalid, tiny-first or over-limit fragments, 2900003 TCP segments
+// overlapping inspected data with different data, 2900004 segments that cannot be inspected (out
+// of order beyond the hold, urgent data, an unverifiable retransmission), 2900005 IPv6 extension
+// header chains over flow.MaxExtHeaders. The final counters add a line for inspection.
 //
 // Once every socket is open the bridge prints, on standard error, any preflight findings, then one
 // line per bridge:
@@ -87,7 +111,8 @@
 // needs CAP_NET_RAW and CAP_NET_ADMIN).
 //
 // --demo needs root and nothing else: it builds three network namespaces (client, bridge,
-// server) joined by veth pairs, addressed from 198.18.0.0/15 only, bridges the two middle ports,
+// server) joined by veth pairs, addressed from 198.18.0.0/15 only, bridges the two middle ports
+// (with this binary as a child process, which drops its privileges as above),
 // and shows a ping and an HTTP transfer through the bridge, a rule loaded while it runs that
 // blocks one request while others pass, the EVE event it logs and the final counters; then it
 // removes everything it created, also after Ctrl-C or a failure.

@@ -384,6 +384,8 @@ func TestFullSuricataYAML(t *testing.T) {
 	dir := t.TempDir()
 	y := strings.Replace(string(data), "default-log-dir: /var/log/suricata/", "default-log-dir: "+dir, 1)
 	y = strings.Replace(y, "default-rule-path: /var/lib/suricata/rules", "default-rule-path: "+dir, 1)
+	// b0's filter keeps ICMP out: the client's pings are neither inspected nor forwarded.
+	y = strings.Replace(y, "bpf-filter: not (host 198.18.9.9 and port 22)", "bpf-filter: not icmp", 1)
 	// Workers pinned to the last CPU, to see the pinning in the process's threads.
 	cpu := runtime.NumCPU() - 1
 	y = strings.Replace(y, `cpu: [ "all" ]`, fmt.Sprintf("cpu: [ %d ]", cpu), 1)
@@ -402,7 +404,7 @@ func TestFullSuricataYAML(t *testing.T) {
 	}
 	assert.Contains(t, out, `cluster-type cluster_rollover for "b1": deprecated, cluster_flow is used instead`)
 	assert.Contains(t, out, "b0: cluster-type cluster_ebpf (ebpf-lb-file /usr/libexec/suricata/ebpf/lb.bpf not loaded)")
-	assert.Contains(t, out, `b0: bpf-filter "not (host 198.18.9.9 and port 22)" not applied`)
+	assert.Contains(t, out, `b0: bpf-filter "not icmp": frames it rejects are neither inspected nor forwarded`)
 	assert.Contains(t, out, fmt.Sprintf("workers pinned to CPUs [%d]", cpu))
 	// The workers start running (and pin their threads) after the banner: wait for them.
 	pinnedThreads := func() int {
@@ -426,9 +428,10 @@ func TestFullSuricataYAML(t *testing.T) {
 		assert.GreaterOrEqual(t, pinned, 2, "a thread per worker locked to CPU %d", cpu)
 	}
 
-	tp.ping(t)
 	tp.mustPass(t, "/hello")
 	tp.mustBlock(t, "/forbidden")
+	pingOut, err := tp.client.Run("ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", serverIP)
+	require.Error(t, err, "bpf-filter not icmp: the echo requests must not be forwarded\n%s", pingOut)
 	p.signal(syscall.SIGTERM)
 	require.Equal(t, 0, p.exitCode(30*time.Second))
 	assert.Contains(t, p.stderr.String(), "rules 1, alerts ")

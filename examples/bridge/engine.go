@@ -3,12 +3,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"net"
 	"sync/atomic"
 	"time"
 
-	"github.com/afbridge/afbridge/afpacket"
 	"github.com/afbridge/afbridge/examples/bridge/eve"
 	"github.com/afbridge/afbridge/examples/bridge/rules"
 	"github.com/afbridge/afbridge/peer"
@@ -20,30 +19,33 @@ import (
 type engine struct {
 	eve *eve.Writer // nil without -eve
 
-	alerts     atomic.Uint64 // alert events raised (logged or not)
-	rejects    atomic.Uint64 // reject frames sent
-	rejected   atomic.Uint64 // frames dropped by a reject rule in ips mode
-	rejectErrs atomic.Uint64 // reject frames the kernel refused
-	rejectErr  atomic.Pointer[error]
+	alerts         atomic.Uint64 // alert events raised (logged or not)
+	rejects        atomic.Uint64 // reject frames sent
+	rejected       atomic.Uint64 // frames dropped by a reject rule in ips mode
+	rejectErrs     atomic.Uint64 // reject frames the kernel refused
+	rejectsFull    atomic.Uint64 // reject frames dropped because the port's queue was full
+	rejectsLimited atomic.Uint64 // reject frames not sent because of the rate limit
+	rejectRebinds  atomic.Uint64 // reject sockets re-opened on a re-created interface
+	rejectErr      atomic.Pointer[error]
+	inspect        inspectStats
 }
 
 // bridge is one peer.Bridge with the state the binary keeps around it.
 type bridge struct {
-	eng     *engine
-	cfg     peer.Config
-	where   string // "FILE:LINE,LINE: " for a bridge from -c, else ""
-	br      *peer.Bridge
-	sw      *verdict.Switch
-	ifname  [2]string        // side A, side B
-	mode    [2]peer.CopyMode // by verdict.Direction: the ingress side's copy mode
-	inject  [2]frameWriter   // side A, side B: the reject sockets
-	started time.Time
-}
-
-// frameWriter sends one Ethernet frame out of its interface: an *afpacket.Conn.
-type frameWriter interface {
-	WriteTo(b []byte, addr net.Addr) (int, error)
-	Close() error
+	eng    *engine
+	cfg    peer.Config
+	where  string // "FILE:LINE,LINE: " for a bridge from -c, else ""
+	br     *peer.Bridge
+	sw     *verdict.Switch
+	ifname [2]string        // side A, side B
+	mode   [2]peer.CopyMode // by verdict.Direction: the ingress side's copy mode
+	inject [2]frameSender   // side A, side B: the reject sockets
+	// injectErr is the last error re-opening a reject socket, reported once; main loop only.
+	injectErr string
+	started   time.Time
+	// ins holds each worker's inspector, kept across rule reloads so that flows (and flow
+	// drops) survive them. Factories fill it (one call at a time); worker i alone uses slot i's.
+	ins []*inspector
 }
 
 // newBridge prepares a bridge for cfg with set as its first rules (nil for none). Nothing is
@@ -54,6 +56,7 @@ func newBridge(eng *engine, cfg peer.Config, where string, set *rules.Set) *brid
 		where:  where,
 		ifname: [2]string{cfg.A.Interface, cfg.B.Interface},
 		mode:   [2]peer.CopyMode{cfg.A.CopyMode, cfg.B.CopyMode},
+		ins:    make([]*inspector, max(1, cfg.Threads)),
 	}
 	b.sw = verdict.NewSwitch(b.rulesFactory(set))
 	cfg.Verdict = b.sw // bytes are counted by peer (Counters.Bytes)
@@ -90,19 +93,37 @@ func (b *bridge) rulesFactory(set *rules.Set) verdict.Factory {
 	if set == nil || set.Len() == 0 {
 		return verdict.Shared(verdict.PassAll)
 	}
-	return verdict.FactoryFunc(func(int) verdict.Handler {
-		return &ruleHandler{b: b, set: set, res: set.NewResult(), buf: make([]byte, rules.MaxRejectLen)}
+	return verdict.FactoryFunc(func(worker int) verdict.Handler {
+		return &ruleHandler{b: b, set: set, res: set.NewResult(), buf: make([]byte, rules.MaxRejectLen),
+			tx: newRejectTx(), limit: newLimiter(rejectRate, rejectBurst),
+			ins: b.inspector(worker, set.LongestContent()-1)}
 	})
+}
+
+// inspector returns worker's inspector, made anew when there is none yet or the rules need more
+// stream context than it keeps (its flows are then forgotten). Nil if it cannot be made: the
+// worker then matches frame by frame.
+func (b *bridge) inspector(worker, tail int) *inspector {
+	if worker < 0 || worker >= len(b.ins) {
+		in, _ := newInspector(tail, &b.eng.inspect)
+		return in
+	}
+	if in := b.ins[worker]; in != nil && in.tail >= tail {
+		return in
+	}
+	in, err := newInspector(tail, &b.eng.inspect)
+	if err != nil {
+		return nil
+	}
+	b.ins[worker] = in
+	return in
 }
 
 // start opens the reject sockets and starts forwarding, in the calling goroutine's network
 // namespace. On failure everything it opened is closed again.
 func (b *bridge) start() error {
 	for side, name := range b.ifname {
-		// Send-only: a socket bound to a protocol would receive a clone of every frame the
-		// bridge forwards (dev_queue_xmit_nit), only for its filter to drop it; the profile
-		// showed that at 4% of the bridge's CPU.
-		c, err := afpacket.Listen(name, &afpacket.Config{SendOnly: true})
+		c, err := openInjector(name)
 		if err != nil {
 			b.closeInject()
 			return err
@@ -121,6 +142,24 @@ func (b *bridge) start() error {
 	return nil
 }
 
+// refreshInject re-opens the reject socket of a side whose interface was re-created, so that
+// rejects keep working after peer.Bridge re-binds; the main loop calls it every second.
+func (b *bridge) refreshInject() error {
+	var errs []error
+	for _, s := range b.inject {
+		in, ok := s.(*injector)
+		if !ok {
+			continue
+		}
+		did, err := in.refresh()
+		if did {
+			b.eng.rejectRebinds.Add(1)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // closeInject closes the reject sockets; call it once no worker runs.
 func (b *bridge) closeInject() {
 	for i, c := range b.inject {
@@ -134,16 +173,38 @@ func (b *bridge) closeInject() {
 // ruleHandler is one worker's matcher: it owns its Result and reject buffer, so matching a frame
 // that no rule concerns allocates nothing and takes no lock.
 type ruleHandler struct {
-	b   *bridge
-	set *rules.Set
-	res *rules.Result
-	buf []byte
+	b     *bridge
+	set   *rules.Set
+	res   *rules.Result
+	buf   []byte
+	tx    *rejectTx
+	limit limiter
+	ins   *inspector // nil: match frame by frame
+}
+
+// Tick expires the worker's idle flows and fragments (verdict.Ticker).
+func (h *ruleHandler) Tick(now time.Time) {
+	if h.ins != nil {
+		h.ins.tick(now)
+	}
 }
 
 func (h *ruleHandler) Handle(p *verdict.Packet) verdict.Verdict {
-	switch h.set.Match(p.Data, h.res) {
+	act, drop := rules.NoMatch, false
+	if h.ins != nil {
+		act, drop = h.ins.inspect(p, h.set, h.res)
+		if h.ins.why != nil {
+			h.anomaly(p, h.ins.why, &h.ins.whyPkt)
+		}
+	} else {
+		act = h.set.Match(p.Data, h.res)
+	}
+	switch act {
 	case rules.Alert:
 		h.alert(p)
+		if drop {
+			return verdict.Drop
+		}
 		return verdict.Pass
 	case rules.Drop:
 		h.alert(p)
@@ -155,6 +216,9 @@ func (h *ruleHandler) Handle(p *verdict.Packet) verdict.Verdict {
 			h.reject(p)
 		}
 		return verdict.Drop
+	}
+	if drop {
+		return verdict.Drop // a dropped flow, or an evasion attempt
 	}
 	return verdict.Pass // NoMatch, or a pass rule
 }
@@ -175,6 +239,21 @@ func (h *ruleHandler) alert(p *verdict.Packet) {
 		}
 		eng.eve.Write(event(p, &h.res.Packet, r, action))
 	}
+}
+
+// anomaly counts and logs the built-in signature sig that names an inspection drop of the
+// frame d (decoded).
+func (h *ruleHandler) anomaly(p *verdict.Packet, sig *rules.Rule, d *rules.Packet) {
+	eng := h.b.eng
+	eng.alerts.Add(1)
+	if eng.eve == nil {
+		return
+	}
+	action := eve.Allowed
+	if h.b.mode[p.Dir] == peer.IPS {
+		action = eve.Blocked
+	}
+	eng.eve.Write(event(p, d, sig, action))
 }
 
 // event builds the EVE record of rule r matching the decoded frame d.
@@ -212,25 +291,39 @@ func event(p *verdict.Packet, d *rules.Packet, r *rules.Rule, action string) eve
 
 // reject tells both ends: the frame towards the sender leaves through the port the offending
 // frame came in on, the one towards its destination through the port it was going out of. The
-// bridge ignores frames the host sends out of its ports, so neither is bridged back. A send on a
-// packet socket does not wait for the wire (a full queue drops, it does not block), so the
-// worker is held up for one syscall only.
+// bridge ignores frames the host sends out of its ports, so neither is bridged back.
+//
+// The sender's addresses may be spoofed, so rejects are rate-limited per worker (rejectRate,
+// rejectBurst) and sent with MSG_DONTWAIT: a full socket or queue drops the reject and counts
+// it, and the worker goes on forwarding.
 func (h *ruleHandler) reject(p *verdict.Packet) {
+	eng := h.b.eng
+	var now int64
 	for _, to := range [...]rules.Direction{rules.ToSource, rules.ToDestination} {
 		n, err := rules.BuildReject(p.Data, to, h.buf)
 		if err != nil || n == 0 {
 			continue // not TCP or UDP, a RST, multicast...: the drop alone
 		}
+		if now == 0 {
+			now = monoNow()
+		}
+		if !h.limit.allow(now) {
+			eng.rejectsLimited.Add(1)
+			continue
+		}
 		side := p.Dir // the ingress side, where the sender is
 		if to == rules.ToDestination {
 			side = 1 - p.Dir
 		}
-		if _, err := h.b.inject[side].WriteTo(h.buf[:n], nil); err != nil {
-			h.b.eng.rejectErrs.Add(1)
-			h.b.eng.rejectErr.Store(&err)
-			continue
+		switch err := h.b.inject[side].send(h.tx, h.buf[:n]); {
+		case err == nil:
+			eng.rejects.Add(1)
+		case errors.Is(err, errFull):
+			eng.rejectsFull.Add(1)
+		default:
+			eng.rejectErrs.Add(1)
+			eng.rejectErr.Store(&err)
 		}
-		h.b.eng.rejects.Add(1)
 	}
 }
 

@@ -5,7 +5,6 @@ package main
 import (
 	"encoding/binary"
 	"encoding/json"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -60,11 +59,11 @@ type sent struct {
 	frames [][]byte
 }
 
-func (s *sent) WriteTo(b []byte, _ net.Addr) (int, error) {
+func (s *sent) send(_ *rejectTx, b []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.frames = append(s.frames, append([]byte(nil), b...))
-	return len(b), nil
+	return nil
 }
 
 func (s *sent) Close() error { return nil }
@@ -83,7 +82,7 @@ func testBridge(t testing.TB, text string, modeA, modeB peer.CopyMode) (*bridge,
 	}
 	b := newBridge(eng, cfg, "", set)
 	out := [2]*sent{{}, {}}
-	b.inject = [2]frameWriter{out[0], out[1]}
+	b.inject = [2]frameSender{out[0], out[1]}
 	return b, events, out
 }
 
@@ -164,7 +163,8 @@ func TestRejectSides(t *testing.T) {
 	client, server := netip.AddrFrom4(ipClient), netip.AddrFrom4(ipServer)
 
 	require.Equal(t, verdict.Drop, h.Handle(packet(fromClient("ugly"), verdict.AToB)))
-	fromServer := tcpFrame(macServer, macClient, ipServer, ipClient, 80, 40000, "ugly")
+	// Another connection: the first one is dropped as a whole now (flow drop), silently.
+	fromServer := tcpFrame(macServer, macClient, ipServer, ipClient, 80, 40001, "ugly")
 	require.Equal(t, verdict.Drop, h.Handle(packet(fromServer, verdict.BToA)))
 
 	require.Len(t, out[0].frames, 2)

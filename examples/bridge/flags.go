@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/afbridge/afbridge/examples/bridge/config"
 	"github.com/afbridge/afbridge/peer"
 )
 
@@ -34,6 +35,12 @@ type options struct {
 	stats   time.Duration
 	metrics string
 	demo    bool
+	// eveAllowSpecial lets -eve be a symlink, FIFO or device (eve.Options.AllowSpecial).
+	eveAllowSpecial bool
+	// runAs is the user the bridge runs as once its sockets are open (caps_linux.go); it
+	// overrides cfgRunAs, the run-as section of -c.
+	runAs    string
+	cfgRunAs config.RunAs
 }
 
 // usageError is a bad command line: the caller prints it with the usage and exits 2.
@@ -61,7 +68,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.rules, "rules", "", "rule `FILE` (drop, reject, alert, pass); SIGHUP reloads it")
 	fs.StringVar(&o.eve, "eve", "", "append EVE JSON alert events to `FILE` (- for standard output)")
 	fs.DurationVar(&o.stats, "stats", 0, "print per-direction rates and counters every `DURATION` (e.g. 10s)")
-	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9101), path /metrics")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9101; a port alone, :9101, means 127.0.0.1), path /metrics")
+	fs.BoolVar(&o.eveAllowSpecial, "eve-allow-special", false, "let -eve be a symbolic link, a FIFO or a device (refused by default)")
+	fs.StringVar(&o.runAs, "run-as", "", "`USER` (name or uid, optionally USER:GROUP) to run as once the sockets are open (default nobody; run-as: in -c)")
 	fs.BoolVar(&o.demo, "demo", false, "run a self-contained demonstration in network namespaces (needs root)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), synopsis, "\nflags:\n")

@@ -67,7 +67,7 @@ type app struct {
 
 	ruleCount                atomic.Int64
 	reloadsOK, reloadsFailed atomic.Uint64
-	eveDropped, eveFailed    uint64 // already reported by warnEVE
+	eveDropped               uint64 // already reported by warnEVE (write errors: eve.Options.OnError)
 }
 
 func (a *app) printf(format string, args ...any) { fmt.Fprintf(a.stderr, format+"\n", args...) }
@@ -117,7 +117,7 @@ func (a *app) serve() int {
 	var set *rules.Set
 	if o.rules != "" {
 		var err error
-		if set, err = rules.ParseFile(o.rules); err != nil {
+		if set, err = loadRules(o.rules); err != nil {
 			a.errorf("", err)
 			return exitUsage
 		}
@@ -134,9 +134,23 @@ func (a *app) serve() int {
 	if bad {
 		return exitUsage
 	}
+	// Resolved before anything opens, so that an unknown user is a usage error.
+	var cred credentials
+	root := os.Geteuid() == 0
+	if root {
+		var err error
+		if cred, err = lookupRunAs(o.runAs, o.cfgRunAs.User, o.cfgRunAs.Group); err != nil {
+			a.printf("bridge: %v", err)
+			return exitUsage
+		}
+	} else if o.runAs != "" || o.cfgRunAs.User != "" {
+		a.printf("bridge: note: run-as ignored: the bridge is not root, it runs as uid %d already", os.Geteuid())
+	}
 
 	if o.eve != "" {
-		w, err := eve.Open(o.eve, 0)
+		w, err := eve.Open(o.eve, &eve.Options{AllowSpecial: o.eveAllowSpecial, OnError: func(err error, lost uint64) {
+			a.printf("bridge: EVE log: %d events lost: %v (said at most once a second; afbridge_eve_events_failed_total counts them all)", lost, err)
+		}})
 		if err != nil {
 			a.printf("bridge: -eve: %v", err)
 			return exitUsage
@@ -181,9 +195,33 @@ func (a *app) serve() int {
 			return exitRuntime
 		}
 	}
-	// The sockets are open: keep only what re-opening them needs.
-	if err := dropCapabilities(); err != nil {
-		a.printf("bridge: capabilities not dropped: %v", err)
+	// The sockets are open: become cred, keeping only what re-opening them needs. The EVE log
+	// is handed to cred first, so that SIGHUP can reopen it.
+	giveEVE := func() {
+		if w := a.eng.eve; w != nil {
+			if err := w.Chown(cred.uid, cred.gid); err != nil {
+				a.printf("bridge: -eve: cannot give the log to %s, so SIGHUP cannot reopen it: %v", cred.name, err)
+			}
+		}
+	}
+	switch err := dropPrivileges(cred, giveEVE); {
+	case errors.Is(err, errCgo):
+		a.printf("bridge: privileges not dropped: %v", err)
+	case err != nil:
+		a.printf("bridge: cannot drop privileges: %v", err)
+		a.printf("  what to do: the bridge refuses to run with more privileges than it needs; the error above says which step failed")
+		for _, b := range a.bridges {
+			b.br.Close()
+			b.closeInject()
+		}
+		return exitRuntime
+	case root:
+		a.printf("bridge: running as %s with CAP_NET_RAW and CAP_NET_ADMIN only, no_new_privs, seccomp", cred.name)
+	default:
+		a.printf("bridge: running as uid %d with CAP_NET_RAW and CAP_NET_ADMIN at most, no_new_privs, seccomp", os.Geteuid())
+	}
+	if afterDrop != nil {
+		afterDrop(a.printf)
 	}
 	for _, b := range a.bridges {
 		a.printf("%s", b.banner())
@@ -217,10 +255,26 @@ func (a *app) loop(sigs chan os.Signal) int {
 		}
 	}
 
+	// Reject sockets follow their interfaces: peer.Bridge re-binds its own sockets when an
+	// interface is re-created, this re-opens the reject sockets.
+	refresh := time.NewTicker(time.Second)
+	defer refresh.Stop()
+
 	code, running := exitOK, len(a.bridges)
 wait:
 	for {
 		select {
+		case <-refresh.C:
+			for _, b := range a.bridges {
+				err := b.refreshInject()
+				if err != nil && err.Error() != b.injectErr {
+					a.printf("bridge: %s: cannot re-open a reject socket (retrying every second): %v", b.name(), err)
+				}
+				b.injectErr = ""
+				if err != nil {
+					b.injectErr = err.Error() // said once, not every second
+				}
+			}
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
 				a.reload()
@@ -290,15 +344,30 @@ func (a *app) printFinal() {
 	if n := e.rejectErrs.Load(); n > 0 {
 		line += fmt.Sprintf(" (%d failed: %v)", n, e.lastRejectErr())
 	}
+	if n := e.rejectsLimited.Load(); n > 0 {
+		line += fmt.Sprintf(", rate-limited %d", n)
+	}
+	if n := e.rejectsFull.Load(); n > 0 {
+		line += fmt.Sprintf(", dropped on a full queue %d", n)
+	}
+	if n := e.rejectRebinds.Load(); n > 0 {
+		line += fmt.Sprintf(", reject sockets re-opened %d", n)
+	}
 	if e.eve != nil {
 		line += fmt.Sprintf(", EVE events written %d, dropped %d", e.eve.Written(), e.eve.Dropped())
+		if n := e.eve.Failed(); n > 0 {
+			line += fmt.Sprintf(", failed %d", n)
+		}
 	}
 	a.printf("%s", line)
+	in := &e.inspect
+	a.printf("  inspection: datagrams reassembled %d; dropped: flows %d, fragments %d, segments %d, IPv6 header chains %d; flows evicted %d",
+		in.reassembled.Load(), in.flowDrops.Load(), in.fragDrops.Load(), in.segDrops.Load(), in.extHdrDrops.Load(), in.flowsEvicted.Load())
 	a.warnEVE()
 }
 
-// warnEVE reports EVE events lost since the last call: dropped because the writer's queue was
-// full, or lost to write errors.
+// warnEVE reports EVE events dropped since the last call because the writer's queue was full.
+// Write errors are reported as they happen, by the OnError given to eve.Open.
 func (a *app) warnEVE() {
 	w := a.eng.eve
 	if w == nil {
@@ -307,10 +376,6 @@ func (a *app) warnEVE() {
 	if n := w.Dropped(); n > a.eveDropped {
 		a.printf("bridge: EVE log: %d events dropped, the writer's queue was full (the disk is slower than the alerts)", n-a.eveDropped)
 		a.eveDropped = n
-	}
-	if n := w.Failed(); n > a.eveFailed {
-		a.printf("bridge: EVE log: %d failed writes, the last: %v", n-a.eveFailed, w.Err())
-		a.eveFailed = n
 	}
 }
 
@@ -326,7 +391,7 @@ func (a *app) reload() {
 		a.printf("bridge: SIGHUP: no -rules file to reload")
 		return
 	}
-	set, err := rules.ParseFile(a.o.rules)
+	set, err := loadRules(a.o.rules)
 	if err != nil {
 		a.reloadsFailed.Add(1)
 		a.printf("bridge: SIGHUP: reload of %s refused; the %d rules loaded before stay in force:", a.o.rules, a.ruleCount.Load())
@@ -341,6 +406,29 @@ func (a *app) reload() {
 	a.ruleCount.Store(int64(set.Len()))
 	a.reloadsOK.Add(1)
 	a.printf("bridge: SIGHUP: reloaded %s: %d rules in force", a.o.rules, set.Len())
+}
+
+// loadRules parses the rule file at path. It is opened with O_NONBLOCK and checked with fstat
+// before it is read: a FIFO put in its place would otherwise block the main loop on SIGHUP,
+// and with it SIGTERM.
+func loadRules(path string) (*rules.Set, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%v); give the rule file itself", path, st.Mode().Type())
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	return rules.Parse(f, path)
 }
 
 // runtimeHint says what to do about a failure to open or start a bridge.

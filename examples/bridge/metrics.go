@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 )
 
 // counterMetric is one peer.Counters field exported per direction and worker.
@@ -178,6 +179,20 @@ func (m *portMetrics) collect(ch chan<- prometheus.Metric, b *bridge, st *peer.S
 	}
 }
 
+// Limits of the metrics server. A scraper makes one request every few seconds over one
+// keep-alive connection; anything beyond these bounds is not a scraper. Connections past
+// metricsMaxConns wait in the kernel's accept queue, holding no descriptor of the bridge, so a
+// flood of idle connections can neither exhaust the bridge's file limit (which SIGHUP needs to
+// reopen the EVE log and read the rules) nor its memory.
+const (
+	metricsMaxConns          = 32
+	metricsReadHeaderTimeout = 5 * time.Second
+	metricsReadTimeout       = 10 * time.Second
+	metricsWriteTimeout      = 30 * time.Second // a scrape of many workers, on a slow link
+	metricsIdleTimeout       = 30 * time.Second // between two requests of a keep-alive connection
+	metricsMaxHeaderBytes    = 8 << 10
+)
+
 // metricsServer serves /metrics on a listener opened up front, so a bad address fails before
 // any socket of the bridge is opened.
 type metricsServer struct {
@@ -186,24 +201,42 @@ type metricsServer struct {
 	err atomic.Pointer[error]
 }
 
+// metricsAddr is addr with 127.0.0.1 as its host when it names only a port (":9101"): the
+// metrics name the interfaces and describe the process, which is nobody else's business unless
+// the operator says so with an explicit address (0.0.0.0:9101, [::]:9101).
+func metricsAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "" {
+		return addr
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
 func listenMetrics(addr string) (*metricsServer, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", metricsAddr(addr))
 	if err != nil {
 		return nil, err
 	}
-	return &metricsServer{ln: ln}, nil
+	return &metricsServer{ln: netutil.LimitListener(ln, metricsMaxConns)}, nil
 }
 
 // serve starts serving the collector's metrics, with the Go runtime's and the process's.
 func (m *metricsServer) serve(c *collector) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(c, newHardeningCollector(c.eng), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "afbridge bridge: metrics are at /metrics", http.StatusNotFound)
 	})
-	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	m.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: metricsReadHeaderTimeout,
+		ReadTimeout:       metricsReadTimeout,
+		WriteTimeout:      metricsWriteTimeout,
+		IdleTimeout:       metricsIdleTimeout,
+		MaxHeaderBytes:    metricsMaxHeaderBytes,
+	}
 	go func() {
 		if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.err.Store(&err)

@@ -14,8 +14,10 @@ import (
 	"github.com/afbridge/afbridge/afpacket"
 	"github.com/afbridge/afbridge/examples/bridge/config"
 	"github.com/afbridge/afbridge/fanout"
+	"github.com/afbridge/afbridge/pcapfilter"
 	"github.com/afbridge/afbridge/peer"
 	"github.com/afbridge/afbridge/ring"
+	"golang.org/x/net/bpf"
 )
 
 // spec is one bridge to run and where it was described, for messages.
@@ -45,6 +47,7 @@ func specsFromConfig(o *options, note func(string)) ([]spec, error) {
 		note(n)
 	}
 	filesFromConfig(o, f, note)
+	o.cfgRunAs = f.RunAs
 	pairs, err := f.Bridges()
 	if err != nil {
 		return nil, err
@@ -182,8 +185,18 @@ func sideFromConfig(file string, ifc config.Interface, mode config.CopyMode, not
 	if ifc.ChecksumChecks != config.ChecksumKernel {
 		note(at("checksum-checks: %s ignored: it tells an IDS whether to trust checksums; the bridge forwards frames as they are, and the kernel finishes offloaded checksums", ifc.ChecksumChecks))
 	}
+	// bpf-filter as in Suricata's IPS mode: a frame the filter rejects is never captured, so it
+	// is neither inspected nor forwarded.
+	var filter []bpf.Instruction
 	if ifc.BPFFilter != "" {
-		note(at("bpf-filter %q not applied: the bridge cannot compile pcap-filter expressions yet, so every frame goes through the rules and is forwarded unless they drop it (Suricata neither inspects nor forwards what the filter rejects)", ifc.BPFFilter))
+		prog, err := pcapfilter.Compile(ifc.BPFFilter, nil)
+		if err != nil {
+			return configSide{}, errors.New(at("bpf-filter: %s", strings.TrimPrefix(err.Error(), "pcapfilter: ")))
+		}
+		filter = prog
+		if mode != config.CopyNone {
+			note(at("bpf-filter %q: frames it rejects are neither inspected nor forwarded, as in Suricata's IPS mode", ifc.BPFFilter))
+		}
 	}
 	if ifc.DisablePromisc {
 		note(at("disable-promisc: yes: frames addressed to other hosts may never reach the bridge"))
@@ -197,6 +210,7 @@ func sideFromConfig(file string, ifc config.Interface, mode config.CopyMode, not
 		ClusterID:      ifc.ClusterID,
 		CopyMode:       cm,
 		Ring:           ringFromConfig(ifc, at, note),
+		Filter:         filter,
 		DisablePromisc: ifc.DisablePromisc,
 		BufferSize:     ifc.BufferSize,
 	}, fan: fanning{ct, defrag}}, nil

@@ -124,6 +124,8 @@ func TestSpecsFromConfigErrors(t *testing.T) {
 			"suricata.yaml:2,6: cluster-type differs: a has cluster_cpu, b has cluster_flow"},
 		{"defrag", "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n    defrag: yes\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n",
 			"suricata.yaml:2,6: defrag differs: a has true, b has false"},
+		{"bpf-filter", "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n    bpf-filter: tcp port\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n",
+			`suricata.yaml:2: a: bpf-filter: "tcp port" column 9:`},
 		{"no bridge", "af-packet:\n  - interface: a\n", "no bridge"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -168,7 +170,9 @@ threading:
 	all := strings.Join(notes, "\n")
 	assert.Contains(t, all, "suricata.yaml:2: a: cluster-type cluster_ebpf (ebpf-lb-file /usr/libexec/suricata/ebpf/lb.bpf not loaded): the bridge loads no external eBPF program")
 	assert.Contains(t, all, "suricata.yaml:9: b: cluster-type cluster_ebpf: the bridge loads no external eBPF program")
-	assert.Contains(t, all, `suricata.yaml:2: a: bpf-filter "not port 22" not applied`)
+	assert.Contains(t, all, `suricata.yaml:2: a: bpf-filter "not port 22": frames it rejects are neither inspected nor forwarded, as in Suricata's IPS mode`)
+	assert.NotEmpty(t, cfg.A.Filter, "compiled")
+	assert.Nil(t, cfg.B.Filter)
 	assert.Contains(t, all, "workers pinned to CPUs [0 1]")
 }
 

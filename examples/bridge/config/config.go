@@ -261,6 +261,9 @@ type File struct {
 	// ExceptionPolicy is the top-level exception-policy, resolved as
 	// Suricata does in IPS mode; the zero value means it was not set.
 	ExceptionPolicy ExceptionPolicy
+	// RunAs is the run-as section: the user and group to run as once the
+	// sockets are open. Empty when the file has none.
+	RunAs RunAs
 	// Notes lists what was ignored or assumed, such as the sections
 	// other than those read, or threads set to "auto", file by file in
 	// the order read, each file's in line order. Each reads

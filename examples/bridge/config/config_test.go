@@ -75,7 +75,7 @@ func TestLoadSuricataYAML(t *testing.T) {
 	const name = "testdata/suricata.yaml"
 	assert.Equal(t, name, f.Name)
 	assert.Equal(t, []string{
-		name + ": not used by the bridge: suricata-version, vars, pcap, app-layer (it reads af-packet, include, default-rule-path, rule-files, default-log-dir, outputs, stats, threading, exception-policy)",
+		name + ": not used by the bridge: suricata-version, vars, pcap, app-layer (it reads af-packet, include, run-as, default-rule-path, rule-files, default-log-dir, outputs, stats, threading, exception-policy)",
 	}, f.Notes)
 	assert.Equal(t, "/var/log/suricata/eve.json", f.EVEFile, "default-log-dir joined to eve-log's filename")
 
@@ -438,7 +438,7 @@ func TestParseNotes(t *testing.T) {
 				`s.yaml:5: "eth0" has no copy-mode: capture only (IDS), not bridged`,
 				`s.yaml:8: a list key ignored (top-level keys are section names)`,
 				`s.yaml:10: only the first YAML document is read`,
-				`s.yaml: not used by the bridge: vars (it reads af-packet, include, default-rule-path, rule-files, default-log-dir, outputs, stats, threading, exception-policy)`,
+				`s.yaml: not used by the bridge: vars (it reads af-packet, include, run-as, default-rule-path, rule-files, default-log-dir, outputs, stats, threading, exception-policy)`,
 			},
 		},
 	}
@@ -758,4 +758,34 @@ func TestParseErrorAtAlias(t *testing.T) {
 	// The error points where the bad value is used, not where it is anchored.
 	_, err := Parse(doc("x: &bad lots", "af-packet:", "  - interface: eth0", "    threads: *bad"), "s.yaml")
 	assert.Equal(t, []*Error{want(4, `threads for "eth0": expected an integer from 1 to 65536 or "auto", got "lots"`)}, allErrors(t, err))
+}
+
+// TestRunAs: the run-as section is read; a bad one is an error with its line.
+func TestRunAs(t *testing.T) {
+	const base = "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n"
+	for _, tc := range []struct {
+		name, text string
+		want       RunAs
+		err        string
+	}{
+		{"none", base, RunAs{}, ""},
+		{"user and group", base + "run-as:\n  user: suri\n  group: daemon\n", RunAs{User: "suri", Group: "daemon", Line: 8}, ""},
+		{"user only", base + "run-as:\n  user: 65534\n", RunAs{User: "65534", Line: 8}, ""},
+		{"not a mapping", base + "run-as: suri\n", RunAs{}, `t.yaml:8: run-as: expected a mapping with user and group, got "suri"`},
+		{"unknown key", base + "run-as:\n  uid: 1\n", RunAs{}, `t.yaml:9: unknown key "uid" in run-as`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Parse([]byte(tc.text), "t.yaml")
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, f.RunAs)
+			for _, n := range f.Notes {
+				assert.NotContains(t, n, "run-as")
+			}
+		})
+	}
 }

@@ -52,7 +52,7 @@ func Parse(data []byte, name string) (*File, error) {
 	}
 	p := &parser{name: name, st: st}
 	p.parse(data)
-	f := &File{Name: name, Interfaces: st.ifaces}
+	f := &File{Name: name, Interfaces: st.ifaces, RunAs: st.runas}
 	st.finish(f)
 	if len(st.errs) > 0 {
 		return nil, joinErrors(st.errs)
@@ -98,6 +98,7 @@ type state struct {
 	afpLine int      // and its line
 	stack   []string // absolute paths of the files being read, outermost first
 	ignored []string // top-level sections not read, in order, without repeats
+	runas   RunAs    // the run-as section, the last one read
 	// other holds the last value of each other section read (a later one
 	// replaces an earlier one, as in Suricata), with the file it is in.
 	other map[string]located
@@ -231,6 +232,8 @@ func (p *parser) top(root *yaml.Node) {
 			}
 			p.st.afpFile, p.st.afpLine = p.name, k.Line
 			p.section(k, v)
+		case k.Value == "run-as":
+			p.runAs(k, v)
 		case k.Value == "include":
 			p.include(v)
 		case slices.Contains(readSections, k.Value):

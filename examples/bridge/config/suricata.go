@@ -218,7 +218,7 @@ func (st *state) finish(f *File) {
 	}
 
 	if len(st.ignored) > 0 {
-		read := append([]string{section, "include"}, readSections...)
+		read := append([]string{section, "include", "run-as"}, readSections...)
 		st.notes = append(st.notes, fmt.Sprintf("%s: not used by the bridge: %s (it reads %s)",
 			f.Name, strings.Join(st.ignored, ", "), strings.Join(read, ", ")))
 	}

@@ -226,7 +226,7 @@ func TestInclude(t *testing.T) {
 	assert.Equal(t, "b0", f.Interfaces[0].Name)
 	assert.Equal(t, ExceptionFailOpen, f.ExceptionPolicy, "from the nested include")
 	assert.Contains(t, f.Notes, filepath.Join(dir, "sub/ips.yaml")+":1: this af-packet section replaces the one at "+main+":2")
-	assert.Contains(t, f.Notes, main+": not used by the bridge: vars, stream (it reads af-packet, include, default-rule-path, rule-files, default-log-dir, outputs, stats, threading, exception-policy)")
+	assert.Contains(t, f.Notes, main+": not used by the bridge: vars, stream (it reads af-packet, include, run-as, default-rule-path, rule-files, default-log-dir, outputs, stats, threading, exception-policy)")
 
 	t.Run("cycle", func(t *testing.T) {
 		a := write("a.yaml", "af-packet:\n  - interface: eth0\ninclude: b.yaml\n")

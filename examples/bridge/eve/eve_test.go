@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,7 +61,7 @@ func TestEventJSON(t *testing.T) {
 // TestWriter: events come out one JSON object a line, in order, and without HTML escaping.
 func TestWriter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "eve.json")
-	w, err := Open(path, 0)
+	w, err := Open(path, nil)
 	require.NoError(t, err)
 	for i := range 100 {
 		require.True(t, w.Write(Event{EventType: "alert", SrcIP: "a<b", Alert: &Alert{SignatureID: uint32(i)}}))
@@ -136,7 +137,7 @@ func TestWriterFull(t *testing.T) {
 func TestReopen(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "eve.json")
-	w, err := Open(path, 0)
+	w, err := Open(path, nil)
 	require.NoError(t, err)
 	w.Write(Event{EventType: "alert", SrcIP: "first"})
 	for deadline := time.Now().Add(5 * time.Second); w.Written() < 1 && time.Now().Before(deadline); {
@@ -172,4 +173,136 @@ func (s *syncBuilder) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
+}
+
+// TestDevFull reproduces issue 14's hidden failures: with /dev/full, events were counted as
+// written while every write failed. Now none is written, all are failed, and OnError hears of
+// it at once but not once per event.
+func TestDevFull(t *testing.T) {
+	var calls []uint64
+	var mu sync.Mutex
+	w, err := Open("/dev/full", &Options{AllowSpecial: true, OnError: func(err error, lost uint64) {
+		assert.ErrorIs(t, err, syscall.ENOSPC)
+		mu.Lock()
+		calls = append(calls, lost)
+		mu.Unlock()
+	}})
+	require.NoError(t, err)
+	const n = 50
+	for range n {
+		w.Write(Event{EventType: "alert"})
+		time.Sleep(time.Millisecond) // several batches, so several failures
+	}
+	require.NoError(t, w.Close())
+	assert.Zero(t, w.Written())
+	assert.EqualValues(t, n, w.Failed())
+	assert.ErrorIs(t, w.Err(), syscall.ENOSPC)
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, calls, "the first failure is reported at once")
+	assert.Less(t, len(calls), n, "reports are rate-limited")
+}
+
+// TestOpenRefuses: a FIFO, a device and a symlink are refused by default, without blocking (a
+// FIFO without a reader would block an open for writing forever), and allowed on request.
+func TestOpenRefuses(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	target := filepath.Join(dir, "target.json")
+	link := filepath.Join(dir, "link.json")
+	require.NoError(t, os.Symlink(target, link))
+	for _, tc := range []struct{ name, path, want string }{
+		{"fifo", fifo, "a FIFO"},
+		{"device", "/dev/null", "a character device"},
+		{"symlink", link, "a symbolic link"},
+		{"directory", dir, "directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Open(tc.path, nil)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			if tc.name != "directory" {
+				assert.ErrorIs(t, err, ErrSpecial)
+			}
+		})
+	}
+	_, err := os.Stat(target)
+	assert.ErrorIs(t, err, os.ErrNotExist, "the symlink's target was not created")
+
+	// Allowed: the symlink is followed; the FIFO without a reader fails at once.
+	w, err := Open(link, &Options{AllowSpecial: true})
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	_, err = os.Stat(target)
+	assert.NoError(t, err)
+	_, err = Open(fifo, &Options{AllowSpecial: true})
+	assert.ErrorIs(t, err, syscall.ENXIO, "no reader: fails rather than blocks")
+}
+
+// TestReopenFIFO reproduces issue 14's hang: the log path replaced by a FIFO made Reopen block
+// forever. Now it fails at once and the old file stays in use.
+func TestReopenFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "eve.json")
+	w, err := Open(path, nil)
+	require.NoError(t, err)
+	require.NoError(t, os.Rename(path, path+".1"))
+	require.NoError(t, syscall.Mkfifo(path, 0o600))
+	err = w.Reopen()
+	assert.ErrorIs(t, err, ErrSpecial)
+	w.Write(Event{EventType: "alert", SrcIP: "still"})
+	require.NoError(t, w.Close())
+	lines := readLines(t, path+".1")
+	require.Len(t, lines, 1)
+	assert.Contains(t, lines[0], "still")
+}
+
+// TestCloseStuckFIFO: a FIFO allowed on purpose whose reader stops reading cannot hold Close
+// (and so the bridge's exit) for longer than CloseTimeout; what was not written is failed.
+func TestCloseStuckFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	rfd, err := syscall.Open(fifo, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer syscall.Close(rfd) // a reader that never reads
+	w, err := Open(fifo, &Options{AllowSpecial: true, Queue: 100_000})
+	require.NoError(t, err)
+	big := Event{EventType: "alert", Alert: &Alert{Signature: strings.Repeat("x", 4096)}}
+	for range 100 { // 400 KiB: far more than a pipe holds
+		w.Write(big)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Close() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(CloseTimeout + 30*time.Second):
+		t.Fatal("Close blocked on a FIFO nobody reads")
+	}
+	assert.Positive(t, w.Failed())
+	assert.EqualValues(t, 100, w.Written()+w.Failed())
+}
+
+// TestChown: the log file changes owner; a device allowed as the log does not.
+func TestChown(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another user needs root")
+	}
+	path := filepath.Join(t.TempDir(), "eve.json")
+	w, err := Open(path, nil)
+	require.NoError(t, err)
+	require.NoError(t, w.Chown(65534, 65534))
+	require.NoError(t, w.Close())
+	var st syscall.Stat_t
+	require.NoError(t, syscall.Stat(path, &st))
+	assert.EqualValues(t, 65534, st.Uid)
+
+	require.NoError(t, syscall.Stat("/dev/full", &st))
+	before := st.Uid
+	w, err = Open("/dev/full", &Options{AllowSpecial: true})
+	require.NoError(t, err)
+	require.NoError(t, w.Chown(65534, 65534))
+	require.NoError(t, w.Close())
+	require.NoError(t, syscall.Stat("/dev/full", &st))
+	assert.Equal(t, before, st.Uid, "a device keeps its owner")
 }

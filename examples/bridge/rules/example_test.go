@@ -83,6 +83,10 @@ pass tcp 192.0.2.10 any -> any any (msg:"scanner"; sid:1000004;)
 					fmt.Println(err)
 					continue
 				}
+				if n == 0 {
+					fmt.Println("        no RST to the destination: the segment has no ACK")
+					continue
+				}
 				var p rules.Packet
 				p.Decode(reject[:n])
 				fmt.Printf("        send %d-byte RST %s:%d -> %s:%d\n", n, p.SrcIP, p.SrcPort, p.DstIP, p.DstPort)
@@ -98,7 +102,7 @@ pass tcp 192.0.2.10 any -> any any (msg:"scanner"; sid:1000004;)
 	// telnet  10.0.0.1:40002 -> 10.0.0.2:23 TCP: reject by sid 1000002 "no telnet"
 	//         eve alert sid 1000002 action blocked
 	//         send 54-byte RST 10.0.0.2:23 -> 10.0.0.1:40002
-	//         send 54-byte RST 10.0.0.1:40002 -> 10.0.0.2:23
+	//         no RST to the destination: the segment has no ACK
 	// scanner 192.0.2.10:40003 -> 10.0.0.2:23 TCP: pass by sid 1000004 "scanner"
 	// benign  10.0.0.1:40004 -> 10.0.0.2:443 TCP: nomatch
 }
@@ -106,7 +110,7 @@ pass tcp 192.0.2.10 any -> any any (msg:"scanner"; sid:1000004;)
 func ExampleParse_error() {
 	const ruleText = `alert tcp any any -> any any (msg:"ok"; sid:1;)
 alert tcp any any => any any (msg:"typo"; sid:2;)
-alert tcp any any -> any any (msg:"needs flow"; flow:established; sid:3;)
+alert tcp any any -> any any (msg:"needs flowbits"; flowbits:set,x; sid:3;)
 `
 	_, err := rules.Parse(strings.NewReader(ruleText), "local.rules")
 	var list rules.ErrorList
@@ -121,6 +125,6 @@ alert tcp any any -> any any (msg:"needs flow"; flow:established; sid:3;)
 	}
 	// Output:
 	// local.rules:2:19: expected "->" or "<>", found "=>"
-	// local.rules:3:49: unknown option "flow" (supported: msg, sid, rev, content, nocase)
+	// local.rules:3:53: unknown option "flowbits" (supported: msg, sid, rev, content, nocase, flow)
 	// first error: line 2, column 19
 }

@@ -164,7 +164,7 @@ func checkAgainstNaive(t *testing.T, s *Set, frame []byte, got *Result) {
 	var matched []*Rule
 	if p.Decode(frame) {
 		for _, r := range s.Rules() {
-			if !protoMatches(r.Proto, p.Proto) || !r.matchHeader(&p) {
+			if !protoMatches(r.Proto, p.Proto) || !r.matchHeader(&p) || !r.matchFlow(got.Flow) {
 				continue
 			}
 			region := frame[p.payOff:p.end]

@@ -161,6 +161,9 @@ type Result struct {
 	Alerts []*Rule
 	// Overflow counts matching rules that did not fit in Alerts.
 	Overflow int
+	// Flow is the packet's flow state, set by the caller before Match (which never changes
+	// it); rules with a flow option match only what it allows. 0: no flow tracking.
+	Flow Flow
 
 	// Scratch space sized for one Set, kept across calls.
 	hits    []uint64 // two bitsets: whole IP payload, then L4 payload
@@ -210,7 +213,7 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 
 	matched := r.matched[:0]
 	for _, i := range s.plain[g] {
-		if s.rules[i].matchHeader(p) {
+		if s.rules[i].matchHeader(p) && s.rules[i].matchFlow(r.Flow) {
 			matched = append(matched, i)
 		}
 	}
@@ -236,7 +239,7 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 				if rule.usesIPPayload() {
 					hits = ipHits
 				}
-				if hasAll(hits, rule.patterns) && rule.matchHeader(p) {
+				if hasAll(hits, rule.patterns) && rule.matchHeader(p) && rule.matchFlow(r.Flow) {
 					matched = append(matched, i)
 				}
 			}

@@ -462,7 +462,7 @@ func (p *parser) options(r *Rule) *ParseError {
 		return p.errorf(p.pos, `expected "(" to open the rule options, found %s`, p.found(p.pos))
 	}
 	p.pos++
-	var haveMsg, haveSID, haveRev, lastNocase bool
+	var haveMsg, haveSID, haveRev, haveFlow, lastNocase bool
 	for {
 		p.skipSpace()
 		if p.eol() {
@@ -482,9 +482,9 @@ func (p *parser) options(r *Rule) *ParseError {
 		}
 		name := strings.ToLower(key)
 		switch name {
-		case "msg", "sid", "rev", "content", "nocase":
+		case "msg", "sid", "rev", "content", "nocase", "flow":
 		default:
-			return p.errorf(keyPos, "unknown option %q (supported: msg, sid, rev, content, nocase)", key)
+			return p.errorf(keyPos, "unknown option %q (supported: msg, sid, rev, content, nocase, flow)", key)
 		}
 		p.skipSpace()
 		hasValue := false
@@ -532,6 +532,19 @@ func (p *parser) options(r *Rule) *ParseError {
 			}
 			r.contents = append(r.contents, content{pattern: v})
 			lastNocase = false
+		case "flow":
+			if haveFlow {
+				return p.errorf(keyPos, `duplicate option "flow"`)
+			}
+			haveFlow = true
+			for p.pos < len(p.s) && p.s[p.pos] != ';' && p.s[p.pos] != ')' {
+				p.pos++
+			}
+			f, err := parseFlow(p.s[valPos:p.pos])
+			if err != nil {
+				return p.errorf(valPos, "%v", err)
+			}
+			r.flow = f
 		case "nocase":
 			if len(r.contents) == 0 {
 				return p.errorf(keyPos, `option "nocase" must follow a content option`)

@@ -219,10 +219,10 @@ func TestParseErrors(t *testing.T) {
 			`expected ";" after option "msg", found "sid:1;)"`},
 		{"junk after options", hdr + `(sid:1;) # comment`, 39,
 			`expected end of line after ")", found "#"`},
-		{"unknown option", hdr + `(msg:"x"; flow:established; sid:1;)`, 40,
-			`unknown option "flow" (supported: msg, sid, rev, content, nocase)`},
+		{"unknown option", hdr + `(msg:"x"; pcre:"/x/"; sid:1;)`, 40,
+			`unknown option "pcre" (supported: msg, sid, rev, content, nocase, flow)`},
 		{"unknown option without value", hdr + `(sid:1; fast_pattern;)`, 38,
-			`unknown option "fast_pattern" (supported: msg, sid, rev, content, nocase)`},
+			`unknown option "fast_pattern" (supported: msg, sid, rev, content, nocase, flow)`},
 		{"option name missing", hdr + `(:1; sid:1;)`, 31, `expected option name, found ":1;"`},
 		{"option without separator", hdr + `(sid 1;)`, 35,
 			`expected ":" or ";" after option "sid", found "1;)"`},
@@ -320,7 +320,7 @@ func TestParseFile(t *testing.T) {
 	_, err = ParseFile(bad)
 	var pe *ParseError
 	require.True(t, errors.As(err, &pe))
-	assert.Equal(t, bad+`:2:38: unknown option "foo" (supported: msg, sid, rev, content, nocase)`, pe.Error())
+	assert.Equal(t, bad+`:2:38: unknown option "foo" (supported: msg, sid, rev, content, nocase, flow)`, pe.Error())
 
 	_, err = ParseFile(filepath.Join(dir, "missing.rules"))
 	assert.ErrorIs(t, err, os.ErrNotExist)

@@ -61,19 +61,24 @@ const (
 // bridge side the offending frame came in on (ToSource) or was heading for
 // (ToDestination).
 //
-// For TCP both directions get a RST with sequence numbers the receiver
-// accepts:
+// For TCP the RSTs follow RFC 9293 section 3.10.7.1, the reset a TCP sends in reply to a segment
+// that belongs to no connection:
 //   - ToSource comes from the destination: MACs, addresses and ports are
-//     swapped. As Linux's REJECT --reject-with tcp-reset builds it: if the
-//     offending segment carries an ACK, the RST's sequence number is that
-//     acknowledgment number, exactly what the source expects next;
-//     otherwise (a SYN) it is RST|ACK with sequence 0 acknowledging the
-//     segment, as RFC 793 requires in SYN-SENT.
+//     swapped. If the offending segment has the ACK bit, the RST's sequence
+//     number is SEG.ACK and it carries no ACK: that is exactly what the
+//     source expects next. Otherwise (a SYN, or a stray segment) its sequence
+//     number is 0 and it is RST|ACK acknowledging SEG.SEQ+SEG.LEN, where a SYN
+//     and a FIN count one each; the segment's acknowledgment field is then
+//     ignored, whatever it holds.
 //   - ToDestination comes from the source, with the offending segment's
 //     headers kept: its sequence number is the segment's own, since the
 //     segment is dropped and the destination still expects exactly that
 //     number (RFC 5961 makes Linux accept a RST only there), and it repeats
-//     the segment's ACK.
+//     the segment's ACK. A segment without the ACK bit gets no RST towards
+//     its destination (n is 0): the destination has no connection such a
+//     segment could belong to (RFC 9293 section 3.10.7.4 drops segments
+//     without ACK in a synchronized state), and after a SYN it is at most in
+//     SYN-RECEIVED, whose window starts past the SYN's sequence number.
 //
 // For UDP the source gets an ICMP port unreachable (ICMPv4 type 3 code 3,
 // quoting the offending IPv4 header and 8 bytes of its payload; or ICMPv6
@@ -209,13 +214,13 @@ func buildRST(frame []byte, p *Packet, dir Direction, out []byte) (int, error) {
 			oflags |= TCPAck
 		}
 	} else {
+		if flags&TCPAck == 0 {
+			return 0, nil // nothing the destination could accept: see BuildReject
+		}
 		// The offending segment is dropped, so the destination still expects its sequence
 		// number: Linux accepts a RST only at exactly rcv_nxt (RFC 5961).
-		oseq = seq
-		if flags&TCPAck != 0 {
-			oack = ack
-			oflags |= TCPAck
-		}
+		oseq, oack = seq, ack
+		oflags |= TCPAck
 	}
 
 	writeL2(frame, p, dir, out)

@@ -98,7 +98,28 @@ func TestBuildRejectTCP(t *testing.T) {
 			name:     "syn",
 			frame:    frameSpec{src: "10.0.0.1", dst: "10.0.0.2", proto: protoTCP, sport: 40000, dport: 23, seq: 5000, flags: TCPSyn},
 			toSource: tcpReply{sport: 23, dport: 40000, seq: 0, ack: 5001, flags: TCPRst | TCPAck},
-			toDest:   tcpReply{sport: 40000, dport: 23, seq: 5000, ack: 0, flags: TCPRst},
+			// toDest: none, the destination has no connection to reset
+		},
+		{
+			name:     "syn with data: the SYN and each byte count",
+			frame:    frameSpec{src: "10.0.0.1", dst: "10.0.0.2", proto: protoTCP, sport: 40000, dport: 23, seq: 5000, flags: TCPSyn, payload: make([]byte, 10)},
+			toSource: tcpReply{sport: 23, dport: 40000, seq: 0, ack: 5011, flags: TCPRst | TCPAck},
+		},
+		{
+			name:     "no ACK bit: a spoofed acknowledgment field is not copied",
+			frame:    frameSpec{src: "10.0.0.1", dst: "10.0.0.2", proto: protoTCP, sport: 40000, dport: 23, seq: 5000, ack: 0xdeadbeef, flags: TCPSyn},
+			toSource: tcpReply{sport: 23, dport: 40000, seq: 0, ack: 5001, flags: TCPRst | TCPAck},
+		},
+		{
+			name:     "fin without ack",
+			frame:    frameSpec{src: "10.0.0.1", dst: "10.0.0.2", proto: protoTCP, sport: 1, dport: 2, seq: 0xffffffff, flags: TCPFin, payload: make([]byte, 4)},
+			toSource: tcpReply{sport: 2, dport: 1, seq: 0, ack: 4, flags: TCPRst | TCPAck},
+		},
+		{
+			name:     "syn-ack: SEG.ACK becomes the sequence number",
+			frame:    frameSpec{src: "10.0.0.2", dst: "10.0.0.1", proto: protoTCP, sport: 23, dport: 40000, seq: 9000, ack: 5001, flags: TCPSyn | TCPAck},
+			toSource: tcpReply{sport: 40000, dport: 23, seq: 5001, flags: TCPRst},
+			toDest:   tcpReply{sport: 23, dport: 40000, seq: 9000, ack: 5001, flags: TCPRst | TCPAck},
 		},
 		{
 			name:     "fin with data and sequence wrap",
@@ -146,6 +167,10 @@ func TestBuildRejectTCP(t *testing.T) {
 
 			n, err = BuildReject(in, ToDestination, out)
 			require.NoError(t, err)
+			if tt.toDest == (tcpReply{}) {
+				assert.Zero(t, n, "no RST towards the destination")
+				return
+			}
 			r = parseReply(t, out[:n])
 			assert.Equal(t, macB, r.dstMAC, "on to the destination's MAC")
 			assert.Equal(t, macA, r.srcMAC)

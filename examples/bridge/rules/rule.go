@@ -28,6 +28,7 @@ type Rule struct {
 	sport, dport list
 	bidir        bool
 	contents     []content
+	flow         Flow // the flow option's requirement, 0 without one
 	// patterns are the Set's pattern ids for contents and groups the
 	// protocol groups the rule applies to, both filled in by compile.
 	patterns []int32
@@ -50,7 +51,7 @@ func (r *Rule) usesIPPayload() bool {
 // String returns the rule in a canonical form: keywords in lower case,
 // single spaces, ranges written out (1024: as 1024:65535), one-item lists
 // without brackets, content bytes that are not printable ASCII in hex, and
-// options in the order msg, content (with nocase), sid, rev. Parsing it gives
+// options in the order msg, content (with nocase), flow, sid, rev. Parsing it gives
 // a rule that matches the same packets and prints the same.
 func (r *Rule) String() string {
 	var b strings.Builder
@@ -82,6 +83,11 @@ func (r *Rule) String() string {
 		if c.nocase {
 			b.WriteString("nocase; ")
 		}
+	}
+	if r.flow != 0 {
+		b.WriteString("flow:")
+		b.WriteString(r.flow.String())
+		b.WriteString("; ")
 	}
 	b.WriteString("sid:")
 	b.WriteString(strconv.FormatUint(uint64(r.SID), 10))

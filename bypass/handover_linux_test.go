@@ -1,0 +1,77 @@
+//go:build linux
+
+package bypass
+
+import (
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestHandoverStateMachine drives the socket filter's handover decisions with BPF_PROG_TEST_RUN:
+// a flow goes live in a direction only once the member has settled past its last frame.
+func TestHandoverStateMachine(t *testing.T) {
+	p := openPath(t, &Config{Members: 2})
+	f, err := p.Filter(B, 1, nil)
+	require.NoError(t, err)
+	defer f.Close()
+	frame := []byte{
+		0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00,
+		0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1,
+		0x12, 0xb5, 0x1a, 0x0a, 0, 12, 0, 0, 0, 0, 0, 1,
+	}
+	k := keyOf(t, frame)
+	run := func() (ret, mark uint32) {
+		t.Helper()
+		var out skbCtxOut
+		ret, err := f.prog.Run(&ebpf.RunOptions{Data: append(make([]byte, 14), frame...), Context: skbCtx{}, ContextOut: &out})
+		require.NoError(t, err)
+		return ret, out.CB[0]
+	}
+	value := func() flowValue {
+		t.Helper()
+		var v flowValue
+		require.NoError(t, p.flows.Lookup(&k, &v))
+		return v
+	}
+
+	ret, mark := run()
+	assert.Equal(t, uint32(retNext), ret, "no flow: to the ring")
+	assert.Equal(t, uint32(markRing), mark)
+	assert.Equal(t, uint64(1), f.Admitted())
+
+	require.NoError(t, p.Add(k))
+	ret, _ = run()
+	assert.Equal(t, uint32(retNext), ret, "first frame after Add: to the ring")
+	v := value()
+	assert.Equal(t, uint64(2), v.Last[B])
+	assert.Equal(t, uint32(1), v.Member[B])
+	assert.Equal(t, uint64(2), f.Admitted())
+
+	assert.True(t, f.Wants())
+	assert.False(t, f.Settle(0, 1, 0), "frame 2 is between the filter and the ring")
+	assert.False(t, f.Settle(1, 2, 0), "frame 2 is in the ring")
+	ret, _ = run()
+	assert.Equal(t, uint32(retNext), ret, "outstanding: to the ring")
+	assert.Equal(t, uint64(3), value().Last[B])
+	assert.Equal(t, [2]uint32{0, 0}, value().Live)
+
+	assert.False(t, f.Settle(2, 3, 0), "frames 1 and 2 taken, 3 in the ring: a handover point")
+	assert.True(t, f.Wants())
+	ret, _ = run()
+	assert.Equal(t, uint32(retNext), ret, "frame 3 is still outstanding")
+	assert.Equal(t, uint64(4), value().Last[B])
+
+	assert.False(t, f.Settle(3, 3, 0), "frame 3 taken: the point is published, frame 4 is in flight")
+	assert.True(t, f.Settle(3, 4, 1), "frame 4 dropped by the kernel: all published")
+	assert.False(t, f.Wants())
+	ret, mark = run()
+	assert.Equal(t, uint32(0), ret, "settled: the fast path")
+	assert.Equal(t, uint32(markFast), mark)
+	assert.Equal(t, [2]uint32{0, 1}, value().Live)
+	assert.Equal(t, uint64(4), f.Admitted(), "a fast-path frame is not admitted")
+	ret, _ = run()
+	assert.Equal(t, uint32(0), ret, "live")
+}

@@ -1,0 +1,269 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/afbridge/afbridge/defrag"
+	"github.com/afbridge/afbridge/examples/bridge/rules"
+	"github.com/afbridge/afbridge/flow"
+	"github.com/afbridge/afbridge/stream"
+	"github.com/afbridge/afbridge/verdict"
+)
+
+// The built-in signatures that name what inspection drops on its own, logged in EVE like a
+// rule's alert. Their sids are outside the range rule files use (Suricata's own events start at
+// 2200000; these at 2900000).
+var (
+	sigFragOverlap = builtinRule(`drop ip any any -> any any (msg:"afbridge FRAG overlap with different data"; sid:2900001;)`)
+	sigFragInvalid = builtinRule(`drop ip any any -> any any (msg:"afbridge FRAG invalid, tiny first fragment or over a reassembly limit"; sid:2900002;)`)
+	sigStreamDiff  = builtinRule(`drop tcp any any -> any any (msg:"afbridge STREAM segment overlaps inspected data with different data"; sid:2900003;)`)
+	sigStreamOther = builtinRule(`drop tcp any any -> any any (msg:"afbridge STREAM segment cannot be inspected (out of order beyond the hold, urgent data, unverifiable retransmission)"; sid:2900004;)`)
+	sigExtHeaders  = builtinRule(`drop ip any any -> any any (msg:"afbridge IPv6 extension header chain over the limit"; sid:2900005;)`)
+)
+
+func builtinRule(text string) *rules.Rule {
+	s, err := rules.Parse(strings.NewReader(text), "builtin")
+	if err != nil {
+		panic(err) // a typo in the text above
+	}
+	return s.Rules()[0]
+}
+
+// inspectStats are the process-wide counters of what inspection dropped on its own (no rule).
+type inspectStats struct {
+	flowDrops    atomic.Uint64 // frames of flows dropped earlier
+	fragDrops    atomic.Uint64 // fragments dropped for an anomaly (overlap, tiny, limits)
+	segDrops     atomic.Uint64 // TCP segments dropped for an anomaly (overlap, out of order...)
+	extHdrDrops  atomic.Uint64 // IPv6 packets past flow.MaxExtHeaders
+	reassembled  atomic.Uint64 // datagrams reassembled and inspected whole
+	flowsEvicted atomic.Uint64 // flows forgotten to make room
+}
+
+// Sizes of one worker's inspection state.
+const (
+	inspectFlows = 16384 // flows tracked per worker
+	tailStep     = 16    // stream context is rounded up to this, so a reload rarely needs more
+)
+
+// inspector is one worker's view of flows: it reassembles IP fragments and TCP streams for
+// inspection (the frames themselves leave unchanged) and matches the rules against what the
+// receiver will see, so that content split over fragments or segments is found in the frame
+// that completes it. A flow a rule dropped stays dropped, both ways. It is used by one worker
+// goroutine only.
+type inspector struct {
+	tail    int // stream context: the longest content of the rules it was made for, minus one
+	stats   *inspectStats
+	pkt     flow.Packet
+	frags   *defrag.Reassembler
+	streams *stream.Reassembler
+	flows   *flow.Table[flowEntry]
+	dgram   []byte       // a reassembled datagram as a frame
+	synth   []byte       // the frame the rules see: headers and the stream's view
+	why     *rules.Rule  // the built-in signature of the last inspection drop, or nil
+	whyPkt  rules.Packet // the frame it concerns, decoded
+}
+
+func newInspector(tail int, stats *inspectStats) (*inspector, error) {
+	tail = max(1, (tail+tailStep-1)/tailStep*tailStep)
+	frags, err := defrag.New(&defrag.Config{
+		// Tiny fragments are legal; their content is found once reassembled, so they only count.
+		DropOn: defrag.DefaultDropOn &^ defrag.TinyFragment,
+	})
+	if err != nil {
+		return nil, err
+	}
+	streams, err := stream.New(&stream.Config{Tail: tail, Retain: max(tail, 1<<20)})
+	if err != nil {
+		return nil, err
+	}
+	in := &inspector{
+		tail:    tail,
+		stats:   stats,
+		frags:   frags,
+		streams: streams,
+		dgram:   make([]byte, 64+defrag.MaxHeader+65535),
+		synth:   make([]byte, 0, 256+tail+2*65536),
+	}
+	in.flows, err = flow.NewTable(flow.Config[flowEntry]{
+		Capacity: inspectFlows,
+		OnRemove: func(f *flow.Flow[flowEntry], why flow.Reason) {
+			streams.Release(&f.State.tcp)
+			if why == flow.Evicted {
+				stats.flowsEvicted.Add(1)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// inspect judges frame p: it returns the rules' action for what the frame makes visible (res
+// holds the match, as after [rules.Set.Match]) and whether the frame must be dropped whatever
+// the rules say (its flow was dropped, or it is an evasion attempt). For an evasion attempt,
+// in.why names it (a built-in signature) and in.whyPkt is the frame decoded; else in.why is nil.
+func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Result) (rules.Action, bool) {
+	in.why = nil
+	now := p.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
+	frame := p.Data
+	pk := &in.pkt
+	err := flow.Parse(frame, pk)
+	switch {
+	case errors.Is(err, flow.ErrExtHeaderLimit):
+		// The upper layer was never reached: nothing could be inspected.
+		in.stats.extHdrDrops.Add(1)
+		in.blame(sigExtHeaders, frame)
+		return rules.NoMatch, true
+	case err != nil:
+		res.Flow = 0
+		return set.Match(frame, res), false
+	}
+	drop := false
+	if pk.Fragment {
+		fr := in.frags.Frame(frame, now)
+		switch fr.Status {
+		case defrag.Held, defrag.Unusable:
+			if fr.Drop {
+				// Judge what it carries anyway, in case a rule names the attempt too.
+				in.stats.fragDrops.Add(1)
+				in.blameFrag(fr.Anomalies, frame)
+				res.Flow = 0
+				return set.Match(frame, res), true
+			}
+			// Forwarded: the fragment that completes the datagram is judged with all of it.
+			return rules.NoMatch, false
+		case defrag.Complete:
+			if fr.Drop {
+				in.stats.fragDrops.Add(1)
+				in.blameFrag(fr.Anomalies, frame)
+				drop = true
+			}
+			in.stats.reassembled.Add(1)
+			n := copy(in.dgram, frame[:pk.L3])
+			n += copy(in.dgram[n:], fr.Datagram)
+			frame = in.dgram[:n]
+			if err := flow.Parse(frame, pk); err != nil {
+				res.Flow = 0
+				return set.Match(frame, res), drop
+			}
+		}
+	}
+	f, _ := in.flows.Lookup(pk, now)
+	if f == nil {
+		res.Flow = 0 // no flow tracked: judged alone
+		return set.Match(frame, res), drop
+	}
+	if f.Dropped() {
+		in.stats.flowDrops.Add(1)
+		return rules.NoMatch, true
+	}
+	e := &f.State
+	var fl rules.Flow
+	match := frame
+	if pk.Key.Proto == flow.ProtoTCP && pk.Payload > pk.L4 {
+		end := min(pk.End, len(frame))
+		sr := in.streams.Segment(&e.tcp, stream.Dir(p.Dir), frame[pk.L4:end], 0)
+		fl = flowBits(sr.ToServer, e.tcp.Established())
+		match = in.synthesize(frame, pk, sr.View)
+		if sr.Drop {
+			in.stats.segDrops.Add(1)
+			drop = true
+			if sr.Anomalies&stream.OverlapDiffers != 0 {
+				in.blame(sigStreamDiff, frame)
+			} else {
+				in.blame(sigStreamOther, frame)
+			}
+			if sr.Anomalies&(stream.OverlapDiffers|stream.Unverifiable) != 0 {
+				// Bytes other than the ones inspected: an evasion attempt. The flow goes, and
+				// the rules judge the bytes as a receiver taking them would read them, so that
+				// an alert names the attempt.
+				f.Drop()
+				match = frame
+				if sr.Alt != nil {
+					match = in.synthesize(frame, pk, sr.Alt)
+				}
+			}
+		}
+	} else {
+		fl = flowBits(pk.Src() == f.Client(), f.Established())
+		if pk.ExtHeaders > 0 {
+			match = in.synthesize(frame, pk, frame[min(pk.Payload, pk.End, len(frame)):min(pk.End, len(frame))])
+		}
+	}
+	res.Flow = fl
+	act := set.Match(match, res)
+	if act == rules.Drop || act == rules.Reject {
+		f.Drop() // Suricata's flow drop: the rest of the flow, both ways
+	}
+	return act, drop
+}
+
+func flowBits(toServer, established bool) rules.Flow {
+	f := rules.FlowToClient
+	if toServer {
+		f = rules.FlowToServer
+	}
+	if established {
+		return f | rules.FlowEstablished
+	}
+	return f | rules.FlowNotEstablished
+}
+
+// blame records the built-in signature that names a drop, with frame decoded for its event.
+func (in *inspector) blame(sig *rules.Rule, frame []byte) {
+	in.why = sig
+	in.whyPkt.Decode(frame)
+}
+
+func (in *inspector) blameFrag(a defrag.Anomaly, frame []byte) {
+	if a&defrag.OverlapDiffers != 0 {
+		in.blame(sigFragOverlap, frame)
+	} else {
+		in.blame(sigFragInvalid, frame)
+	}
+}
+
+// tick expires idle flows and datagrams; the worker calls it between frames.
+func (in *inspector) tick(now time.Time) {
+	in.flows.Expire(now)
+	in.frags.Expire(now)
+}
+
+// synthesize builds the frame the rules see: frame's link and IP headers (IPv6 without its
+// extension headers, which the rules' decoder need not walk again), its transport header, and
+// payload, with the IP length fixed to match.
+func (in *inspector) synthesize(frame []byte, pk *flow.Packet, payload []byte) []byte {
+	b := append(in.synth[:0], frame[:pk.L3]...)
+	ip := len(b)
+	pay := min(pk.Payload, pk.End, len(frame))
+	l4 := min(pk.L4, pay)
+	if pk.Key.Family == 4 {
+		b = append(b, frame[pk.L3:l4]...)
+		b = append(b, frame[l4:pay]...)
+		b = append(b, payload...)
+		binary.BigEndian.PutUint16(b[ip+2:], uint16(min(len(b)-ip, 65535)))
+	} else {
+		b = append(b, frame[pk.L3:pk.L3+40]...)
+		b[ip+6] = pk.Key.Proto
+		b = append(b, frame[l4:pay]...)
+		b = append(b, payload...)
+		binary.BigEndian.PutUint16(b[ip+4:], uint16(min(len(b)-ip-40, 65535)))
+	}
+	in.synth = b[:0]
+	return b
+}
+
+// flowEntry is what a worker remembers of one flow beyond what the flow table tracks.
+type flowEntry struct {
+	tcp stream.Stream
+}

@@ -1,0 +1,132 @@
+//go:build linux
+
+package peer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/afbridge/afbridge/bypass"
+	"github.com/afbridge/afbridge/flow"
+)
+
+// openBypass opens the fast path's maps and programs for Config.Bypass. When the kernel refuses
+// and Require is not set, it logs why once and leaves the bridge without it.
+func (b *Bridge) openBypass() error {
+	bc := b.cfg.Bypass
+	if !bc.Enable {
+		return nil
+	}
+	p, err := bypass.Open(&bypass.Config{Members: b.cfg.workers(), MaxFlows: bc.MaxFlows, IdleTimeout: bc.IdleTimeout})
+	if err != nil {
+		return b.bypassUnavailable(err)
+	}
+	b.bp = p
+	return nil
+}
+
+// bypassUnavailable decides what a fast path the kernel refused means: an error with Require,
+// otherwise a warning, once, and Bypass meaning Pass from now on.
+func (b *Bridge) bypassUnavailable(err error) error {
+	if b.cfg.Bypass.Require || !errors.Is(err, bypass.ErrUnavailable) {
+		return fmt.Errorf("peer: bypass: %w", err)
+	}
+	b.log.Warn("kernel fast path unavailable: Bypass verdicts forward as Pass", "err", err)
+	if b.bp != nil {
+		b.bp.Close()
+		b.bp = nil
+	}
+	return nil
+}
+
+// attachBypass attaches the tc programs to both ports and gives every socket its bypass socket
+// filter, which carries the side's own cBPF filter; it replaces the drop-all filter the sockets
+// were opened with. Without a fast path it sets the side's filter alone.
+func (b *Bridge) attachBypass(sides *[2]side) error {
+	if b.bp != nil {
+		if err := b.bp.Attach(sides[0].ifi.Index, sides[1].ifi.Index); err != nil {
+			if err := b.bypassUnavailable(err); err != nil {
+				return err
+			}
+		}
+	}
+	for d := range sides {
+		s := &sides[d]
+		for i, c := range s.conns {
+			if b.bp == nil {
+				if err := c.SetBPF(s.cfg.Filter); err != nil {
+					return err
+				}
+				continue
+			}
+			f, err := b.bp.Filter(bypass.Side(d), i, s.cfg.Filter)
+			if err == nil {
+				err = f.Attach(c)
+			}
+			if err != nil {
+				if f != nil {
+					f.Close()
+				}
+				return fmt.Errorf("peer: %s socket %d: %w", s.cfg.Interface, i, err)
+			}
+			s.filters = append(s.filters, f)
+		}
+	}
+	return nil
+}
+
+// bypassFlow hands the flow of a frame the verdict bypassed to the fast path. data is the frame
+// as the verdict saw it. Frames that are not bypass-eligible (fragments, non-IP) stay with the
+// bridge. A flow already in the map is left as it is (one map update that fails with EEXIST).
+func (w *worker) bypassFlow(data []byte) {
+	if w.b.bp == nil {
+		return
+	}
+	_ = flow.Parse(data, &w.fp) // an error still leaves the key and the decision set
+	if w.fp.Bypassable() {
+		_ = w.b.bp.Add(w.fp.Key) // a refusal is counted in bypass.Stats.AddErrors
+	}
+}
+
+// settle lets flows handing over on this direction's ingress socket switch to the fast path,
+// once the worker has flushed every frame it took (see bypass.Filter.Settle).
+func (w *worker) settle(d *direction) {
+	if d.bf == nil || d.tx.Pending() > 0 || !d.bf.Wants() {
+		return
+	}
+	if st, err := d.conn.Stats(); err == nil {
+		d.bf.Settle(d.taken, st.Packets, st.Drops)
+	}
+}
+
+// Withdraw takes one flow off the kernel fast path: its next frame, either way, is judged by the
+// verdict again. It reports whether the flow was bypassed; without a fast path it does nothing.
+func (b *Bridge) Withdraw(k flow.Key) (bool, error) {
+	if p := b.fastPath(); p != nil {
+		return p.Withdraw(k)
+	}
+	return false, nil
+}
+
+// WithdrawAll takes every flow off the kernel fast path, as after a rule reload that may drop
+// flows bypassed before, and returns how many there were.
+func (b *Bridge) WithdrawAll() (int, error) {
+	if p := b.fastPath(); p != nil {
+		return p.WithdrawAll()
+	}
+	return 0, nil
+}
+
+func (b *Bridge) fastPath() *bypass.Path {
+	b.sockMu.Lock()
+	defer b.sockMu.Unlock()
+	return b.bp
+}
+
+// closeFilters releases the socket filters' programs; the sockets keep theirs until they close.
+func closeFilters(s *side) {
+	for _, f := range s.filters {
+		f.Close()
+	}
+	s.filters = nil
+}
