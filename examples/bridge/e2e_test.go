@@ -305,10 +305,9 @@ af-packet:
   - interface: default
     checksum-checks: no
 
-default-log-dir: %[2]s
 outputs:
   - eve-log:
-      enabled: yes
+      enabled: no
 `
 
 // TestConfigFile: a Suricata-style YAML with two interfaces, copy-mode ips and copy-iface runs,
@@ -321,7 +320,9 @@ func TestConfigFile(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			tp := newTopo(t)
 			dir := t.TempDir()
-			y := strings.ReplaceAll(strings.ReplaceAll(suricataYAML, "%[1]s", c.extra), "%[2]s", dir)
+			// The EVE log from the file: eve-log on, in default-log-dir.
+			y := strings.ReplaceAll(suricataYAML, "%[1]s", c.extra)
+			y = strings.Replace(y, "      enabled: no", "      enabled: yes", 1) + "default-log-dir: " + dir + "\n"
 			cfg := writeFile(t, dir, "suricata.yaml", y)
 			p := start(t, tp.bridge, "-c", cfg)
 			p.waitFor(banner2, 20*time.Second)

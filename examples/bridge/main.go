@@ -324,7 +324,9 @@ wait:
 	for _, b := range a.bridges {
 		b.closeInject()
 	}
-	a.writeEVEStats() // the totals, before the deferred Close of the EVE writer
+	if a.o.stats > 0 {
+		a.writeEVEStats() // the totals, before the deferred Close of the EVE writer
+	}
 	a.printFinal()
 	return code
 }
