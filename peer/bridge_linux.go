@@ -150,7 +150,7 @@ func (b *Bridge) start() error {
 	if err := Validate(b.cfg); err != nil {
 		return err
 	}
-	n := b.cfg.workers()
+	n := b.cfg.Workers()
 	hs, err := b.newHandlers(n)
 	if err != nil {
 		return err
@@ -277,7 +277,7 @@ func (b *Bridge) closeControl() {
 	b.closeBalancer()
 }
 
-// openSides opens, maps and joins every socket of both sides in the calling thread's network
+// openSides opens, maps and joins every socket of both sides in the calling OS thread's network
 // namespace; on failure the caller releases what was opened.
 func (b *Bridge) openSides(sides *[2]side) error {
 	vnet := !b.cfg.NoVnetHdr
@@ -312,7 +312,7 @@ func (b *Bridge) openSides(sides *[2]side) error {
 		// Sockets are created and joined strictly in index order: the kernel picks hash members
 		// in join order, and after a link flap re-adds them in creation order, so both orders
 		// must agree for worker i to keep owning the same flows on both sides.
-		for i := range b.cfg.workers() {
+		for i := range b.cfg.Workers() {
 			c, err := afpacket.Listen(s.cfg.Interface, &afpacket.Config{
 				Promiscuous: !s.cfg.DisablePromisc,
 				VnetHdr:     vnet,
@@ -547,7 +547,7 @@ func (b *Bridge) Stats() Stats {
 func (b *Bridge) snapshot() Stats {
 	st := Stats{Time: time.Now()}
 	b.sockMu.Lock()
-	st.Workers = make([][2]Counters, b.cfg.workers())
+	st.Workers = make([][2]Counters, b.cfg.Workers())
 	for i, w := range b.workers {
 		for d := range w.dirs {
 			c := w.dirs[d].pub.load()

@@ -17,7 +17,7 @@ func (b *Bridge) openBypass() error {
 	if !bc.Enable {
 		return nil
 	}
-	p, err := bypass.Open(&bypass.Config{Members: b.cfg.workers(), MaxFlows: bc.MaxFlows, IdleTimeout: bc.IdleTimeout})
+	p, err := bypass.Open(&bypass.Config{Members: b.cfg.Workers(), MaxFlows: bc.MaxFlows, IdleTimeout: bc.IdleTimeout})
 	if err != nil {
 		return b.bypassUnavailable(err)
 	}

@@ -274,8 +274,9 @@ const (
 	defaultTick  = time.Second
 )
 
-// workers is the number of workers cfg makes.
-func (c *Config) workers() int {
+// Workers returns the number of workers a bridge with this Config runs: Threads, or 1 when
+// Threads is 0 (or negative, which Validate refuses).
+func (c Config) Workers() int {
 	if c.Threads <= 0 {
 		return 1
 	}

@@ -45,8 +45,11 @@ func Validate(cfg Config) error {
 		bad("ClusterID", nil, "%s and %s both use cluster id %d; each side needs its own fanout group (or 0 for a kernel-chosen id)",
 			a.Interface, b.Interface, a.ClusterID)
 	}
-	if cfg.ClusterType > fanout.EBPF {
+	switch {
+	case !cfg.ClusterType.Valid():
 		bad("ClusterType", nil, "unknown cluster type %d", cfg.ClusterType)
+	case cfg.ClusterType == fanout.CBPF:
+		bad("ClusterType", nil, "cluster type cbpf needs a program, which peer does not take; use hash (cluster_flow) or ebpf (the IP-pair program)")
 	}
 	for _, s := range []Side{a, b} {
 		if s.CopyMode > Tap {
