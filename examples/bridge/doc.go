@@ -27,8 +27,9 @@
 //     sockets, as in Suricata's IPS mode: a frame the filter rejects is never captured, so it
 //     is neither inspected nor forwarded (a note says so for inline entries); an expression
 //     that does not compile exits 2 with the file, the line and the column;
-//   - cluster-type cluster_ebpf (and ebpf-lb-file) runs as cluster_flow without defrag until the
-//     bridge has a built-in IP-pair fanout; cluster_rollover is cluster_flow, as in Suricata;
+//   - cluster-type cluster_ebpf runs the bridge's built-in IP-pair fanout program (package
+//     fanout/ippair; ebpf-lb-file is not loaded), the symmetric address-pair hash of Suricata's
+//     IPS load balancer; cluster_rollover is cluster_flow, as in Suricata;
 //   - v2-block-size, use-emergency-flush, rollover, the hardware timestamp keys, xdp-mode,
 //     xdp-filter-file, xdp-cpu-redirect, ebpf-filter-file, bypass, pinned-maps,
 //     pinned-maps-name and use-percpu-hash have no counterpart in the bridge.
@@ -38,7 +39,10 @@
 // reassembled. Without it, cluster_flow hashes IPv4 fragments by their addresses alone (the
 // kernel reads no ports from them) and the rest of their flow by addresses and ports, so with
 // several threads the fragments may meet a different worker than their flow, which a stateful
-// rule then misses; an IP-pair fanout (Suricata's cluster_ebpf load balancer) is the fix.
+// rule then misses. cluster-type: cluster_ebpf is the fix: the IP-pair fanout keeps every
+// fragment with its flow and lets it leave as it came. It is not the default because loading
+// its program needs CAP_BPF (or CAP_SYS_ADMIN) at start, beyond the two capabilities the
+// bridge otherwise needs.
 //
 // From the rest of the file the bridge takes the rule file (rule-files, relative to
 // default-rule-path; one file: the first, with a note if there are more; a missing one is

@@ -403,8 +403,8 @@ func TestFullSuricataYAML(t *testing.T) {
 		"ebpf-filter-file", "bypass", "pinned-maps", "pinned-maps-name", "use-percpu-hash", "rollover"} {
 		assert.Equal(t, 1, strings.Count(out, ": "+key+" for "), "one note for %s", key)
 	}
-	assert.Contains(t, out, `cluster-type cluster_rollover for "b1": deprecated, cluster_flow is used instead`)
-	assert.Contains(t, out, "b0: cluster-type cluster_ebpf (ebpf-lb-file /usr/libexec/suricata/ebpf/lb.bpf not loaded)")
+	assert.Contains(t, out, `cluster-type cluster_rollover for "default": deprecated, cluster_flow is used instead`)
+	assert.Contains(t, out, "b0: ebpf-lb-file /usr/libexec/suricata/ebpf/lb.bpf not loaded: cluster_ebpf runs the bridge's built-in IP-pair program")
 	assert.Contains(t, out, `b0: bpf-filter "not icmp": frames it rejects are neither inspected nor forwarded`)
 	assert.Contains(t, out, fmt.Sprintf("workers pinned to CPUs [%d]", cpu))
 	// The workers start running (and pin their threads) after the banner: wait for them.

@@ -172,13 +172,11 @@ func sideFromConfig(file string, ifc config.Interface, mode config.CopyMode, not
 	case fanout.Hash:
 	case fanout.EBPF:
 		// Suricata's IPS load balancer (ebpf-lb-file) hashes the IP pair, so a datagram's
-		// fragments stay with their flow without reassembly.
-		lb := ""
+		// fragments stay with their flow without reassembly; the bridge has that program
+		// built in (package fanout/ippair).
 		if ifc.EBPFLBFile != "" {
-			lb = " (ebpf-lb-file " + ifc.EBPFLBFile + " not loaded)"
+			note(at("ebpf-lb-file %s not loaded: cluster_ebpf runs the bridge's built-in IP-pair program, the symmetric address-pair hash Suricata's IPS load balancer computes", ifc.EBPFLBFile))
 		}
-		note(at("cluster-type cluster_ebpf%s: the bridge loads no external eBPF program and has no built-in IP-pair fanout yet; it uses cluster_flow without defrag, so the fragments of one datagram may reach different workers", lb))
-		ct, defrag = fanout.Hash, false
 	default:
 		note(at("cluster-type %s does not keep both directions of a flow on one worker; rules match packet by packet, so they still apply, but cluster_flow is the usual choice for IPS", ifc.ClusterType))
 	}

@@ -145,7 +145,6 @@ func TestSpecsFromConfigSuricata(t *testing.T) {
     copy-iface: b
     cluster-type: cluster_ebpf
     ebpf-lb-file: /usr/libexec/suricata/ebpf/lb.bpf
-    defrag: yes
     bpf-filter: not port 22
   - interface: b
     copy-mode: ips
@@ -162,14 +161,14 @@ threading:
 	require.NoError(t, err)
 	require.Len(t, specs, 1)
 	cfg := specs[0].cfg
-	assert.Equal(t, fanout.Hash, cfg.ClusterType, "cluster_ebpf falls back to cluster_flow")
-	assert.False(t, cfg.Defrag, "without defrag, even if asked for: the fallback stands in for the IP-pair fanout")
+	assert.Equal(t, fanout.EBPF, cfg.ClusterType, "cluster_ebpf: the built-in IP-pair program")
+	assert.False(t, cfg.Defrag)
 	assert.Equal(t, []int{0, 1}, cfg.CPUs, "worker-cpu-set")
 	assert.Equal(t, peer.FailClosed, cfg.OnPanic)
 	assert.Equal(t, peer.FailClosed, cfg.OnLinkDown)
 	all := strings.Join(notes, "\n")
-	assert.Contains(t, all, "suricata.yaml:2: a: cluster-type cluster_ebpf (ebpf-lb-file /usr/libexec/suricata/ebpf/lb.bpf not loaded): the bridge loads no external eBPF program")
-	assert.Contains(t, all, "suricata.yaml:9: b: cluster-type cluster_ebpf: the bridge loads no external eBPF program")
+	assert.Contains(t, all, "suricata.yaml:2: a: ebpf-lb-file /usr/libexec/suricata/ebpf/lb.bpf not loaded: cluster_ebpf runs the bridge's built-in IP-pair program")
+	assert.NotContains(t, all, "b: ebpf-lb-file")
 	assert.Contains(t, all, `suricata.yaml:2: a: bpf-filter "not port 22": frames it rejects are neither inspected nor forwarded, as in Suricata's IPS mode`)
 	assert.NotEmpty(t, cfg.A.Filter, "compiled")
 	assert.Nil(t, cfg.B.Filter)

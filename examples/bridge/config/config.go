@@ -164,7 +164,7 @@ type Interface struct {
 	// example sets defrag: no). Without it, cluster_flow hashes IPv4
 	// fragments by their addresses alone and the rest of their flow by
 	// addresses and ports, so the fragments may reach another worker than
-	// their flow; an IP-pair fanout (cluster_ebpf) is the fix.
+	// their flow; the IP-pair fanout (cluster_ebpf) is the fix.
 	Defrag bool
 	// DefragSet reports that defrag was written in the file (in the entry
 	// or the default entry).

@@ -44,7 +44,7 @@ func TestLoadFullSuricataYAML(t *testing.T) {
 		}
 		assert.Equal(t, 1, n, "notes for %s in %q", key, f.Notes)
 	}
-	assert.Contains(t, f.Notes, name+`:228: cluster-type cluster_rollover for "b1": deprecated, cluster_flow is used instead, as Suricata does`)
+	assert.Contains(t, f.Notes, name+`:236: cluster-type cluster_rollover for "default": deprecated, cluster_flow is used instead, as Suricata does`)
 	for _, n := range f.Notes {
 		assert.NotContains(t, n, "hwtimestamp", "disable-hwtimestamp: yes and enable-hwtimestamp: no are what the bridge does")
 		assert.NotContains(t, n, "block-size on", "Suricata's default block-size is not worth a note")
@@ -57,7 +57,7 @@ func TestLoadFullSuricataYAML(t *testing.T) {
 	assert.Equal(t, "not (host 198.18.9.9 and port 22)", b0.BPFFilter)
 	assert.Equal(t, ChecksumYes, b0.ChecksumChecks, "true")
 	assert.Equal(t, ChecksumYes, b1.ChecksumChecks, "on")
-	assert.Equal(t, ClusterFlow, b1.ClusterType, "cluster_rollover")
+	assert.Equal(t, ClusterEBPF, b1.ClusterType)
 	assert.False(t, b0.Defrag)
 	assert.Equal(t, 64535, b1.BufferSize, "from the default entry")
 
