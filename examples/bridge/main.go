@@ -102,16 +102,7 @@ func (a *app) serve() int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	var set *rules.Set
-	if o.rules != "" {
-		var err error
-		if set, err = loadRules(o.rules); err != nil {
-			a.errorf("", err)
-			return exitUsage
-		}
-		a.ruleCount.Store(int64(set.Len()))
-	}
-
+	// The configuration first: it may name the rule and EVE files.
 	var specs []spec
 	if o.config != "" {
 		var err error
@@ -123,6 +114,16 @@ func (a *app) serve() int {
 	} else {
 		specs = []spec{specFromFlags(o)}
 	}
+	var set *rules.Set
+	if o.rules != "" {
+		var err error
+		if set, err = loadRules(o.rules); err != nil {
+			a.errorf("", err)
+			return exitUsage
+		}
+		a.ruleCount.Store(int64(set.Len()))
+	}
+
 	bad := false
 	for _, s := range specs {
 		if err := peer.Validate(s.cfg); err != nil {
@@ -295,6 +296,7 @@ wait:
 				}
 				prev[i] = cur
 			}
+			a.writeEVEStats()
 			a.warnEVE()
 		}
 	}
@@ -321,6 +323,9 @@ wait:
 	}
 	for _, b := range a.bridges {
 		b.closeInject()
+	}
+	if a.o.stats > 0 {
+		a.writeEVEStats() // the totals, before the deferred Close of the EVE writer
 	}
 	a.printFinal()
 	return code
