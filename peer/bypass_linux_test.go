@@ -114,8 +114,16 @@ func TestBypassWithdraw(t *testing.T) {
 
 	// Flow 1 is bypassed at its first frame and handed over.
 	require.Equal(t, 50, udpExchange(t, cli, srv, 50, passWait), "flow 1 before the rule")
+	// The flow goes live on the fast path at the first pause in which the bridge has caught up
+	// with it (see bypass's package comment); on a loaded machine that can take more than 50
+	// datagrams (seen: 49 of 50 after the rule, 5 bypassed frames in another run). The rule
+	// must meet a live flow: one the fast path has forwarded a frame of.
+	for i := 0; br.Stats().Bypass.Frames[0] == 0; i++ {
+		require.Less(t, i, 1000, "flow 1 never went live on the fast path: %+v", br.Stats().Bypass)
+		require.Equal(t, 1, udpExchange(t, cli, srv, 1, passWait), "flow 1 before the rule")
+	}
 	drop.Store(true)
-	require.Equal(t, 50, udpExchange(t, cli, srv, 50, passWait), "the rule does not touch a bypassed flow")
+	require.Equal(t, 50, udpExchange(t, cli, srv, 50, passWait), "the rule does not touch a bypassed flow: %+v", br.Stats().Bypass)
 	other := udpSocket(t, tp, true)
 	assert.Equal(t, 0, udpExchange(t, other, srv, 10, dropWait), "a new flow is judged, and dropped")
 
