@@ -87,7 +87,8 @@ func specsFromConfig(o *options, note func(string)) ([]spec, error) {
 		}
 		ct, _, _ := fanout.ParseClusterType(p.A.ClusterType.String()) // checked by sideFromConfig
 		specs = append(specs, spec{
-			cfg:   peer.Config{A: a, B: b, Threads: p.A.Threads, ClusterType: ct, Defrag: p.A.Defrag},
+			cfg: peer.Config{A: a, B: b, Threads: p.A.Threads, ClusterType: ct, Defrag: p.A.Defrag,
+				Bypass: peer.BypassConfig{Enable: p.A.Bypass || p.B.Bypass}},
 			where: pairErr("").Error(),
 		})
 	}

@@ -36,7 +36,7 @@ func (b *bridge) intervalLines(prev, cur snapshot) []string {
 			c.Forwarded-p.Forwarded, c.Dropped-p.Dropped, c.WouldDrop-p.WouldDrop, c.KernelDrops-p.KernelDrops,
 			cur.at.Sub(prev.at).Round(100*time.Millisecond)))
 	}
-	return out
+	return append(out, b.bypassInterval(prev, cur)...)
 }
 
 // finalLines sums up a bridge's whole run, one line per direction; counters that are usually
@@ -57,6 +57,7 @@ func (b *bridge) finalLines(s snapshot) []string {
 			{"truncated", c.Truncated}, {"malformed", c.Malformed}, {"oversize", c.Oversize},
 			{"fragments", c.Fragments}, {"tx-errors", c.TXErrors}, {"flush-errors", c.FlushErrors},
 			{"tx-ring-full", c.TXRingFull}, {"verdict-panics", c.Panics}, {"freezes", c.Freezes},
+			{"bypassed", c.Bypassed},
 		} {
 			if x.v != 0 {
 				fmt.Fprintf(&w, ", %s %d", x.name, x.v)
@@ -64,7 +65,7 @@ func (b *bridge) finalLines(s snapshot) []string {
 		}
 		out = append(out, w.String())
 	}
-	return out
+	return append(out, b.bypassFinal(s)...)
 }
 
 // rate formats a per-second rate with three significant digits.

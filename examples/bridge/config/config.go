@@ -186,6 +186,9 @@ type Interface struct {
 	DisablePromisc bool
 	// ChecksumChecks is the checksum mode; default ChecksumKernel.
 	ChecksumChecks ChecksumMode
+	// Bypass turns on the kernel fast path for flows the rules bypass (Suricata's af-packet
+	// bypass, done with tcx instead of XDP); default false.
+	Bypass bool
 	// Inherited lists the keys whose values came from the
 	// "interface: default" entry, in that entry's order.
 	Inherited []string
