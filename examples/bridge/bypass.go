@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/afbridge/afbridge/examples/bridge/rules"
 	"github.com/afbridge/afbridge/verdict"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
@@ -32,6 +33,21 @@ func enableBypass(specs []spec, on bool, note func(string)) {
 				specs[i].where, c.A.Interface, c.B.Interface))
 		}
 	}
+}
+
+// hasBypassRule reports whether set has a rule with the bypass option, which turns the fast path
+// on as -bypass-after does. A bypass rule first loaded by SIGHUP finds no fast path when neither
+// was given at start: it then passes, and a note says so.
+func hasBypassRule(set *rules.Set) bool {
+	if set == nil {
+		return false
+	}
+	for _, r := range set.Rules() {
+		if r.Bypass {
+			return true
+		}
+	}
+	return false
 }
 
 // bypassWanted reports whether any bridge asks for the fast path, so that the capability that
@@ -65,6 +81,14 @@ func (a *app) withdrawBypass() {
 			continue
 		}
 		a.printf("bridge: SIGHUP: %s: %d bypassed flows withdrawn, the new rules judge them", b.name(), n)
+	}
+}
+
+// noteBypassRules says, after a reload, when the new rules bypass flows that no bridge can hand
+// to the fast path (it was not turned on at start): they only pass.
+func (a *app) noteBypassRules(set *rules.Set) {
+	if hasBypassRule(set) && !a.bypassWanted() {
+		a.printf("bridge: SIGHUP: note: rules with the bypass option only pass: the fast path is off (turn it on at start with -bypass-after, bypass: yes or a bypass rule)")
 	}
 }
 

@@ -123,7 +123,7 @@ func (a *app) serve() int {
 	} else {
 		specs = []spec{specFromFlags(o)}
 	}
-	enableBypass(specs, o.bypass, func(n string) { a.printf("note: %s", n) })
+	enableBypass(specs, o.bypass || hasBypassRule(set), func(n string) { a.printf("note: %s", n) })
 	bad := false
 	for _, s := range specs {
 		if err := peer.Validate(s.cfg); err != nil {
@@ -415,6 +415,7 @@ func (a *app) reload() {
 	a.reloadsOK.Add(1)
 	a.printf("bridge: SIGHUP: reloaded %s: %d rules in force", a.o.rules, set.Len())
 	a.withdrawBypass() // after the new rules are in place
+	a.noteBypassRules(set)
 }
 
 // loadRules parses the rule file at path. It is opened with O_NONBLOCK and checked with fstat
