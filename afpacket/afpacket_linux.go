@@ -478,7 +478,7 @@ func sendHint(err error, ifname string) error {
 	return err
 }
 
-// InterfaceByName looks up an interface in the calling thread's network namespace.
+// InterfaceByName looks up an interface in the network namespace of the calling OS thread.
 func InterfaceByName(name string) (Interface, error) {
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
@@ -488,7 +488,8 @@ func InterfaceByName(name string) (Interface, error) {
 	return fromNet(ifi), nil
 }
 
-// InterfaceByIndex looks up an interface by index in the calling thread's network namespace.
+// InterfaceByIndex looks up an interface by index in the network namespace of the calling OS
+// thread.
 func InterfaceByIndex(index int) (Interface, error) {
 	ifi, err := net.InterfaceByIndex(index)
 	if err != nil {

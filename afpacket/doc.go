@@ -7,7 +7,12 @@
 // the capture protocol (ETH_P_ALL by default).
 //
 // The descriptor lives in Go's runtime network poller, so deadlines work and Close wakes every
-// goroutine blocked on the socket. Conn is a net.PacketConn for programs that want the plain
+// goroutine blocked on the socket. Config.NoPoller keeps it out (which saves the kernel a wake-up
+// per transmitted frame): reads then sleep in poll(2), Close still wakes them, and deadlines
+// return os.ErrNoDeadline.
+//
+// Listen, ListenIndex and the interface lookups work in the network namespace of the calling
+// OS thread. Conn is a net.PacketConn for programs that want the plain
 // recvfrom/sendto path (Suricata's use-mmap: no); the fast path builds mmap rings on the socket
 // with package ring, and joins fanout groups with package fanout.
 //

@@ -15,7 +15,7 @@ import (
 
 // Open a promiscuous socket that sees only IPv4 frames (the filter is attached before the socket
 // is bound, so not even the first frame slips through unfiltered), read a few frames, then report
-// the kernel's counters.
+// the kernel's counters. It needs root and an eth0 (TestExamples runs it on a veth named eth0).
 func Example() {
 	ipv4Only := []bpf.Instruction{
 		bpf.LoadAbsolute{Off: 12, Size: 2},

@@ -34,6 +34,12 @@ type Config struct {
 	// IdleTimeout is how long a bypassed flow may see no frame, in either direction, before it
 	// expires and its next frame goes back to the bridge. 0 means [DefaultIdleTimeout].
 	IdleTimeout time.Duration
+	// HandoverLimit bounds the handover of a direction whose frames never let the bridge catch
+	// up (a saturating TCP stream keeps the ring full): after that many frames found earlier
+	// ones of the flow still in the ring, the next one takes the fast path anyway and may
+	// overtake up to a ring's worth of them (counted in [Stats].Forced). 0, the default, never
+	// gives up the order: such a flow stays on the bridge until its traffic pauses.
+	HandoverLimit int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -51,6 +57,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("bypass: Config.Members is %d; it must be 1 to %d (0 means 1)", c.Members, MaxMembers)
 	case c.MaxFlows < 0 || c.MaxFlows > 1<<24:
 		return c, fmt.Errorf("bypass: Config.MaxFlows is %d; it must be 1 to %d (0 means %d)", c.MaxFlows, 1<<24, DefaultMaxFlows)
+	case c.HandoverLimit < 0 || c.HandoverLimit > 1<<30:
+		return c, fmt.Errorf("bypass: Config.HandoverLimit is %d; it must be 0 (never) to %d", c.HandoverLimit, 1<<30)
 	case c.IdleTimeout < 0:
 		return c, fmt.Errorf("bypass: Config.IdleTimeout is %v; it must be positive (0 means %v)", c.IdleTimeout, DefaultIdleTimeout)
 	}
@@ -100,6 +108,9 @@ type Stats struct {
 	// Orphans counts frames the socket filter kept out of the ring whose flow left the map before
 	// tc saw them (a race with expiry, eviction or withdrawal); they were forwarded all the same.
 	Orphans uint64
+	// Forced counts directions handed over at Config.HandoverLimit, with frames of the flow
+	// still in the ring that the fast path may have overtaken.
+	Forced uint64
 	// AddErrors counts [Path.Add] calls the kernel refused (the flow stayed on the bridge).
 	AddErrors uint64
 	// NoPort counts frames the socket filter kept out of the ring that arrived on a port with no

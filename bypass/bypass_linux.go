@@ -30,6 +30,7 @@ type flowValue struct {
 	Last     [2]uint64 // per side: sequence number of the last frame the filter let into a ring while handing over
 	Live     [2]uint32 // per side: 1 once the direction is handed over
 	Member   [2]uint32 // per side: the fanout member whose ring holds frame Last
+	Waits    [2]uint32 // per side: frames that found earlier ones still in the ring (Config.HandoverLimit)
 }
 
 type portValue struct {
@@ -43,6 +44,7 @@ type counterValue struct {
 	Orphans       uint64
 	NoPort        uint64
 	Closed        uint64
+	Forced        uint64
 }
 
 var (
@@ -248,15 +250,11 @@ func (p *Path) Filter(side Side, index int, user []bpf.Instruction) (*Filter, er
 	if err != nil {
 		return nil, err
 	}
-	f := &Filter{p: p, prog: prog, side: side, index: index}
-	// A member's sequence numbers run on across sockets (a re-bind replaces them), so that flows
-	// handing over keep comparable numbers; the new socket's counts start from here.
-	f.base = f.Admitted()
-	f.done = atomic.LoadUint64(p.word(2*p.cfg.Members + int(side)*p.cfg.Members + index))
-	return f, nil
+	return &Filter{p: p, prog: prog, side: side, index: index}, nil
 }
 
-// Filter is the socket filter of one fanout member, built by [Path.Filter].
+// Filter is the socket filter of one fanout member, built by [Path.Filter]. Its methods must not
+// be called after the Path is closed; close or stop using the worker's sockets first.
 type Filter struct {
 	p     *Path
 	prog  *ebpf.Program
@@ -271,12 +269,20 @@ type Filter struct {
 }
 
 // Attach sets the filter on a socket (SO_ATTACH_BPF), replacing whatever filter it had in one
-// step. c is an AF_PACKET socket such as *afpacket.Conn.
+// step. c is an AF_PACKET socket such as *afpacket.Conn. One Filter serves one socket at a time:
+// attaching it to the member's next socket (after a re-bind closed the previous one) starts
+// [Filter.Settle]'s counts afresh; it loads no program.
 func (f *Filter) Attach(c syscall.Conn) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("bypass: attach socket filter: %w", err)
 	}
+	// A member's sequence numbers run on across sockets, so that flows handing over keep
+	// comparable numbers; the new socket's counts start from here, read before it can admit any.
+	m := f.p.cfg.Members
+	f.base = f.Admitted()
+	f.done = atomic.LoadUint64(f.p.word(2*m + int(f.side)*m + f.index))
+	f.marked = false
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_BPF, f.prog.FD())
@@ -444,6 +450,7 @@ func (p *Path) Stats() (Stats, error) {
 		}
 		st.Expired += c.Expired
 		st.Closed += c.Closed
+		st.Forced += c.Forced
 		st.Orphans += c.Orphans
 		st.NoPort += c.NoPort
 	}

@@ -190,7 +190,7 @@ func testSeq(f []byte) (uint32, bool) {
 }
 
 // keyOf returns the canonical key of a frame udpFrame built.
-func keyOf(t *testing.T, f []byte) flow.Key {
+func keyOf(t testing.TB, f []byte) flow.Key {
 	t.Helper()
 	k, ok := goParse(f)
 	require.True(t, ok)

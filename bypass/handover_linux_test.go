@@ -75,3 +75,33 @@ func TestHandoverStateMachine(t *testing.T) {
 	ret, _ = run()
 	assert.Equal(t, uint32(0), ret, "live")
 }
+
+// TestHandoverLimit: with Config.HandoverLimit, a direction whose bridge never catches up
+// switches after that many waiting frames, and the switch is counted.
+func TestHandoverLimit(t *testing.T) {
+	p := openPath(t, &Config{HandoverLimit: 3})
+	f, err := p.Filter(A, 0, nil)
+	require.NoError(t, err)
+	defer f.Close()
+	frame := []byte{
+		0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00,
+		0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+		0x1a, 0x0a, 0x12, 0xb5, 0, 12, 0, 0, 0, 0, 0, 1,
+	}
+	k := keyOf(t, frame)
+	require.NoError(t, p.Add(k))
+	var rets []uint32
+	for range 5 {
+		ret, err := f.prog.Run(&ebpf.RunOptions{Data: append(make([]byte, 14), frame...), Context: skbCtx{}})
+		require.NoError(t, err)
+		rets = append(rets, ret)
+	}
+	// The first frame after Add, then two that wait behind it, then the third waiter switches.
+	assert.Equal(t, []uint32{retNext, retNext, retNext, 0, 0}, rets)
+	st, err := p.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), st.Forced)
+	fs, _, err := p.Lookup(k)
+	require.NoError(t, err)
+	assert.True(t, fs.Live[A])
+}

@@ -62,7 +62,8 @@ const (
 	valLast     = 40 // [2]uint64
 	valLive     = 56 // [2]uint32
 	valMember   = 64 // [2]uint32
-	valSize     = 72
+	valWaits    = 72 // [2]uint32
+	valSize     = 80
 )
 
 // Offsets in the per-CPU counter value, [counterValue].
@@ -73,7 +74,8 @@ const (
 	cntOrphans  = 40 // redirected on the tap's mark after the flow left the map
 	cntNoPort   = 48 // tap marked fast, but the ingress port has no peer in the port map
 	cntClosed   = 56 // flows the socket filter returned to the bridge on a TCP FIN or RST
-	counterSize = 64
+	cntForced   = 64 // directions handed over at Config.HandoverLimit with frames still in the ring
+	counterSize = 72
 )
 
 // parseKey emits the flow-key parser shared by the tc program and the socket filter. It expects
@@ -482,7 +484,7 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		asm.JGT.Reg(asm.R2, asm.R4, "outstanding"),
 		// Everything the flow put into member R3's ring has been settled.
 		asm.JNE.Imm(asm.R3, int32(index), "pend"),
-		asm.Mov.Imm(asm.R1, 1),
+		asm.Mov.Imm(asm.R1, 1).WithSymbol("golive"),
 		asm.StoreMem(asm.R7, valLive+4*s, asm.R1, asm.Word),
 		asm.Mov.Imm(asm.R0, markFast).WithSymbol("fast"),
 		asm.StoreMem(asm.R6, skbCB0, asm.R0, asm.Word),
@@ -491,6 +493,28 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		// Frames still in member R3's ring: this one queues behind them. On another member
 		// (the fanout group changed) it goes to the ring untracked until R3 has settled.
 		asm.JNE.Imm(asm.R3, int32(index), "admit").WithSymbol("outstanding"),
+	)
+	if limit := p.cfg.HandoverLimit; limit > 0 {
+		// The bridge never caught up: after limit frames, switch anyway, letting this frame
+		// overtake those still in the ring.
+		ins = append(ins,
+			asm.LoadMem(asm.R1, asm.R7, valWaits+4*s, asm.Word),
+			asm.Add.Imm(asm.R1, 1),
+			asm.StoreMem(asm.R7, valWaits+4*s, asm.R1, asm.Word),
+			asm.JLT.Imm(asm.R1, int32(limit), "pend"),
+			asm.Mov.Imm(asm.R1, 0),
+			asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
+			asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, idxOff),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "golive"),
+			asm.Mov.Imm(asm.R1, 1),
+			asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntForced),
+			asm.Ja.Label("golive"),
+		)
+	}
+	ins = append(ins,
 		asm.LoadMapValue(asm.R1, 0, admOff).WithReference("seq").WithSymbol("pend"),
 		asm.Mov.Imm(asm.R2, 1),
 		fetchAdd(asm.R1, asm.R2, 0),

@@ -31,7 +31,7 @@ type diagSocket struct {
 	mode    Mode
 }
 
-// dumpPacketSockets lists the packet sockets of the calling thread's network namespace.
+// dumpPacketSockets lists the packet sockets of the network namespace of the calling OS thread.
 func dumpPacketSockets() ([]diagSocket, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
@@ -134,7 +134,7 @@ func inode(fd int) (uint32, error) {
 	return uint32(st.Ino), nil
 }
 
-// selfDiag finds the socket fd in a dump of the calling thread's namespace. It returns nil
+// selfDiag finds the socket fd in a dump of the calling OS thread's namespace. It returns nil
 // without error when the socket is not there: the thread is in another namespace, and the
 // dump says nothing about the socket's.
 func selfDiag(fd int) (*diagSocket, error) {

@@ -28,7 +28,8 @@ func openPacket(ifi *net.Interface) (*os.File, error) {
 }
 
 // Four sockets share the traffic of eth0 by flow, as Suricata's cluster_flow does. They join
-// one at a time: member i is the i-th socket to join. Needs root and an eth0.
+// one at a time: member i is the i-th socket to join. Needs root and an eth0 (TestExamples
+// runs the examples that do on a veth named eth0).
 func Example() {
 	ifi, err := net.InterfaceByName("eth0")
 	if err != nil {

@@ -53,6 +53,9 @@ var modeNames = [...]string{
 	EBPF:     "ebpf",
 }
 
+// Valid reports whether m is a mode this package knows.
+func (m Mode) Valid() bool { return int(m) < len(modeNames) && modeNames[m] != "" }
+
 // String returns the mode's short name ("hash", "lb", ...), or Mode(n) for an unknown value.
 func (m Mode) String() string {
 	if int(m) < len(modeNames) {
@@ -152,7 +155,7 @@ func (g Group) validate() error {
 		return fmt.Errorf("%w: "+format, append([]any{syscall.EINVAL}, args...)...)
 	}
 	switch {
-	case g.Mode > EBPF:
+	case !g.Mode.Valid():
 		return invalid("unknown mode %d", uint8(g.Mode))
 	case g.Flags&^knownFlags != 0:
 		return invalid("unknown flag bits %#x", uint16(g.Flags&^knownFlags))

@@ -56,6 +56,7 @@ func TestModeString(t *testing.T) {
 	}
 	for m, want := range tests {
 		assert.Equal(t, want, m.String())
+		assert.Equal(t, !strings.HasPrefix(want, "Mode("), m.Valid(), "%v is valid exactly when it has a name", m)
 	}
 	var zero fanout.Mode
 	assert.Equal(t, fanout.Hash, zero, "the zero Mode is Hash on purpose")

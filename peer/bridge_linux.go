@@ -63,6 +63,8 @@ type Bridge struct {
 	sides   [2]side
 	workers []*worker
 	bp      *bypass.Path // the kernel fast path; nil when off or unavailable
+	// bpFilters holds the fast path's socket filter of each worker, per side.
+	bpFilters [2][]*bypass.Filter
 
 	portMu sync.Mutex // guards ports
 	ports  [2]Port
@@ -91,7 +93,8 @@ type side struct {
 	// a socket with a TX ring only flushes the ring, so large frames need a socket without one.
 	send    []*afpacket.Conn
 	sendFDs []int
-	// filters holds the bypass socket filter of each socket, when the fast path runs.
+	// filters holds the bypass socket filter of each socket, when the fast path runs (owned by
+	// Bridge.bpFilters).
 	filters []*bypass.Filter
 }
 
@@ -150,7 +153,7 @@ func (b *Bridge) start() error {
 	if err := Validate(b.cfg); err != nil {
 		return err
 	}
-	n := b.cfg.workers()
+	n := b.cfg.Workers()
 	hs, err := b.newHandlers(n)
 	if err != nil {
 		return err
@@ -174,10 +177,7 @@ func (b *Bridge) start() error {
 	sides := [2]side{{cfg: b.cfg.A}, {cfg: b.cfg.B}}
 	if err := b.openSides(&sides); err != nil {
 		releaseSides(&sides)
-		if b.bp != nil {
-			b.bp.Close()
-			b.bp = nil
-		}
+		b.closeBypass()
 		b.closeControl()
 		b.retire(hs)
 		return err
@@ -277,7 +277,7 @@ func (b *Bridge) closeControl() {
 	b.closeBalancer()
 }
 
-// openSides opens, maps and joins every socket of both sides in the calling thread's network
+// openSides opens, maps and joins every socket of both sides in the calling OS thread's network
 // namespace; on failure the caller releases what was opened.
 func (b *Bridge) openSides(sides *[2]side) error {
 	vnet := !b.cfg.NoVnetHdr
@@ -312,7 +312,7 @@ func (b *Bridge) openSides(sides *[2]side) error {
 		// Sockets are created and joined strictly in index order: the kernel picks hash members
 		// in join order, and after a link flap re-adds them in creation order, so both orders
 		// must agree for worker i to keep owning the same flows on both sides.
-		for i := range b.cfg.workers() {
+		for i := range b.cfg.Workers() {
 			c, err := afpacket.Listen(s.cfg.Interface, &afpacket.Config{
 				Promiscuous: !s.cfg.DisablePromisc,
 				VnetHdr:     vnet,
@@ -382,8 +382,7 @@ func releaseSides(sides *[2]side) {
 		for _, c := range s.send {
 			c.Close()
 		}
-		closeFilters(s)
-		s.maps, s.conns, s.fds, s.send, s.sendFDs = nil, nil, nil, nil, nil
+		s.maps, s.conns, s.fds, s.send, s.sendFDs, s.filters = nil, nil, nil, nil, nil, nil
 	}
 }
 
@@ -452,10 +451,7 @@ func (b *Bridge) Close() error {
 			b.retire(hs)
 			b.sockMu.Lock()
 			b.releaseLocked()
-			if b.bp != nil {
-				b.bp.Close()
-				b.bp = nil
-			}
+			b.closeBypass()
 			b.sockMu.Unlock()
 		}
 		b.closeControl()
@@ -547,7 +543,7 @@ func (b *Bridge) Stats() Stats {
 func (b *Bridge) snapshot() Stats {
 	st := Stats{Time: time.Now()}
 	b.sockMu.Lock()
-	st.Workers = make([][2]Counters, b.cfg.workers())
+	st.Workers = make([][2]Counters, b.cfg.Workers())
 	for i, w := range b.workers {
 		for d := range w.dirs {
 			c := w.dirs[d].pub.load()

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afbridge/afbridge/fanout"
 	"github.com/afbridge/afbridge/internal/pktgen"
 	"github.com/afbridge/afbridge/internal/testenv"
 	"github.com/afbridge/afbridge/peer"
@@ -128,7 +129,7 @@ func exchange(t *testing.T, src, dst *pktgen.Conn, frames [][]byte) [][]byte {
 		for _, f := range frames[i:end] {
 			require.NoError(t, src.Send(f))
 		}
-		got = append(got, dst.Collect(end-len(got), 500*time.Millisecond, 5*time.Second)...)
+		got = append(got, dst.Collect(end-len(got), 2*time.Second, 20*time.Second)...)
 	}
 	// Anything late or duplicated shows up here.
 	return append(got, dst.Collect(1, 200*time.Millisecond, 300*time.Millisecond)...)
@@ -367,7 +368,7 @@ func TestHostFramesNotBridged(t *testing.T) {
 	for range 5 {
 		require.NoError(t, host.Send(f))
 	}
-	assert.Len(t, client.Collect(5, 500*time.Millisecond, 2*time.Second), 5, "the client got the host's frames")
+	assert.Len(t, client.Collect(5, 2*time.Second, 10*time.Second), 5, "the client got the host's frames")
 	assert.Empty(t, server.Collect(1, 500*time.Millisecond, time.Second), "the bridge did not forward them")
 }
 
@@ -380,6 +381,10 @@ func TestValidate(t *testing.T) {
 		phrase []string
 	}{
 		{"threads", func(c *peer.Config) { c.Threads = -1 }, []string{"threads -1 is negative"}},
+		{"cluster type", func(c *peer.Config) { c.ClusterType = fanout.CBPF }, []string{"cluster type cbpf needs a program"}},
+		{"unknown cluster type", func(c *peer.Config) { c.ClusterType = 200 }, []string{"unknown cluster type 200"}},
+		{"tick", func(c *peer.Config) { c.TickInterval = -time.Second }, []string{"tick interval -1s is negative"}},
+		{"ring", func(c *peer.Config) { c.B.Ring.FrameSize = 1000 }, []string{"b1: ring: FrameSize 1000 is not a multiple of 16"}},
 		{"mtu", func(c *peer.Config) {}, []string{"MTUs differ", "b0 has 1500", "b1 has 9000"}},
 		{"cluster id", func(c *peer.Config) { c.A.ClusterID, c.B.ClusterID = 7, 7 }, []string{"b0 and b1 both use cluster id 7"}},
 		{"self", func(c *peer.Config) { c.B.Interface = "b0" }, []string{"b0 is peered with itself"}},

@@ -10,33 +10,57 @@ import (
 	"github.com/afbridge/afbridge/flow"
 )
 
-// openBypass opens the fast path's maps and programs for Config.Bypass. When the kernel refuses
-// and Require is not set, it logs why once and leaves the bridge without it.
+// openBypass opens the fast path's maps and programs for Config.Bypass, with the socket filter
+// of every worker on both sides: built once, and attached again to the new sockets of a re-bind,
+// which then loads no program. When the kernel refuses and Require is not set, it logs why once
+// and leaves the bridge without a fast path.
 func (b *Bridge) openBypass() error {
 	bc := b.cfg.Bypass
 	if !bc.Enable {
 		return nil
 	}
-	p, err := bypass.Open(&bypass.Config{Members: b.cfg.workers(), MaxFlows: bc.MaxFlows, IdleTimeout: bc.IdleTimeout})
+	p, err := bypass.Open(&bypass.Config{Members: b.cfg.Workers(), MaxFlows: bc.MaxFlows, IdleTimeout: bc.IdleTimeout,
+		HandoverLimit: bc.HandoverLimit})
 	if err != nil {
 		return b.bypassUnavailable(err)
 	}
 	b.bp = p
+	for d, s := range [2]Side{b.cfg.A, b.cfg.B} {
+		for i := range b.cfg.Workers() {
+			f, err := p.Filter(bypass.Side(d), i, s.Filter)
+			if err != nil {
+				return b.bypassUnavailable(err)
+			}
+			b.bpFilters[d] = append(b.bpFilters[d], f)
+		}
+	}
 	return nil
 }
 
-// bypassUnavailable decides what a fast path the kernel refused means: an error with Require,
-// otherwise a warning, once, and Bypass meaning Pass from now on.
+// bypassUnavailable decides what a fast path the kernel refused means: an error with Require (or
+// for a failure that is not the kernel's refusal), otherwise a warning, once, and Bypass meaning
+// Pass from now on. Either way it releases what was opened.
 func (b *Bridge) bypassUnavailable(err error) error {
+	b.closeBypass()
 	if b.cfg.Bypass.Require || !errors.Is(err, bypass.ErrUnavailable) {
 		return fmt.Errorf("peer: bypass: %w", err)
 	}
 	b.log.Warn("kernel fast path unavailable: Bypass verdicts forward as Pass", "err", err)
+	return nil
+}
+
+// closeBypass detaches and releases the fast path. Sockets keep their filters until they close.
+func (b *Bridge) closeBypass() {
+	for d := range b.bpFilters {
+		for _, f := range b.bpFilters[d] {
+			f.Close()
+		}
+		b.bpFilters[d] = nil
+	}
 	if b.bp != nil {
 		b.bp.Close()
 		b.bp = nil
 	}
-	return nil
 }
 
 // attachBypass attaches the tc programs to both ports and gives every socket its bypass socket
@@ -59,17 +83,12 @@ func (b *Bridge) attachBypass(sides *[2]side) error {
 				}
 				continue
 			}
-			f, err := b.bp.Filter(bypass.Side(d), i, s.cfg.Filter)
-			if err == nil {
-				err = f.Attach(c)
-			}
-			if err != nil {
-				if f != nil {
-					f.Close()
-				}
+			if err := b.bpFilters[d][i].Attach(c); err != nil {
 				return fmt.Errorf("peer: %s socket %d: %w", s.cfg.Interface, i, err)
 			}
-			s.filters = append(s.filters, f)
+		}
+		if b.bp != nil {
+			s.filters = b.bpFilters[d]
 		}
 	}
 	return nil
@@ -121,12 +140,4 @@ func (b *Bridge) fastPath() *bypass.Path {
 	b.sockMu.Lock()
 	defer b.sockMu.Unlock()
 	return b.bp
-}
-
-// closeFilters releases the socket filters' programs; the sockets keep theirs until they close.
-func closeFilters(s *side) {
-	for _, f := range s.filters {
-		f.Close()
-	}
-	s.filters = nil
 }

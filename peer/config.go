@@ -218,9 +218,12 @@ type Config struct {
 // path forwards are in no [Counters] (see [Stats].Bypass), so Received = Forwarded + Dropped + ...
 // still holds for every worker and direction.
 type BypassConfig struct {
-	// Enable turns the fast path on. It needs Linux 6.6 (tcx), CAP_BPF and CAP_NET_ADMIN, and
-	// cannot be combined with Config.Defrag (a reassembled datagram could not be told apart from
-	// the fragments the kernel forwards).
+	// Enable turns the fast path on. It needs Linux 6.6 (tcx), CAP_BPF and CAP_NET_ADMIN at
+	// Start, where every program is loaded (a re-bind loads none: it attaches them again), and
+	// cannot be combined with Config.Defrag (a
+	// reassembled datagram could not be told apart from the fragments the kernel forwards). A
+	// side's Filter is carried into the fast path's socket filter; one the translation cannot
+	// carry (an ancillary load it lacks) makes Start fail with an error matching bypass.ErrFilter.
 	Enable bool
 	// Require makes Start fail, with an error matching bypass.ErrUnavailable, when the kernel or
 	// the process's privileges do not allow the fast path. By default the bridge logs the reason
@@ -232,6 +235,11 @@ type BypassConfig struct {
 	// MaxFlows bounds the flow map; zero means bypass.DefaultMaxFlows. When it is full, the least
 	// recently used flow returns to the bridge (Stats.Bypass.Evicted).
 	MaxFlows int
+	// HandoverLimit lets a flow that never pauses long enough for the bridge to catch up with it
+	// (a saturating TCP stream keeps the RX ring full) hand over anyway, after that many of its
+	// frames had to wait, at the price of up to a ring's worth of reordering
+	// (Stats.Bypass.Forced); see bypass.Config.HandoverLimit. Zero keeps the order always.
+	HandoverLimit int
 }
 
 // ErrStarted is the error Start returns when the bridge was started before (or a Start is under
@@ -274,8 +282,9 @@ const (
 	defaultTick  = time.Second
 )
 
-// workers is the number of workers cfg makes.
-func (c *Config) workers() int {
+// Workers returns the number of workers a bridge with this Config runs: Threads, or 1 when
+// Threads is 0 (or negative, which Validate refuses).
+func (c Config) Workers() int {
 	if c.Threads <= 0 {
 		return 1
 	}

@@ -125,6 +125,26 @@ func TestFactoryContract(t *testing.T) {
 	}
 }
 
+// TestFactoryContractSwitch: a Switch whose Factory fails makes Start fail the same way.
+func TestFactoryContractSwitch(t *testing.T) {
+	tp := newTopo(t, nil)
+	cfg := tp.config(2)
+	cfg.Verdict = verdict.NewSwitch(verdict.FactoryFunc(func(w int) verdict.Handler {
+		if w == 1 {
+			return nil
+		}
+		return verdict.PassAll
+	}))
+	br, err := peer.New(cfg)
+	require.NoError(t, err)
+	err = startWithin(t, tp, br)
+	assert.ErrorIs(t, err, verdict.ErrNilHandler)
+	var fe *peer.FactoryError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, 1, fe.Worker)
+	require.NoError(t, br.Close())
+}
+
 type closeFunc struct {
 	verdict.Handler
 	close func()
@@ -266,4 +286,30 @@ func TestBypassForwards(t *testing.T) {
 	assert.Equal(t, n, server.CountTest(n, 2*time.Second, nil, nil))
 	assert.Equal(t, uint64(n), c.Bypassed)
 	assert.Equal(t, c.Received, c.Forwarded+c.Dropped+c.Truncated+c.Malformed+c.Oversize+c.TXErrors)
+}
+
+type panickyTicker struct{ verdict.Handler }
+
+func (panickyTicker) Tick(time.Time) { panic("tick") }
+
+// TestHandlerMisbehaves: a Tick that panics is contained and counted, and a Handle that returns
+// a value that is no Verdict gets the failure policy, like a panic.
+func TestHandlerMisbehaves(t *testing.T) {
+	tp := newTopo(t, nil)
+	cfg := tp.config(1)
+	cfg.TickInterval = 10 * time.Millisecond
+	cfg.OnPanic = peer.FailClosed
+	cfg.Verdict = verdict.Shared(panickyTicker{verdict.Func(func(*verdict.Packet) verdict.Verdict { return 42 })})
+	br := tp.start(t, cfg)
+	require.Eventually(t, func() bool { return br.Stats().Dir(verdict.AToB).Panics >= 2 }, 20*time.Second, 5*time.Millisecond,
+		"Tick panics are counted, and the worker goes on ticking")
+	client, _ := tp.open(t)
+	const n = 10
+	for i := range n {
+		require.NoError(t, client.Send(pktgen.Frame(nil, tp.sIfi.HardwareAddr, tp.cIfi.HardwareAddr, uint32(i), 64)))
+	}
+	var c peer.Counters
+	require.Eventually(t, func() bool { c = br.Stats().Dir(verdict.AToB); return c.Received == n }, 20*time.Second, 5*time.Millisecond)
+	assert.Equal(t, uint64(n), c.Dropped, "fail-closed: an unknown verdict drops")
+	assert.Zero(t, c.Forwarded)
 }

@@ -16,9 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Preflight inspects the two interfaces of cfg, in the calling goroutine's network namespace, for
-// what makes an inline IPS silently ineffective, the "drop is logged but the traffic passes"
-// class of problems Suricata's AF_PACKET IPS users meet:
+// Preflight inspects the two interfaces of cfg, in the network namespace of the calling OS
+// thread, for what makes an inline IPS silently ineffective, the "drop is logged but the traffic
+// passes" class of problems Suricata's AF_PACKET IPS users meet:
 //   - a port enslaved to a kernel bridge (or bond): the kernel forwards the traffic itself,
 //     around the IPS;
 //   - IP addresses on a port, or IP forwarding on: the host takes part in or routes the traffic;
@@ -86,7 +86,7 @@ func Preflight(cfg Config) []Finding {
 				"sysctl -w " + key + "=0, unless this host must also route"})
 		}
 	}
-	if w, p := cfg.workers(), runtime.GOMAXPROCS(0); p < w {
+	if w, p := cfg.Workers(), runtime.GOMAXPROCS(0); p < w {
 		out = append(out, Finding{Warning, "",
 			fmt.Sprintf("GOMAXPROCS is %d for %d workers: a worker sleeping in poll(2) keeps its P until the runtime takes it back (up to ~10 ms), so workers sharing Ps stall each other and their rings overflow (13%% of 1518-byte frames lost with 2 workers on GOMAXPROCS 1 in the bench)", p, w),
 			fmt.Sprintf("run with GOMAXPROCS=%d or more (runtime.GOMAXPROCS(%d)): one per worker and one for the rest of the program; more Ps than CPUs only lets the kernel share the CPUs among them", w+1, w+1)})

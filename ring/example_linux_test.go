@@ -30,7 +30,7 @@ func openPacketSocket(ifi *net.Interface) (*os.File, error) {
 // This example is a reflector: every frame received on eth0 goes back out of it, with its
 // source and destination addresses swapped. It receives in place from the RX ring, builds each
 // reply in place in a TX slot, and sends each batch with one syscall. It needs root and an
-// eth0, so it is compiled but not run.
+// eth0, so go test does not run it as an example; TestExamples runs it on a veth named eth0.
 func Example() {
 	ifi, err := net.InterfaceByName("eth0")
 	if err != nil {

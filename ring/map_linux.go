@@ -41,7 +41,9 @@ type Map struct {
 	unmapErr  error
 
 	// wakeFD is an eventfd that Close makes readable, for a socket outside the runtime poller,
-	// where RX.Wait sleeps in poll(2) and a read deadline cannot wake it; -1 otherwise.
+	// where RX.Wait sleeps in poll(2) and a read deadline cannot wake it. It is made at the first
+	// such Wait (-1 until then) and closed with the mapping; wakeMu guards it.
+	wakeMu sync.Mutex
 	wakeFD int
 }
 
@@ -59,6 +61,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 // New creates the rings cfg describes on sock and maps them. The socket's owner must have set
 // PACKET_VNET_HDR, if wanted, and should have bound the socket; New sets PACKET_VERSION, and
 // PACKET_LOSS when there is a TX ring, which the kernel only accepts before the first ring exists.
+// It clears the socket's read deadline, which is how it learns whether the socket is in the
+// runtime poller (see RX.Wait).
 //
 // PACKET_LOSS makes tpacket_snd skip a TX frame it refuses (marking its slot free) instead of
 // stopping there with the slot marked TP_STATUS_WRONG_FORMAT and every frame behind it stuck
@@ -81,20 +85,11 @@ func New(sock Socket, cfg *Config) (*Map, error) {
 	// A socket outside the runtime poller (afpacket.Config.NoPoller) has no deadlines: RX.Wait
 	// then sleeps in poll(2), and Close wakes it through an eventfd.
 	pollable := !errors.Is(sock.SetReadDeadline(time.Time{}), os.ErrNoDeadline)
-	if !pollable && !c.NoRX {
-		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-		if err != nil {
-			return nil, fmt.Errorf("ring: %w", os.NewSyscallError("eventfd", err))
-		}
-		m.wakeFD = fd
-	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = m.setup(int(fd)) }); err != nil {
-		m.closeWake()
 		return nil, fmt.Errorf("ring: %w", err)
 	}
 	if serr != nil {
-		m.closeWake()
 		return nil, serr
 	}
 
@@ -163,9 +158,9 @@ func (m *Map) setup(fd int) (err error) {
 	}
 	if (vnet != 0) != c.VnetHdr {
 		if c.VnetHdr {
-			return errors.New("ring: Config.VnetHdr is set but the socket has no PACKET_VNET_HDR; its owner must set the option before creating the ring")
+			return cfgErr("VnetHdr", "Config.VnetHdr is set but the socket has no PACKET_VNET_HDR; its owner must set the option before creating the ring")
 		}
-		return errors.New("ring: the socket has PACKET_VNET_HDR but Config.VnetHdr is not set; set it so the ring expects the header")
+		return cfgErr("VnetHdr", "the socket has PACKET_VNET_HDR but Config.VnetHdr is not set; set it so the ring expects the header")
 	}
 	if vnet != 0 {
 		// Linux 6.7+ can carry the 12-byte virtio_net_hdr_mrg_rxbuf instead (PACKET_VNET_HDR_SZ).
@@ -322,17 +317,36 @@ func (m *Map) Close() error {
 
 func (m *Map) wake() {
 	_ = m.sock.SetReadDeadline(aLongTimeAgo)
+	m.wakeMu.Lock()
 	if m.wakeFD >= 0 {
 		one := [8]byte{1}
 		_, _ = unix.Write(m.wakeFD, one[:])
 	}
+	m.wakeMu.Unlock()
+}
+
+// waitFD returns the wake-up eventfd, made on first use; the caller is inside a ring method, so
+// it stays open until the caller leaves.
+func (m *Map) waitFD() (int, error) {
+	m.wakeMu.Lock()
+	defer m.wakeMu.Unlock()
+	if m.wakeFD < 0 {
+		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		if err != nil {
+			return -1, os.NewSyscallError("eventfd", err)
+		}
+		m.wakeFD = fd
+	}
+	return m.wakeFD, nil
 }
 
 func (m *Map) closeWake() {
+	m.wakeMu.Lock()
 	if m.wakeFD >= 0 {
 		unix.Close(m.wakeFD)
 		m.wakeFD = -1
 	}
+	m.wakeMu.Unlock()
 }
 
 // enter registers a caller about to touch the mapping; false means the Map is closed.

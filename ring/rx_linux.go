@@ -21,6 +21,8 @@ type RX struct {
 	v3     bool
 	vnet   int
 	waitFn func(uintptr) bool
+	// waitErr is what pollWait failed with, for Wait to return.
+	waitErr error
 
 	// holding says frames handed out by Next are not released yet; it keeps the mapping alive.
 	holding bool
@@ -233,6 +235,9 @@ func (r *RX) Wait() error {
 			err = ErrAllHeld
 		} else {
 			err = r.rc.Read(r.waitFn)
+			if err == nil && r.waitErr != nil {
+				err, r.waitErr = r.waitErr, nil
+			}
 		}
 	}
 	closed := r.m.closed.Load()
@@ -251,10 +256,17 @@ func (r *RX) Wait() error {
 // pollWait is the wait of a socket outside the runtime poller: poll(2) on the socket and on the
 // Map's wake-up eventfd, until a frame is ready or the Map is closed.
 func (r *RX) pollWait(fd uintptr) bool {
-	pfd := [2]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(r.m.wakeFD), Events: unix.POLLIN}}
+	wfd, err := r.m.waitFD()
+	if err != nil {
+		r.waitErr = err
+		return true
+	}
+	// Close sets closed before it wakes: either the loop sees closed, or poll sees the wake-up.
+	pfd := [2]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(wfd), Events: unix.POLLIN}}
 	for !r.m.closed.Load() && !r.ready() {
 		if _, err := unix.Poll(pfd[:], -1); err != nil && err != unix.EINTR {
-			return true // Wait reports nothing ready; its caller waits again
+			r.waitErr = os.NewSyscallError("poll", err)
+			return true
 		}
 	}
 	return true

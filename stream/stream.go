@@ -116,7 +116,8 @@ type Config struct {
 	Retain int
 	// MaxMemory bounds the bytes of all retain buffers of the Streams this Reassembler
 	// serves; a buffer grows (doubling, from 4 KiB) only within it, else its direction keeps
-	// fewer bytes. Buffers are given back by [Reassembler.Release]. Zero: 64 MiB.
+	// fewer bytes (a direction always gets a small buffer for its tail, even past the limit).
+	// Buffers are given back by [Reassembler.Release]. Zero: 64 MiB.
 	MaxMemory int
 	// Hold is how many bytes past a gap an out-of-order segment may reach and still be held;
 	// rounded up to a power of two. Zero: 65536.

@@ -14,6 +14,7 @@ package verdict
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -194,8 +195,45 @@ type FactoryFunc func(worker int) Handler
 func (f FactoryFunc) New(worker int) Handler { return f(worker) }
 
 // Shared returns a Factory that gives every worker the same Handler, which must then be safe for
-// concurrent use; its Tick, if any, is called by every worker, and its Close once per worker.
-func Shared(h Handler) Factory { return FactoryFunc(func(int) Handler { return h }) }
+// concurrent use. If h implements [Ticker], every worker calls its Tick, concurrently; if it
+// implements [Closer], it is closed once, when the last worker's handle on it is retired. A nil
+// h gives a Factory whose New returns nil, which a bridge refuses with [ErrNilHandler].
+func Shared(h Handler) Factory {
+	if h == nil {
+		return FactoryFunc(func(int) Handler { return nil })
+	}
+	s := &shared{h: h}
+	_, tick := h.(Ticker)
+	return FactoryFunc(func(int) Handler {
+		s.refs.Add(1)
+		if tick {
+			return &sharedTicker{sharedRef{s}}
+		}
+		return &sharedRef{s}
+	})
+}
+
+type shared struct {
+	h    Handler
+	refs atomic.Int64
+}
+
+// sharedRef is one worker's handle on a shared Handler.
+type sharedRef struct{ s *shared }
+
+func (r *sharedRef) Handle(p *Packet) Verdict { return r.s.h.Handle(p) }
+
+// Close closes the shared Handler when the last handle on it closes.
+func (r *sharedRef) Close() error {
+	if r.s.refs.Add(-1) == 0 {
+		return Retire(r.s.h)
+	}
+	return nil
+}
+
+type sharedTicker struct{ sharedRef }
+
+func (r *sharedTicker) Tick(now time.Time) { r.s.h.(Ticker).Tick(now) }
 
 // PassAll passes every frame.
 var PassAll Handler = Func(func(*Packet) Verdict { return Pass })
@@ -208,14 +246,17 @@ var DropAll Handler = Func(func(*Packet) Verdict { return Drop })
 // returns Bypass only if every handler said Bypass, and Pass otherwise. An empty chain passes
 // everything (it never bypasses).
 //
-// The chain implements [Ticker] and [Closer]: Tick and Close are passed on, in order, to the
-// handlers that implement them.
+// The chain implements [Closer], and [Ticker] if any of its handlers does: Tick and Close are
+// passed on, in order, to the handlers that implement them.
 func Chain(hs ...Handler) Handler {
 	c := &chain{hs: append([]Handler(nil), hs...)}
 	for _, h := range c.hs {
 		if t, ok := h.(Ticker); ok {
 			c.tickers = append(c.tickers, t)
 		}
+	}
+	if len(c.tickers) > 0 {
+		return &tickingChain{c}
 	}
 	return c
 }
@@ -224,6 +265,9 @@ type chain struct {
 	hs      []Handler
 	tickers []Ticker
 }
+
+// tickingChain is a chain with handlers to tick.
+type tickingChain struct{ *chain }
 
 func (c *chain) Handle(p *Packet) Verdict {
 	if len(c.hs) == 0 {
@@ -243,7 +287,7 @@ func (c *chain) Handle(p *Packet) Verdict {
 }
 
 // Tick calls Tick on each handler that implements [Ticker].
-func (c *chain) Tick(now time.Time) {
+func (c *tickingChain) Tick(now time.Time) {
 	for _, t := range c.tickers {
 		t.Tick(now)
 	}

@@ -152,6 +152,8 @@ func TestChainLifecycle(t *testing.T) {
 		assert.Equal(t, int32(1), l.ticks.Load())
 		assert.Equal(t, int32(1), l.closes.Load())
 	}
+	_, isTicker := verdict.Chain(verdict.PassAll, verdict.DropAll).(verdict.Ticker)
+	assert.False(t, isTicker, "a chain of handlers without Tick is no Ticker: workers need not tick it")
 }
 
 // TestSwitchFactoryContract: Set calls the new Factory's New once per worker the Switch serves,
@@ -239,6 +241,29 @@ func TestSwitchSetFailure(t *testing.T) {
 	assert.Panics(t, func() {
 		verdict.NewSwitch(verdict.FactoryFunc(func(int) verdict.Handler { return nil })).New(0)
 	}, "New panics, as a Factory may; the bridge reports it from Start")
+}
+
+// TestSharedLifecycle: a shared Handler is ticked by every worker and closed once, by the last.
+func TestSharedLifecycle(t *testing.T) {
+	l := &lifecycle{Handler: verdict.DropAll}
+	f := verdict.Shared(l)
+	hs := []verdict.Handler{f.New(0), f.New(1), f.New(2)}
+	for _, h := range hs {
+		assert.Equal(t, verdict.Drop, h.Handle(&verdict.Packet{}))
+		h.(verdict.Ticker).Tick(time.Now())
+	}
+	assert.Equal(t, int32(3), l.ticks.Load())
+	for i, h := range hs {
+		require.NoError(t, verdict.Retire(h))
+		want := int32(0)
+		if i == len(hs)-1 {
+			want = 1
+		}
+		assert.Equal(t, want, l.closes.Load(), "after %d of %d workers retired it", i+1, len(hs))
+	}
+	_, isTicker := verdict.Shared(verdict.PassAll).New(0).(verdict.Ticker)
+	assert.False(t, isTicker, "a handler without Tick is not made a Ticker")
+	assert.Nil(t, verdict.Shared(nil).New(0), "nil stays nil, for the bridge to refuse")
 }
 
 // TestSwitchUnderLoad swaps the factory while workers run: every frame gets a verdict from either

@@ -87,7 +87,7 @@ func (b *bridge) modeText() string {
 // banner is the line printed once the bridge forwards. Its form is fixed, "N workers" even for
 // one, because scripts match it.
 func (b *bridge) banner() string {
-	return fmt.Sprintf("bridging %s (%s, %d workers)", b.name(), b.modeText(), max(1, b.cfg.Threads))
+	return fmt.Sprintf("bridging %s (%s, %d workers)", b.name(), b.modeText(), b.cfg.Workers())
 }
 
 // setRules swaps the rules in force; each worker picks them up at its next frame.

@@ -457,7 +457,7 @@ func TestEvasionFragments(t *testing.T) {
 	}
 }
 
-// TestInspectDownload: a 32 MiB download with offloads on (GSO super-frames) passes through the
+// TestInspectDownload: a 4 MiB download with offloads on (GSO super-frames) passes through the
 // inspecting bridge intact, with nothing dropped by inspection.
 func TestInspectDownload(t *testing.T) {
 	tp := newTopo(t)
@@ -465,9 +465,98 @@ func TestInspectDownload(t *testing.T) {
 	p := start(t, tp.bridge, "-i", "b0:b1", "-threads", "2", "-rules",
 		writeFile(t, dir, "r.rules", `drop tcp any any -> any any (msg:"x"; content:"forbidden-bytes"; sid:1;)`))
 	p.waitFor(banner2, 20*time.Second)
-	download(t, tp, 32<<20)
+	download(t, tp, 4<<20)
 	tp.mustBlock(t, "/forbidden-bytes")
 	p.signal(unix.SIGTERM)
 	require.Equal(t, 0, p.exitCode(30*time.Second))
 	assert.Regexp(t, `inspection: datagrams reassembled \d+; dropped: flows \d+, fragments 0, segments 0, IPv6 header chains 0`, p.stderr.String())
+}
+
+// TestEvasionKernel: the issue's evasions as an ordinary client makes them, through the kernel's
+// own TCP and UDP (offloads on): a request written in two pieces with TCP_NODELAY, and a
+// 3,000-byte UDP datagram the kernel fragments, with "forbidden" at offset 2,000. Both are
+// blocked; the same without the forbidden bytes goes through.
+func TestEvasionKernel(t *testing.T) {
+	tp := newTopo(t)
+	var got [][]byte
+	var mu sync.Mutex
+	var pc net.PacketConn
+	require.NoError(t, tp.server.Do(func() (err error) {
+		pc, err = net.ListenPacket("udp4", serverIP+":9999")
+		return err
+	}))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			got = append(got, bytes.Clone(buf[:n]))
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { pc.Close(); <-done })
+	dir := t.TempDir()
+	evePath := dir + "/eve.json"
+	p := start(t, tp.bridge, "-i", "b0:b1", "-rules", writeFile(t, dir, "r.rules", `drop tcp any any -> any 80 (msg:"forbidden tcp"; content:"forbidden"; sid:100;)
+drop udp any any -> any 9999 (msg:"forbidden udp"; content:"forbidden"; sid:101;)
+`), "-eve", evePath)
+	p.waitFor(`bridging b0 <-> b1`, 20*time.Second)
+
+	request := func(first, second string) (string, error) {
+		var c net.Conn
+		err := tp.client.Do(func() (err error) {
+			c, err = net.DialTimeout("tcp4", net.JoinHostPort(serverIP, demoPort), 5*time.Second)
+			return err
+		})
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		c.(*net.TCPConn).SetNoDelay(true)
+		if _, err := c.Write([]byte(first)); err != nil {
+			return "", err
+		}
+		time.Sleep(100 * time.Millisecond) // the first piece is on the wire, and acknowledged
+		if _, err := c.Write([]byte(second)); err != nil {
+			return "", err
+		}
+		c.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+		b := make([]byte, 4096)
+		n, err := c.Read(b)
+		return string(b[:n]), err
+	}
+	resp, err := request("GET /hel", "lo HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	assert.Contains(t, resp, "hello from the server")
+	resp, err = request("GET /forb", "idden HTTP/1.1\r\nHost: x\r\n\r\n")
+	assert.Error(t, err, "blocked, got %q", resp)
+	assert.Equal(t, "blocked", findEVE(t, evePath, 100).Alert.Action)
+
+	send := func(payload []byte) {
+		require.NoError(t, tp.client.Do(func() error {
+			c, err := net.Dial("udp4", net.JoinHostPort(serverIP, "9999"))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write(payload)
+			return err
+		}))
+	}
+	fine := bytes.Repeat([]byte("."), 3000)
+	bad := bytes.Clone(fine)
+	copy(bad[2000:], "forbidden")
+	send(bad)
+	send(fine)
+	require.True(t, eventually(func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > 0 }), "the fine datagram arrives")
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	assert.Equal(t, [][]byte{fine}, got, "only the fine datagram, whole")
+	mu.Unlock()
+	assert.Equal(t, "blocked", findEVE(t, evePath, 101).Alert.Action)
 }

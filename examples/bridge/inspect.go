@@ -174,11 +174,14 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 	e := &f.State
 	var fl rules.Flow
 	match := frame
+	tailLen := 0 // bytes of view that were inspected before
+	var view []byte
 	if pk.Key.Proto == flow.ProtoTCP && pk.Payload > pk.L4 && !e.bypassed {
 		end := min(pk.End, len(frame))
 		sr := in.streams.Segment(&e.tcp, stream.Dir(p.Dir), frame[pk.L4:end], 0)
 		fl = flowBits(sr.ToServer, e.tcp.Established())
 		match = in.synthesize(frame, pk, sr.View)
+		view, tailLen = sr.View, len(sr.View)-sr.New
 		if sr.Drop {
 			in.stats.segDrops.Add(1)
 			drop = true
@@ -206,6 +209,9 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 	}
 	res.Flow = fl
 	act := set.Match(match, res)
+	if act == rules.Alert && tailLen > 0 {
+		act = in.dedupe(view, tailLen, res)
+	}
 	if act == rules.Drop || act == rules.Reject {
 		f.Drop() // Suricata's flow drop: the rest of the flow, both ways
 	}
@@ -251,6 +257,28 @@ func flowBits(toServer, established bool) rules.Flow {
 		return f | rules.FlowEstablished
 	}
 	return f | rules.FlowNotEstablished
+}
+
+// dedupe drops from res the alerts of TCP content rules whose contents all lie in the already
+// inspected part of the view (its first tailLen bytes): they were reported with an earlier
+// segment. Only alert-only results are trimmed: a drop or reject there has dropped the flow
+// already. It returns the action left.
+func (in *inspector) dedupe(view []byte, tailLen int, res *rules.Result) rules.Action {
+	kept := res.Alerts[:0]
+	for _, r := range res.Alerts {
+		if r.Proto != rules.ProtoTCP || r.NewIn(view, tailLen) {
+			kept = append(kept, r)
+		}
+	}
+	res.Alerts = kept
+	if len(kept) == 0 && res.Overflow == 0 {
+		res.Action, res.Rule = rules.NoMatch, nil
+		return rules.NoMatch
+	}
+	if len(kept) > 0 {
+		res.Rule = kept[0]
+	}
+	return rules.Alert
 }
 
 // blame records the built-in signature that names a drop, with frame decoded for its event.

@@ -439,3 +439,30 @@ func TestInspectTick(t *testing.T) {
 	tk.Tick(packet(nil, verdict.AToB).Time.Add(time.Hour))
 	assert.Equal(t, verdict.Pass, c.reply("x"), "forgotten: a new flow")
 }
+
+// TestInspectAlertOnce: an alert rule whose content the stream context repeats in the next
+// segment's view alerts once, not again for every segment while the bytes stay in the tail.
+func TestInspectAlertOnce(t *testing.T) {
+	b, buf, _ := testBridge(t, `alert tcp any any -> any any (msg:"hi"; content:"hi"; sid:7;)
+alert tcp any any -> any 8080 (msg:"any tcp to 8080"; sid:8;)
+drop tcp any any -> any any (msg:"long"; content:"0123456789abcdefghij"; sid:9;)`, peer.IPS, peer.IPS)
+	h := b.cfg.Verdict.New(0)
+	c := &tcpConn{t: t, h: h, cport: 45000, cisn: 1, sisn: 2}
+	c.handshake()
+	before := b.eng.alerts.Load()
+	require.Equal(t, verdict.Pass, c.send(0, "hi"))
+	require.Equal(t, verdict.Pass, c.send(2, "x"))
+	require.Equal(t, verdict.Pass, c.send(3, "y"))
+	require.Equal(t, verdict.Pass, c.send(4, "h"))
+	require.Equal(t, verdict.Pass, c.send(5, "i"), "a new occurrence, across segments")
+	// "hi" twice, and the header-only rule for each of the 5 segments (never deduplicated).
+	assert.EqualValues(t, 2+5, b.eng.alerts.Load()-before)
+	evs := waitEvents(t, b.eng, buf, int(b.eng.alerts.Load()))
+	n := 0
+	for _, ev := range evs {
+		if ev.Alert.SignatureID == 7 {
+			n++
+		}
+	}
+	assert.Equal(t, 2, n)
+}

@@ -52,7 +52,7 @@ func spoofedUDP(dstMAC net.HardwareAddr, dst net.IP, dport uint16, i int) []byte
 func TestRejectFloodShaped(t *testing.T) {
 	testenv.RequireTool(t, "tc")
 	tp := newTopo(t)
-	testenv.MustRun(t, tp.bridge, "tc", "qdisc", "add", "dev", "b0", "root", "tbf", "rate", "200kbit", "burst", "4kb", "latency", "50ms")
+	testenv.MustRun(t, tp.bridge, "tc", "qdisc", "add", "dev", "b0", "root", "tbf", "rate", "200kbit", "burst", "4kb", "limit", "4mb")
 	rulesPath := writeFile(t, t.TempDir(), "flood.rules", `reject udp any any -> any 9999 (msg:"closed port"; sid:50;)`+"\n")
 	p := start(t, tp.bridge, "-i", "b0:b1", "-rules", rulesPath)
 	p.waitFor(`bridging b0 <-> b1`, 20*time.Second)

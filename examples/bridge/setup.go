@@ -194,7 +194,7 @@ func ringFromConfig(ifc config.Interface, at func(string, ...any) string, note f
 func workerCount(specs []spec) int {
 	n := 0
 	for _, s := range specs {
-		n += max(1, s.cfg.Threads)
+		n += s.cfg.Workers()
 	}
 	return n
 }
