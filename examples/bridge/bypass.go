@@ -61,11 +61,11 @@ func (a *app) bypassWanted() bool {
 	return false
 }
 
-// bypassCaps is what the fast path needs beyond keptCaps once the bridge runs: CAP_BPF, to load
-// the socket filter of every socket it opens when a re-created interface is bound again (the
-// tcx program is loaded once, but each socket's filter is a new program; with
-// kernel.unprivileged_bpf_disabled set, as distributions do, that needs CAP_BPF). Attaching
-// the tcx program to the new interface needs CAP_NET_ADMIN, which the bridge keeps anyway.
+// bypassCaps is what the fast path needs beyond keptCaps once the bridge runs: CAP_BPF, to
+// attach the tcx program to an interface that was re-created (peer re-attaches the programs it
+// loaded at Start; it loads none). Without it the kernel refuses the attach, cilium/ebpf then
+// reports "tcx not supported", and the bridge goes on with Bypass meaning Pass: shown by
+// TestLeastPrivilegeBypass, which fails when this is 0.
 const bypassCaps = 1 << unix.CAP_BPF
 
 // withdrawBypass takes every bypassed flow back from the fast path, after a rule reload: the new
@@ -124,8 +124,8 @@ func (b *bridge) bypassFinal(s snapshot) []string {
 	for d := range c.Frames {
 		line += fmt.Sprintf(", fast path %s %d frames %s", b.dirName(verdict.Direction(d)), c.Frames[d], byteCount(c.Bytes[d]))
 	}
-	if c.AddErrors != 0 || c.Orphans != 0 || c.NoPort != 0 {
-		line += fmt.Sprintf(", add-errors %d, orphans %d, no-port %d", c.AddErrors, c.Orphans, c.NoPort)
+	if c.AddErrors != 0 || c.Orphans != 0 || c.NoPort != 0 || c.Forced != 0 {
+		line += fmt.Sprintf(", add-errors %d, orphans %d, no-port %d, forced %d", c.AddErrors, c.Orphans, c.NoPort, c.Forced)
 	}
 	return []string{line}
 }
@@ -133,9 +133,9 @@ func (b *bridge) bypassFinal(s snapshot) []string {
 // bypassCollector exports the fast path's counters and the frames each worker bypassed. Like
 // collector it reads the counters when Prometheus scrapes.
 type bypassCollector struct {
-	bridges                                 []*bridge
-	bypassed, active, flows, added, removed *prometheus.Desc
-	frames, bytes, orphans, addErrs, noPort *prometheus.Desc
+	bridges                                         []*bridge
+	bypassed, active, flows, added, removed         *prometheus.Desc
+	frames, bytes, orphans, addErrs, noPort, forced *prometheus.Desc
 }
 
 func newBypassCollector(bridges []*bridge) *bypassCollector {
@@ -153,12 +153,13 @@ func newBypassCollector(bridges []*bridge) *bypassCollector {
 		orphans:  prometheus.NewDesc("afbridge_bypass_orphan_frames_total", "Frames the socket filter kept out whose flow left the map before tc forwarded them (forwarded all the same).", br, nil),
 		addErrs:  prometheus.NewDesc("afbridge_bypass_add_errors_total", "Flows the kernel refused to put on the fast path (they stayed on the bridge).", br, nil),
 		noPort:   prometheus.NewDesc("afbridge_bypass_no_port_frames_total", "Frames kept out of the ring on a port with no peer in the port map.", br, nil),
+		forced:   prometheus.NewDesc("afbridge_bypass_forced_handovers_total", "Flow directions handed over at the handover limit, out of order.", br, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *bypassCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.bypassed, c.active, c.flows, c.added, c.removed, c.frames, c.bytes, c.orphans, c.addErrs, c.noPort} {
+	for _, d := range []*prometheus.Desc{c.bypassed, c.active, c.flows, c.added, c.removed, c.frames, c.bytes, c.orphans, c.addErrs, c.noPort, c.forced} {
 		ch <- d
 	}
 }
@@ -201,5 +202,6 @@ func (c *bypassCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.orphans, s.Orphans, name)
 		counter(c.addErrs, s.AddErrors, name)
 		counter(c.noPort, s.NoPort, name)
+		counter(c.forced, s.Forced, name)
 	}
 }

@@ -268,8 +268,9 @@ func TestRunAsFromConfig(t *testing.T) {
 
 // TestLeastPrivilegeBypass (issue 10 part 6): with flow bypass on, the bridge loads and attaches
 // the fast path as root, then runs as nobody with CAP_BPF besides the two it always keeps (and
-// nothing else); when an interface is re-created, the re-bound sockets get their eBPF socket
-// filters and the new port its tcx program back as nobody, and flows are bypassed again.
+// nothing else; without CAP_BPF the kernel refuses the tcx attach below); when an interface is
+// re-created, the new port gets its tcx program back and the re-bound sockets their socket
+// filters, as nobody, and flows are bypassed again.
 func TestLeastPrivilegeBypass(t *testing.T) {
 	bin := noCgoBinary(t)
 	tp := newTopo(t)

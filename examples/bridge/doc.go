@@ -52,7 +52,7 @@
 //
 // Started as root, once every socket is open the bridge runs as nobody (or -run-as USER[:GROUP],
 // or run-as: in -c) with CAP_NET_RAW and CAP_NET_ADMIN only (and CAP_BPF with flow bypass, to
-// load the socket filters of a re-created interface), no_new_privs and a seccomp allow-list, on
+// attach the fast path to a re-created interface), no_new_privs and a seccomp allow-list, on
 // every thread; this needs a build without cgo (CGO_ENABLED=0). The run-as user
 // must be able to read the rules and, for log rotation, write the EVE log's directory.
 //
