@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/afbridge/afbridge/bypass"
 	"github.com/afbridge/afbridge/examples/bridge/rules"
 	"github.com/afbridge/afbridge/peer"
 	"github.com/afbridge/afbridge/verdict"
@@ -83,4 +85,33 @@ func TestHandlerBypassAllocs(t *testing.T) {
 	p := packet(fromClient(""), verdict.AToB) // no payload: nothing for the stream to keep
 	h.Handle(p)
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { h.Handle(p) }))
+}
+
+// TestBypassLines: the fast path's -stats line (rates and flow changes over the interval) and
+// final line (totals); a bridge without bypass prints neither, one whose fast path did not run
+// says so.
+func TestBypassLines(t *testing.T) {
+	cfg := peer.Config{A: peer.Side{Interface: "eth0"}, B: peer.Side{Interface: "eth1"}, Bypass: peer.BypassConfig{Enable: true}}
+	b := newBridge(&engine{}, cfg, "", nil)
+	b.started = time.Date(2026, 11, 27, 22, 0, 0, 0, time.UTC)
+	counters := [][2]peer.Counters{{{Received: 10, Forwarded: 10, Bypassed: 2}, {Received: 4, Forwarded: 4}}}
+	prev := snapshot{at: b.started, stats: testStats(counters)}
+	prev.stats.BypassActive = true
+	prev.stats.Bypass = bypass.Stats{Current: 1, Total: 1, Frames: [2]uint64{10, 20}, Bytes: [2]uint64{1000, 30000}}
+	cur := snapshot{at: b.started.Add(10 * time.Second), stats: testStats(counters)}
+	cur.stats.BypassActive = true
+	cur.stats.Bypass = bypass.Stats{Current: 2, Total: 5, Expired: 1, Closed: 1, Withdrawn: 1, Frames: [2]uint64{1010, 20020}, Bytes: [2]uint64{101000, 125_030_000}}
+	assert.Equal(t, "stats bypass eth0 <-> eth1: flows 2, new 4, expired 1, closed 1, evicted 0, withdrawn 1; fast path eth0->eth1 100 frames/s 80.0 kbit/s; fast path eth1->eth0 2000 frames/s 100.0 Mbit/s",
+		b.intervalLines(prev, cur)[2])
+	final := b.finalLines(cur)
+	require.Len(t, final, 3)
+	assert.Equal(t, "  eth0->eth1: received 10, forwarded 10, dropped 0, would-drop 0, kernel-drops 0, 0 bytes (0 bit/s), bypassed 2", final[0])
+	assert.Equal(t, "  bypass: flows 5 (current 2, expired 1, closed 1, evicted 0, withdrawn 1), fast path eth0->eth1 1010 frames 98.6 KiB, fast path eth1->eth0 20020 frames 119.2 MiB", final[2])
+
+	cur.stats.BypassActive = false
+	assert.Len(t, b.intervalLines(prev, cur), 2, "no line when the fast path does not run")
+	assert.Contains(t, b.finalLines(cur)[2], "the kernel fast path did not run")
+
+	off := newBridge(&engine{}, peer.Config{A: peer.Side{Interface: "eth0"}, B: peer.Side{Interface: "eth1"}}, "", nil)
+	assert.Len(t, off.finalLines(cur), 2, "no bypass line without bypass")
 }
