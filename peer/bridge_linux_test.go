@@ -432,6 +432,37 @@ func TestPreflight(t *testing.T) {
 	assert.Contains(t, all, "b1: has IP address 198.19.0.1/24")
 }
 
+// TestPreflightCarrier: a port that is up without carrier is reported only after a bounded
+// wait, and not at all when the carrier comes within it, as right after the links come up.
+func TestPreflightCarrier(t *testing.T) {
+	tp := newTopo(t, nil)
+	cfg := tp.config(1)
+	tp.c0.Run(t, "ip", "link", "set", "c0", "down") // b0 stays up, without carrier
+	// The kernel's link watcher updates the operational state (IFF_RUNNING) a moment later.
+	for deadline := time.Now().Add(10 * time.Second); tp.b0.Interface(t).Flags&net.FlagRunning != 0; time.Sleep(10 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "b0 still has carrier 10s after c0 went down")
+	}
+	var findings []peer.Finding
+	require.NoError(t, tp.bridge.Do(func() error { findings = peer.Preflight(cfg); return nil }))
+	require.Len(t, findings, 1, "%v", findings)
+	assert.Equal(t, peer.Critical, findings[0].Severity)
+	assert.Equal(t, "b0", findings[0].Interface)
+	assert.Equal(t, "no carrier: the link is down (waited 2s for it)", findings[0].Problem)
+
+	// The peer comes up while Preflight runs: it waits for the carrier and reports nothing.
+	up := make(chan string, 1)
+	go func() {
+		out, err := tp.client.Run("ip", "link", "set", "c0", "up")
+		if err != nil {
+			out += err.Error()
+		}
+		up <- out
+	}()
+	require.NoError(t, tp.bridge.Do(func() error { findings = peer.Preflight(cfg); return nil }))
+	require.Empty(t, <-up)
+	assert.Empty(t, findings, "the carrier came within the wait")
+}
+
 func TestPreflightGOMAXPROCS(t *testing.T) {
 	tp := newTopo(t, nil)
 	cfg := tp.config(2)

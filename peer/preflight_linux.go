@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -22,7 +23,9 @@ import (
 //   - a port enslaved to a kernel bridge (or bond): the kernel forwards the traffic itself,
 //     around the IPS;
 //   - IP addresses on a port, or IP forwarding on: the host takes part in or routes the traffic;
-//   - a port that is down or has no carrier: nothing flows;
+//   - a port that is down or has no carrier: nothing flows (a port that is up waits up to
+//     2 s for its carrier first, since a link just brought up takes a moment to report
+//     it; the wait ends as soon as both ports have it);
 //   - without the vnet header, GRO or LRO on a port: frames above the MTU arrive and cannot be
 //     forwarded;
 //   - fewer Ps (GOMAXPROCS) than this bridge's workers: workers stall each other and their rings
@@ -31,6 +34,8 @@ import (
 // Findings are advice: Start does not refuse to run because of them.
 func Preflight(cfg Config) []Finding {
 	var out []Finding
+	// One deadline for both ports: a link just brought up takes a moment to report its carrier.
+	carrierDeadline := time.Now().Add(carrierWait)
 	links := linkTable()
 	for _, s := range []Side{cfg.A, cfg.B} {
 		ifi, err := net.InterfaceByName(s.Interface)
@@ -51,8 +56,10 @@ func Preflight(cfg Config) []Finding {
 		}
 		if ifi.Flags&net.FlagUp == 0 {
 			out = append(out, Finding{Critical, name, "interface is down", fmt.Sprintf("ip link set %s up", name)})
-		} else if ifi.Flags&net.FlagRunning == 0 {
-			out = append(out, Finding{Critical, name, "no carrier: the link is down", "check the cable or the peer interface"})
+		} else if ifi.Flags&net.FlagRunning == 0 && !waitCarrier(ifi.Index, carrierDeadline) {
+			out = append(out, Finding{Critical, name,
+				fmt.Sprintf("no carrier: the link is down (waited %v for it)", carrierWait),
+				"check the cable or the peer interface"})
 		}
 		if addrs, err := ifi.Addrs(); err == nil {
 			for _, a := range addrs {
@@ -92,6 +99,28 @@ func Preflight(cfg Config) []Finding {
 			fmt.Sprintf("run with GOMAXPROCS=%d or more (runtime.GOMAXPROCS(%d)): one per worker and one for the rest of the program; more Ps than CPUs only lets the kernel share the CPUs among them", w+1, w+1)})
 	}
 	return out
+}
+
+// carrierWait is how long Preflight waits, at most, for the carrier of a port that is up but
+// has none yet, before reporting it.
+const carrierWait = 2 * time.Second
+
+// waitCarrier polls the link with ifindex index until it is up with a carrier (IFF_RUNNING),
+// and reports whether it got there before deadline.
+func waitCarrier(index int, deadline time.Time) bool {
+	for {
+		ifi, err := net.InterfaceByIndex(index)
+		if err != nil {
+			return false
+		}
+		if ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0 {
+			return true
+		}
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(min(20*time.Millisecond, time.Until(deadline)))
+	}
 }
 
 type link struct {

@@ -104,14 +104,14 @@ func TestBypassLines(t *testing.T) {
 	assert.Equal(t, "stats bypass eth0 <-> eth1: flows 2, new 4, expired 1, closed 1, evicted 0, withdrawn 1; fast path eth0->eth1 100 frames/s 80.0 kbit/s; fast path eth1->eth0 2000 frames/s 100.0 Mbit/s",
 		b.intervalLines(prev, cur)[2])
 	final := b.finalLines(cur)
-	require.Len(t, final, 3)
-	assert.Equal(t, "  eth0->eth1: received 10, forwarded 10, dropped 0, would-drop 0, kernel-drops 0, 0 bytes (0 bit/s), bypassed 2", final[0])
+	require.Len(t, final, 4) // and the ports' line
+	assert.Equal(t, "  eth0->eth1: received 10, forwarded 10, dropped 0, would-drop 0, kernel-packets 0, kernel-drops 0, 0 bytes (0 bit/s), bypassed 2", final[0])
 	assert.Equal(t, "  bypass: flows 5 (current 2, expired 1, closed 1, evicted 0, withdrawn 1), fast path eth0->eth1 1010 frames 98.6 KiB, fast path eth1->eth0 20020 frames 119.2 MiB", final[2])
 
 	cur.stats.BypassActive = false
-	assert.Len(t, b.intervalLines(prev, cur), 2, "no line when the fast path does not run")
+	assert.Len(t, b.intervalLines(prev, cur), 3, "no line when the fast path does not run (directions, ports)")
 	assert.Contains(t, b.finalLines(cur)[2], "the kernel fast path did not run")
 
 	off := newBridge(&engine{}, peer.Config{A: peer.Side{Interface: "eth0"}, B: peer.Side{Interface: "eth1"}}, "", nil)
-	assert.Len(t, off.finalLines(cur), 2, "no bypass line without bypass")
+	assert.Len(t, off.finalLines(cur), 3, "no bypass line without bypass (directions, ports)")
 }

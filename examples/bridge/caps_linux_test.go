@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -51,8 +50,11 @@ func noCgoBinary(t *testing.T) string {
 	if _, err := os.Stat(bin); err == nil {
 		return bin
 	}
-	build := exec.Command("go", "build", "-tags", "afbridge_testhook", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build := goCommand("build", "-tags", "afbridge_testhook", "-o", bin, ".")
+	if build.Env == nil {
+		build.Env = os.Environ()
+	}
+	build.Env = append(build.Env, "CGO_ENABLED=0")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.NoError(t, os.Chmod(binDir, 0o755)) // runnable by the unprivileged user below

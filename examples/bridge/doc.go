@@ -11,28 +11,76 @@
 // owning one socket on each side; -mode ips (the default) drops what the rules drop, -mode tap
 // forwards everything and counts would-drops.
 //
-// -c reads the af-packet section of a Suricata-style YAML file, for example an existing
-// suricata.yaml: every pair of entries whose copy-iface name each other, with copy-mode ips or
-// tap, becomes a bridge, and all of them run. Suricata's keys keep their meaning: interface,
-// threads, cluster-id, cluster-type, defrag, copy-mode, copy-iface, use-mmap, mmap-locked,
-// tpacket-v3, ring-size (frames per socket; with tpacket-v3 it sizes the block count as Suricata
-// does), block-size, block-timeout, buffer-size, disable-promisc and checksum-checks (which only
-// an IDS uses: it is noted and ignored). Other sections of the file are ignored, with a note. With
-// -i as well, only the bridge between those two interfaces runs. use-mmap: no is refused: the
-// bridge forwards through mmap'd rings only.
+// -c reads a Suricata-style YAML file, for example an existing suricata.yaml (see package
+// config): every pair of af-packet entries whose copy-iface name each other, with copy-mode ips
+// or tap, becomes a bridge, and all of them run. With -i as well, only the bridge between those
+// two interfaces runs. Suricata's keys keep their meaning: interface, threads, cluster-id,
+// cluster-type, defrag, copy-mode, copy-iface, use-mmap, mmap-locked, tpacket-v3, ring-size
+// (frames per socket; with tpacket-v3 it sizes the block count as Suricata does), block-size,
+// block-timeout, buffer-size, disable-promisc and bpf-filter. use-mmap: no is refused: the
+// bridge forwards through mmap'd rings only. The other keys Suricata reads are accepted, and
+// each value the bridge does not honour as written is noted once, saying what it does instead:
+//
+//   - checksum-checks (any of Suricata's values) only matters to an IDS: the bridge forwards
+//     frames as they are and the kernel finishes offloaded checksums;
+//   - bpf-filter is compiled in pure Go (package pcapfilter) and attached to the capture
+//     sockets, as in Suricata's IPS mode: a frame the filter rejects is never captured, so it
+//     is neither inspected nor forwarded (a note says so for inline entries); an expression
+//     that does not compile exits 2 with the file, the line and the column;
+//   - cluster-type cluster_ebpf runs the bridge's built-in IP-pair fanout program (package
+//     fanout/ippair; ebpf-lb-file is not loaded), the symmetric address-pair hash of Suricata's
+//     IPS load balancer; cluster_rollover is cluster_flow, as in Suricata;
+//   - v2-block-size, use-emergency-flush, rollover, the hardware timestamp keys, xdp-mode,
+//     xdp-filter-file, xdp-cpu-redirect, ebpf-filter-file, pinned-maps,
+//     pinned-maps-name and use-percpu-hash have no counterpart in the bridge;
+//   - bypass: yes turns on the kernel fast path (see flow bypass below).
+//
+// defrag is off by default for inline pairs (Suricata's IPS example sets defrag: no too): with
+// it, the kernel reassembles IPv4 fragments before the bridge sees them and they would leave
+// reassembled. Without it, cluster_flow hashes IPv4 fragments by their addresses alone (the
+// kernel reads no ports from them) and the rest of their flow by addresses and ports, so with
+// several threads the fragments may meet a different worker than their flow, which a stateful
+// rule then misses. cluster-type: cluster_ebpf is the fix: the IP-pair fanout keeps every
+// fragment with its flow and lets it leave as it came. It is not the default because loading
+// its program needs CAP_BPF (or CAP_SYS_ADMIN) at start, beyond the two capabilities the
+// bridge otherwise needs.
+//
+// From the rest of the file the bridge takes the rule file (rule-files, relative to
+// default-rule-path; one file: the first, with a note if there are more; a missing one is
+// noted and the bridge runs without rules, as Suricata does) and the EVE file (the first
+// enabled eve-log output's filename, relative to default-log-dir) and the -stats interval (the
+// stats section's interval when it is enabled, so stats lines and EVE stats events come as
+// often as Suricata's), each unless -rules, -eve or -stats is given; exception-policy, mapped onto the failure policies of a verdict that panics and
+// of a port that goes down (drop-packet, drop-flow, reject and auto, which Suricata resolves
+// to drop-flow in IPS mode: fail-closed; pass-packet, pass-flow, bypass and ignore:
+// fail-open; no key: fail-open); and, when threading.set-cpu-affinity is yes, the CPUs of
+// threading.cpu-affinity's worker-cpu-set (numbers, ranges such as "2-5", or "all"), to which
+// the workers are pinned, worker i to the i-th CPU, round robin. Other sections are listed in one note.
+// Only a value Suricata itself would not accept stops the bridge: it exits 2 naming the
+// file, the line and what is expected.
 //
 // -rules loads a rule file (see package rules for the language): drop discards the frame, reject
 // discards it and resets the TCP connection at both ends (or answers UDP with an ICMP port
 // unreachable), alert logs and forwards, pass forwards and overrides the others. In tap mode
 // nothing is dropped or reset: drop and reject rules are logged as "allowed" and counted as
-// would-drops. -eve appends one
-// Suricata EVE JSON alert event a line to FILE ("-" is standard output). -stats prints, every
-// DURATION, a line per direction with frames and bits per second, forwarded, dropped, would-drop
-// and kernel drops over the interval. -metrics serves the counters as Prometheus metrics on
-// http://ADDR/metrics, labelled by direction and worker; a port alone (:9101) listens on
-// 127.0.0.1. Rejects are rate-limited per worker to 1000 frames a second with bursts of 50
-// (Linux's own limit for ICMP errors) and never wait for a full port: both are counted. The EVE
-// path must be a regular file unless -eve-allow-special.
+// would-drops. -eve appends one Suricata EVE JSON alert event a line to FILE ("-" is standard
+// output).
+//
+// -stats prints, every DURATION, a line per direction with frames and bits per second,
+// forwarded, dropped, would-drop, kernel packets and kernel drops over the interval, and the
+// other drop reasons when there were any (port-down, tx-error, truncated, malformed, oversize,
+// verdict-panic), then a line with each port's link state and its downs, removals and re-binds
+// since the start. With -eve it also writes, every DURATION and once at the end, an EVE event
+// laid out like Suricata's stats event: event_type "stats", stats.uptime,
+// stats.capture.kernel_packets and kernel_drops, stats.decoder.pkts and bytes, and stats.ips
+// with accepted, blocked (every frame that did not leave, rejected ones included), rejected
+// and drop_reason, all totals since the start. -metrics serves the counters as Prometheus
+// metrics on http://ADDR/metrics, labelled by direction and worker, with the ports' link state
+// and history (afbridge_port_up, afbridge_port_downs_total, ...) and every frame that did not
+// leave under one reason (afbridge_drops_total{reason=...}); a port alone (:9101) listens on
+// 127.0.0.1. Rejects are rate-limited per worker to 1000 frames a second with bursts of 50 (Linux's own
+// limit for ICMP errors) and never wait for a full port: both are counted. The EVE path must be
+// a regular file unless -eve-allow-special.
 //
 // Flow bypass (package bypass): with -bypass-after BYTES, a flow that has passed BYTES bytes,
 // both directions together, without an alert, a drop or an inspection anomaly is bypassed: the

@@ -7,13 +7,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,7 +42,8 @@ func TestForward(t *testing.T) {
 	download(t, tp, size)
 
 	// Stats lines are per direction, with rates, over the interval.
-	p.waitFor(`stats b1->b0: \S+ frames/s \S+ [kMG]?bit/s, forwarded \d+ dropped 0 would-drop 0 kernel-drops \d+`, 5*time.Second)
+	p.waitFor(`stats b1->b0: \S+ frames/s \S+ [kMG]?bit/s, forwarded \d+ dropped 0 would-drop 0 kernel-packets \d+ kernel-drops \d+`, 5*time.Second)
+	p.waitFor(`stats ports: b0 up \(downs 0, removals 0, rebinds 0\), b1 up \(downs 0, removals 0, rebinds 0\)`, 5*time.Second)
 
 	// The metrics listener lives in the bridge's namespace, with the process.
 	var body string
@@ -58,7 +62,16 @@ func TestForward(t *testing.T) {
 			assert.Regexp(t, `afbridge_forwarded_frames_total\{direction="`+d+`",worker="`+w+`"\} \d`, body)
 			assert.Regexp(t, `afbridge_received_bytes_total\{direction="`+d+`",worker="`+w+`"\} \d`, body)
 			assert.Regexp(t, `afbridge_kernel_drops_total\{direction="`+d+`",worker="`+w+`"\} \d`, body)
+			assert.Regexp(t, `afbridge_kernel_frames_total\{direction="`+d+`",worker="`+w+`"\} \d`, body)
+			assert.Regexp(t, `afbridge_port_down_frames_total\{direction="`+d+`",worker="`+w+`"\} 0`, body)
 		}
+		assert.Regexp(t, `afbridge_drops_total\{direction="b0->b1",reason="rules"\} 0`, body)
+		assert.Regexp(t, `afbridge_drops_total\{direction="b1->b0",reason="kernel-ring-full"\} \d`, body)
+	}
+	for _, port := range []string{"b0", "b1"} {
+		assert.Regexp(t, `afbridge_port_up\{interface="`+port+`"\} 1`, body)
+		assert.Regexp(t, `afbridge_port_downs_total\{interface="`+port+`"\} 0`, body)
+		assert.Regexp(t, `afbridge_port_rebinds_total\{interface="`+port+`"\} 0`, body)
 	}
 	var down float64
 	for _, m := range regexp.MustCompile(`(?m)^afbridge_received_bytes_total\{direction="b1->b0",worker="\d"\} (\S+)$`).FindAllStringSubmatch(body, -1) {
@@ -294,7 +307,7 @@ af-packet:
 
 outputs:
   - eve-log:
-      enabled: yes
+      enabled: no
 `
 
 // TestConfigFile: a Suricata-style YAML with two interfaces, copy-mode ips and copy-iface runs,
@@ -306,18 +319,160 @@ func TestConfigFile(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tp := newTopo(t)
-			cfg := writeFile(t, t.TempDir(), "suricata.yaml", strings.ReplaceAll(suricataYAML, "%[1]s", c.extra))
+			dir := t.TempDir()
+			// The EVE log from the file: eve-log on, in default-log-dir.
+			y := strings.ReplaceAll(suricataYAML, "%[1]s", c.extra)
+			y = strings.Replace(y, "      enabled: no", "      enabled: yes", 1) + "default-log-dir: " + dir + "\n"
+			cfg := writeFile(t, dir, "suricata.yaml", y)
 			p := start(t, tp.bridge, "-c", cfg)
 			p.waitFor(banner2, 20*time.Second)
 			out := p.stderr.String()
-			assert.Regexp(t, `note: .*suricata.yaml:4: section "vars" ignored`, out)
+			assert.Regexp(t, `note: .*suricata.yaml: not used by the bridge: vars \(it reads af-packet, `, out)
 			assert.Regexp(t, `note: .*suricata.yaml:\d+: b0: checksum-checks: no ignored`, out)
 			tp.ping(t)
 			download(t, tp, 4<<20)
 			p.signal(syscall.SIGTERM)
 			require.Equal(t, 0, p.exitCode(30*time.Second))
+			assert.FileExists(t, filepath.Join(dir, "eve.json"), "eve-log's filename in default-log-dir")
 		})
 	}
+}
+
+// TestLinkStateVisible: a port whose link goes down and comes back shows in the -stats lines
+// and the metrics, with its downs counted.
+func TestLinkStateVisible(t *testing.T) {
+	tp := newTopo(t)
+	p := start(t, tp.bridge, "-i", "b0:b1", "-stats", "200ms", "-metrics", "127.0.0.1:9102")
+	p.waitFor(`bridging b0 <-> b1`, 20*time.Second)
+	tp.ping(t)
+	metrics := func() string {
+		c := &http.Client{Transport: demoTransport(tp.bridge), Timeout: 5 * time.Second}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get("http://127.0.0.1:9102/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+
+	_, err := tp.client.Run("ip", "link", "set", "c0", "down") // b0 loses its carrier
+	require.NoError(t, err)
+	p.waitFor(`stats ports: b0 DOWN \(downs 1, removals 0, rebinds 0\), b1 up`, 15*time.Second)
+	body := metrics()
+	assert.Regexp(t, `afbridge_port_up\{interface="b0"\} 0`, body)
+	assert.Regexp(t, `afbridge_port_downs_total\{interface="b0"\} 1`, body)
+
+	_, err = tp.client.Run("ip", "link", "set", "c0", "up")
+	require.NoError(t, err)
+	p.waitFor(`stats ports: b0 up \(downs 1, removals 0, rebinds 0\)`, 15*time.Second)
+	assert.Regexp(t, `afbridge_port_ups_total\{interface="b0"\} 1`, metrics())
+	tp.ping(t)
+
+	p.signal(syscall.SIGTERM)
+	require.Equal(t, 0, p.exitCode(30*time.Second))
+	assert.Contains(t, p.stderr.String(), "  ports: b0 up (downs 1, removals 0, rebinds 0), b1 up (downs 0, removals 0, rebinds 0)")
+}
+
+// TestFullSuricataYAML runs the bridge with a full-size suricata.yaml (config/testdata), as an
+// operator would: one line lists the sections not used, each af-packet key the bridge does not
+// honour as written gets one note, and the rule file (rule-files in default-rule-path) and the
+// EVE file (eve-log's filename in default-log-dir) come from the file.
+func TestFullSuricataYAML(t *testing.T) {
+	tp := newTopo(t)
+	data, err := os.ReadFile("config/testdata/suricata-full.yaml")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	y := strings.Replace(string(data), "default-log-dir: /var/log/suricata/", "default-log-dir: "+dir, 1)
+	y = strings.Replace(y, "default-rule-path: /var/lib/suricata/rules", "default-rule-path: "+dir, 1)
+	// b0's filter keeps ICMP out: the client's pings are neither inspected nor forwarded.
+	y = strings.Replace(y, "bpf-filter: not (host 198.18.9.9 and port 22)", "bpf-filter: not icmp", 1)
+	// Workers pinned to the last CPU, to see the pinning in the process's threads.
+	cpu := runtime.NumCPU() - 1
+	y = strings.Replace(y, `cpu: [ "all" ]`, fmt.Sprintf("cpu: [ %d ]", cpu), 1)
+	require.NotEqual(t, string(data), y)
+	cfg := writeFile(t, dir, "suricata.yaml", y)
+	writeFile(t, dir, "suricata.rules", demoRule+"\n")
+
+	p := start(t, tp.bridge, "-c", cfg, "-stats", "300ms")
+	p.waitFor(banner2, 20*time.Second)
+	out := p.stderr.String()
+	assert.Equal(t, 1, strings.Count(out, "not used by the bridge"), out)
+	assert.Regexp(t, `note: .*suricata.yaml: not used by the bridge: suricata-version, vars, plugins, logging, af-xdp, dpdk, pcap, pcap-file, app-layer, `, out)
+	for _, key := range []string{"v2-block-size", "use-emergency-flush", "xdp-mode", "xdp-filter-file", "xdp-cpu-redirect",
+		"ebpf-filter-file", "bypass", "pinned-maps", "pinned-maps-name", "use-percpu-hash", "rollover"} {
+		assert.Equal(t, 1, strings.Count(out, ": "+key+" for "), "one note for %s", key)
+	}
+	assert.Contains(t, out, `cluster-type cluster_rollover for "default": deprecated, cluster_flow is used instead`)
+	assert.Contains(t, out, "b0: ebpf-lb-file /usr/libexec/suricata/ebpf/lb.bpf not loaded: cluster_ebpf runs the bridge's built-in IP-pair program")
+	assert.Contains(t, out, `b0: bpf-filter "not icmp": frames it rejects are neither inspected nor forwarded`)
+	assert.Contains(t, out, fmt.Sprintf("workers pinned to CPUs [%d]", cpu))
+	// The workers start running (and pin their threads) after the banner: wait for them.
+	pinnedThreads := func() int {
+		n := 0
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", p.cmd.Process.Pid))
+		require.NoError(t, err)
+		for _, task := range tasks {
+			if b, err := os.ReadFile(task); err == nil && regexp.MustCompile(fmt.Sprintf(`(?m)^Cpus_allowed_list:\s+%d$`, cpu)).Match(b) {
+				n++
+			}
+		}
+		return n
+	}
+	if runtime.NumCPU() > 1 {
+		pinned := 0
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if pinned = pinnedThreads(); pinned >= 2 {
+				break
+			}
+		}
+		assert.GreaterOrEqual(t, pinned, 2, "a thread per worker locked to CPU %d", cpu)
+	}
+
+	tp.mustPass(t, "/hello")
+	tp.mustBlock(t, "/forbidden")
+	pingOut, err := tp.client.Run("ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", serverIP)
+	require.Error(t, err, "bpf-filter not icmp: the echo requests must not be forwarded\n%s", pingOut)
+	p.signal(syscall.SIGTERM)
+	require.Equal(t, 0, p.exitCode(30*time.Second))
+	assert.Contains(t, p.stderr.String(), "rules 1, alerts ")
+	eveLog, err := os.ReadFile(filepath.Join(dir, "eve.json"))
+	require.NoError(t, err, "eve-log's filename in default-log-dir")
+	assert.Contains(t, string(eveLog), `"action":"blocked"`)
+
+	// A stats event per -stats interval and one at the end, laid out like Suricata's.
+	var last struct {
+		EventType string `json:"event_type"`
+		Stats     struct {
+			Uptime  *int64 `json:"uptime"`
+			Capture struct {
+				KernelPackets uint64  `json:"kernel_packets"`
+				KernelDrops   *uint64 `json:"kernel_drops"`
+			} `json:"capture"`
+			IPS struct {
+				Accepted   uint64            `json:"accepted"`
+				Blocked    uint64            `json:"blocked"`
+				Rejected   *uint64           `json:"rejected"`
+				DropReason map[string]uint64 `json:"drop_reason"`
+			} `json:"ips"`
+		} `json:"stats"`
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(eveLog)), "\n") {
+		if strings.Contains(line, `"event_type":"stats"`) {
+			require.NoError(t, json.Unmarshal([]byte(line), &last), line)
+			n++
+		}
+	}
+	require.GreaterOrEqual(t, n, 2, "periodic stats events and the final one")
+	assert.Equal(t, "stats", last.EventType)
+	require.NotNil(t, last.Stats.Uptime)
+	require.NotNil(t, last.Stats.Capture.KernelDrops)
+	require.NotNil(t, last.Stats.IPS.Rejected)
+	assert.Greater(t, last.Stats.Capture.KernelPackets, uint64(0))
+	assert.Greater(t, last.Stats.IPS.Accepted, uint64(0))
+	assert.GreaterOrEqual(t, last.Stats.IPS.Blocked, uint64(1), "the blocked request")
+	assert.Equal(t, last.Stats.IPS.Blocked, last.Stats.IPS.DropReason["rules"], "no other reason in this run")
 }
 
 // TestConfigErrors: configurations that cannot work exit 2 before anything is opened, with the
@@ -351,6 +506,32 @@ func TestConfigErrors(t *testing.T) {
 	code, out = runBridge(t, "-c", nommap)
 	assert.Equal(t, 2, code)
 	assert.Regexp(t, `nommap.yaml:5: afbt-u1: use-mmap: no is not supported by the bridge yet`, out)
+
+	badValues := writeFile(t, dir, "values.yaml", `af-packet:
+  - interface: afbt-u0
+    copy-mode: ips
+    copy-iface: afbt-u1
+    checksum-checks: sometimes
+  - interface: afbt-u1
+    copy-mode: ips
+    copy-iface: afbt-u0
+    xdp-mode: fast
+exception-policy: never
+`)
+	code, out = runBridge(t, "-c", badValues)
+	assert.Equal(t, 2, code)
+	assert.Regexp(t, `values.yaml:5: checksum-checks for "afbt-u0": expected one of kernel, auto, yes, no`, out)
+	assert.Regexp(t, `values.yaml:9: xdp-mode for "afbt-u1": expected one of soft, driver, hw, none, got "fast"`, out)
+	assert.Regexp(t, `values.yaml:10: exception-policy: expected one of auto, `, out)
+
+	// include is followed: an error in an included file names that file, and a cycle is refused
+	// at the include's line.
+	writeFile(t, dir, "af-packet.yaml", "af-packet:\n  - interface: afbt-u0\n    copy-mode: ips\n    copy-iface: afbt-u1\n    threads: two\ninclude: main.yaml\n")
+	mainYAML := writeFile(t, dir, "main.yaml", "vars: {}\ninclude:\n  - af-packet.yaml\n")
+	code, out = runBridge(t, "-c", mainYAML)
+	assert.Equal(t, 2, code)
+	assert.Regexp(t, `af-packet.yaml:5: threads for "afbt-u0": expected an integer from 1 to 65536 or "auto", got "two"`, out)
+	assert.Regexp(t, `af-packet.yaml:6: include .*main.yaml: the file includes itself`, out)
 
 	unknown := writeFile(t, dir, "unknown.yaml", "af-packet:\n  - interface: afbt-u0\n    copy-mode: ips\n    copy-iface: afbt-u1\n    ring-sise: 100\n")
 	code, out = runBridge(t, "-c", unknown)

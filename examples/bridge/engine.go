@@ -22,6 +22,7 @@ type engine struct {
 
 	alerts         atomic.Uint64 // alert events raised (logged or not)
 	rejects        atomic.Uint64 // reject frames sent
+	rejected       atomic.Uint64 // frames dropped by a reject rule in ips mode
 	rejectErrs     atomic.Uint64 // reject frames the kernel refused
 	rejectsFull    atomic.Uint64 // reject frames dropped because the port's queue was full
 	rejectsLimited atomic.Uint64 // reject frames not sent because of the rate limit
@@ -219,6 +220,7 @@ func (h *ruleHandler) Handle(p *verdict.Packet) verdict.Verdict {
 	case rules.Reject:
 		h.alert(p)
 		if h.b.mode[p.Dir] == peer.IPS {
+			h.b.eng.rejected.Add(1)
 			h.reject(p)
 		}
 		return verdict.Drop

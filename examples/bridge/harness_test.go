@@ -11,8 +11,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +43,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
+	if err := giveToBuilder(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { os.RemoveAll(dir) }))
 }
 
@@ -53,7 +60,7 @@ func bridgeBinary(t *testing.T) string {
 		if raceEnabled {
 			args = append(args, "-race")
 		}
-		cmd := exec.Command("go", append(args, ".")...) // go test puts its own go first in PATH
+		cmd := goCommand(append(args, ".")...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binError = fmt.Errorf("go build: %w\n%s", err, out)
 		}
@@ -64,6 +71,53 @@ func bridgeBinary(t *testing.T) string {
 	})
 	require.NoError(t, binError)
 	return binPath
+}
+
+// goCommand returns the command "go args..." for building the bridge inside a test. It runs the
+// toolchain that built this test (the tests may run as root through sudo, whose secure_path
+// does not have the user's Go), and, when the tests run under sudo, as the user who ran sudo,
+// with that user's home: so the build uses that user's module and build caches, needs no
+// download, and leaves no root-owned files in them.
+func goCommand(args ...string) *exec.Cmd {
+	goBin := "go" // go test puts its own go first in PATH, unless sudo reset it
+	//lint:ignore SA1019 a test binary is never built with -trimpath, so GOROOT is the toolchain that built it
+	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); runtime.GOROOT() != "" {
+		if _, err := os.Stat(p); err == nil {
+			goBin = p
+		}
+	}
+	cmd := exec.Command(goBin, args...)
+	if u := sudoUser(); u != nil {
+		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		cmd.Env = append(os.Environ(), "HOME="+u.HomeDir, "USER="+u.Username, "LOGNAME="+u.Username)
+	}
+	return cmd
+}
+
+// sudoUser is the user who ran sudo to run these tests as root, or nil.
+func sudoUser() *user.User {
+	id := os.Getenv("SUDO_UID")
+	if os.Getuid() != 0 || id == "" || id == "0" {
+		return nil
+	}
+	u, err := user.LookupId(id)
+	if err != nil {
+		return nil
+	}
+	return u
+}
+
+// giveToBuilder makes dir writable by whoever goCommand builds as.
+func giveToBuilder(dir string) error {
+	u := sudoUser()
+	if u == nil {
+		return nil
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return os.Chown(dir, uid, gid)
 }
 
 // proc is a bridge process started by a test.

@@ -102,16 +102,7 @@ func (a *app) serve() int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	var set *rules.Set
-	if o.rules != "" {
-		var err error
-		if set, err = loadRules(o.rules); err != nil {
-			a.errorf("", err)
-			return exitUsage
-		}
-		a.ruleCount.Store(int64(set.Len()))
-	}
-
+	// The configuration first: it may name the rule and EVE files.
 	var specs []spec
 	if o.config != "" {
 		var err error
@@ -123,6 +114,16 @@ func (a *app) serve() int {
 	} else {
 		specs = []spec{specFromFlags(o)}
 	}
+	var set *rules.Set
+	if o.rules != "" {
+		var err error
+		if set, err = loadRules(o.rules); err != nil {
+			a.errorf("", err)
+			return exitUsage
+		}
+		a.ruleCount.Store(int64(set.Len()))
+	}
+
 	enableBypass(specs, o.bypass || hasBypassRule(set), func(n string) { a.printf("note: %s", n) })
 	bad := false
 	for _, s := range specs {
@@ -306,6 +307,7 @@ wait:
 				}
 				prev[i] = cur
 			}
+			a.writeEVEStats()
 			a.warnEVE()
 		}
 	}
@@ -332,6 +334,9 @@ wait:
 	}
 	for _, b := range a.bridges {
 		b.closeInject()
+	}
+	if a.o.stats > 0 {
+		a.writeEVEStats() // the totals, before the deferred Close of the EVE writer
 	}
 	a.printFinal()
 	return code
@@ -389,6 +394,12 @@ func (a *app) warnEVE() {
 
 // reload reads the rule file again and swaps it in; a file with errors changes nothing. It also
 // reopens the EVE file, so that log rotation works as with Suricata.
+//
+// Memory: while the new set is parsed the old one stays in force, so for the length of the parse
+// there are two sets (plus the new one's build tables). setRules hands each worker a new handler
+// through the verdict.Switch; the worker installs it at its next frame or tick and retires the old
+// handler, which held the only references to the old set and its Result, so the old set is garbage
+// from then on (TestReloadFreesOldSet). The Switch keeps only the current factory.
 func (a *app) reload() {
 	if w := a.eng.eve; w != nil {
 		if err := w.Reopen(); err != nil {

@@ -35,6 +35,8 @@ type collector struct {
 
 	alerts, eveWritten, eveDropped, rejects, rejectErrs *prometheus.Desc
 	rulesLoaded, reloads                                *prometheus.Desc
+
+	ports portMetrics
 }
 
 func newCollector(a *app) *collector {
@@ -74,6 +76,7 @@ func newCollector(a *app) *collector {
 	c.rejectErrs = prometheus.NewDesc("afbridge_reject_frames_failed_total", "Reject frames the kernel refused to send.", nil, nil)
 	c.rulesLoaded = prometheus.NewDesc("afbridge_rules_loaded", "Rules in force.", nil, nil)
 	c.reloads = prometheus.NewDesc("afbridge_rule_reloads_total", "Rule reloads (SIGHUP), by result.", []string{"result"}, nil)
+	c.ports = newPortMetrics()
 	return c
 }
 
@@ -85,6 +88,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.bytes, c.alerts, c.eveWritten, c.eveDropped, c.rejects, c.rejectErrs, c.rulesLoaded, c.reloads} {
 		ch <- d
 	}
+	c.ports.describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -101,6 +105,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(st.Workers[w][d].Bytes), dir, worker)
 			}
 		}
+		c.ports.collect(ch, b, &st)
 	}
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
@@ -115,6 +120,63 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.rulesLoaded, prometheus.GaugeValue, float64(c.app.ruleCount.Load()))
 	counter(c.reloads, c.app.reloadsOK.Load(), "ok")
 	counter(c.reloads, c.app.reloadsFailed.Load(), "error")
+}
+
+// portMetrics are the link state and history of each bridged port, the frames kept back
+// because a port was down, and every frame that did not leave the bridge, by reason.
+type portMetrics struct {
+	up, downs, ups, removals, rebinds *prometheus.Desc
+	portDown, drops                   *prometheus.Desc
+}
+
+func newPortMetrics() portMetrics {
+	port := []string{"interface"}
+	return portMetrics{
+		up:       prometheus.NewDesc("afbridge_port_up", "1 while the port's link is up (IFF_UP and IFF_RUNNING), 0 while it is down or missing.", port, nil),
+		downs:    prometheus.NewDesc("afbridge_port_downs_total", "Times the port's link went down.", port, nil),
+		ups:      prometheus.NewDesc("afbridge_port_ups_total", "Times the port's link came back up.", port, nil),
+		removals: prometheus.NewDesc("afbridge_port_removals_total", "Times the interface disappeared or was replaced under its name.", port, nil),
+		rebinds:  prometheus.NewDesc("afbridge_port_rebinds_total", "Times the bridge bound to a new interface of the port's name.", port, nil),
+		portDown: prometheus.NewDesc("afbridge_port_down_frames_total", "Frames kept from being forwarded because a port was down (the link policy).", []string{"direction", "worker"}, nil),
+		drops: prometheus.NewDesc("afbridge_drops_total",
+			"Frames that did not leave the bridge, by reason: rules, verdict-panic (fail-closed), port-down, tx-error, truncated, malformed, oversize, kernel-ring-full (lost before the bridge received them). Each frame counts under one reason.",
+			[]string{"direction", "reason"}, nil),
+	}
+}
+
+func (m *portMetrics) describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.up, m.downs, m.ups, m.removals, m.rebinds, m.portDown, m.drops} {
+		ch <- d
+	}
+}
+
+// collect sends the port metrics of bridge b from its snapshot st.
+func (m *portMetrics) collect(ch chan<- prometheus.Metric, b *bridge, st *peer.Stats) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	for i, p := range [2]peer.Port{st.A, st.B} {
+		name := b.ifname[i]
+		up := 0.0
+		if p.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.up, prometheus.GaugeValue, up, name)
+		counter(m.downs, p.Downs, name)
+		counter(m.ups, p.Ups, name)
+		counter(m.removals, p.Removals, name)
+		counter(m.rebinds, p.Rebinds, name)
+	}
+	for w := range st.Workers {
+		for d := range st.Workers[w] {
+			counter(m.portDown, st.Workers[w][d].PortDown, b.dirName(verdict.Direction(d)), strconv.Itoa(w))
+		}
+	}
+	for d := range st.Total {
+		for _, r := range b.dropReasons(&st.Total[d]) {
+			counter(m.drops, r.n, b.dirName(verdict.Direction(d)), r.name)
+		}
+	}
 }
 
 // Limits of the metrics server. A scraper makes one request every few seconds over one

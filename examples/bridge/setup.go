@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"runtime"
 	"slices"
@@ -13,8 +14,10 @@ import (
 	"github.com/afbridge/afbridge/afpacket"
 	"github.com/afbridge/afbridge/examples/bridge/config"
 	"github.com/afbridge/afbridge/fanout"
+	"github.com/afbridge/afbridge/pcapfilter"
 	"github.com/afbridge/afbridge/peer"
 	"github.com/afbridge/afbridge/ring"
+	"golang.org/x/net/bpf"
 )
 
 // spec is one bridge to run and where it was described, for messages.
@@ -32,8 +35,9 @@ func specFromFlags(o *options) spec {
 }
 
 // specsFromConfig loads the bridges of -c; with -i as well, only the bridge between those two
-// interfaces. Every error it returns is a configuration error that names the file and line.
-// note receives what was ignored or assumed, one message a call.
+// interfaces. It also fills in o.rules and o.eve from the file's rule-files and eve-log output
+// when the flags did not set them. Every error it returns is a configuration error that names
+// the file and line. note receives what was ignored or assumed, one message a call.
 func specsFromConfig(o *options, note func(string)) ([]spec, error) {
 	f, err := config.Load(o.config)
 	if err != nil {
@@ -42,6 +46,7 @@ func specsFromConfig(o *options, note func(string)) ([]spec, error) {
 	for _, n := range f.Notes {
 		note(n)
 	}
+	filesFromConfig(o, f, note)
 	o.cfgRunAs = f.RunAs
 	pairs, err := f.Bridges()
 	if err != nil {
@@ -71,51 +76,126 @@ func specsFromConfig(o *options, note func(string)) ([]spec, error) {
 			errs = append(errs, erra, errb)
 			continue
 		}
-		// peer.Config holds once what must be equal on both sides.
+		// peer.Config holds once what must be equal on both sides: compare what each side
+		// will run with (cluster_ebpf and cluster_rollover both run as cluster_flow).
 		pairErr := func(format string, args ...any) error {
 			return &config.Error{File: f.Name, Line: p.A.Line, OtherLine: p.B.Line, Msg: fmt.Sprintf(format, args...)}
 		}
-		if p.A.ClusterType != p.B.ClusterType {
+		if a.fan.ct != b.fan.ct {
 			errs = append(errs, pairErr("cluster-type differs: %s has %s, %s has %s; both sides of a bridge need the same, so both directions of a flow meet on one worker",
 				p.A.Name, p.A.ClusterType, p.B.Name, p.B.ClusterType))
 			continue
 		}
-		if p.A.Defrag != p.B.Defrag {
+		if a.fan.defrag != b.fan.defrag {
 			errs = append(errs, pairErr("defrag differs: %s has %v, %s has %v; both sides of a bridge need the same, so every fragment of a datagram meets on one worker",
-				p.A.Name, p.A.Defrag, p.B.Name, p.B.Defrag))
+				p.A.Name, a.fan.defrag, p.B.Name, b.fan.defrag))
 			continue
 		}
-		ct, _, _ := fanout.ParseClusterType(p.A.ClusterType.String()) // checked by sideFromConfig
+		cfg := peer.Config{A: a.side, B: b.side, Threads: p.A.Threads, ClusterType: a.fan.ct, Defrag: a.fan.defrag, CPUs: f.WorkerCPUs}
+		applyConfigPolicy(&cfg, f)
+		cfg.Bypass.Enable = p.A.Bypass || p.B.Bypass
 		specs = append(specs, spec{
-			cfg: peer.Config{A: a, B: b, Threads: p.A.Threads, ClusterType: ct, Defrag: p.A.Defrag,
-				Bypass: peer.BypassConfig{Enable: p.A.Bypass || p.B.Bypass}},
+			cfg:   cfg,
 			where: pairErr("").Error(),
 		})
 	}
-	return specs, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if len(f.WorkerCPUs) > 0 {
+		note(fmt.Sprintf("%s: workers pinned to CPUs %v (threading.cpu-affinity worker-cpu-set; worker i on the i-th, round robin)", f.Name, f.WorkerCPUs))
+	}
+	return specs, nil
+}
+
+// filesFromConfig takes the rule file, the EVE file and the stats interval from the
+// configuration when the flags do not give them. A rule file named by the configuration that does not exist is noted and
+// the bridge runs without rules, as Suricata does; one given with -rules must exist.
+func filesFromConfig(o *options, f *config.File, note func(string)) {
+	if o.rules == "" && len(f.RuleFiles) > 0 {
+		if len(f.RuleFiles) > 1 {
+			note(fmt.Sprintf("%s: rule-files lists %d files; the bridge loads one, %s: merge the others into it or give -rules", f.Name, len(f.RuleFiles), f.RuleFiles[0]))
+		}
+		if _, err := os.Stat(f.RuleFiles[0]); errors.Is(err, fs.ErrNotExist) {
+			note(fmt.Sprintf("%s: rule file %s does not exist: running without rules, as Suricata does", f.Name, f.RuleFiles[0]))
+		} else {
+			o.rules = f.RuleFiles[0]
+		}
+	}
+	if o.eve == "" && f.EVEFile != "" {
+		o.eve = f.EVEFile
+	}
+	if o.stats == 0 && f.StatsInterval > 0 {
+		o.stats = f.StatsInterval
+	}
+}
+
+// applyConfigPolicy maps Suricata's exception-policy onto the bridge's failure policies: the
+// drop and reject values, and auto (drop-flow in IPS mode), fail closed; the pass, bypass and
+// ignore values fail open. Both a verdict that panics (OnPanic) and a port that goes down
+// (OnLinkDown) follow it. Without the key the library's defaults stay: fail-open.
+func applyConfigPolicy(cfg *peer.Config, f *config.File) {
+	switch f.ExceptionPolicy {
+	case config.ExceptionFailClosed:
+		cfg.OnPanic, cfg.OnLinkDown = peer.FailClosed, peer.FailClosed
+	case config.ExceptionFailOpen:
+		cfg.OnPanic, cfg.OnLinkDown = peer.FailOpen, peer.FailOpen
+	}
+}
+
+// fanning is the fanout one side asks for, as the bridge will run it.
+type fanning struct {
+	ct     fanout.Mode
+	defrag bool
+}
+
+// configSide is one af-packet entry mapped: its side of the bridge and its fanout, which
+// peer.Config holds once for both sides.
+type configSide struct {
+	side peer.Side
+	fan  fanning
 }
 
 // sideFromConfig maps one af-packet entry onto a side of a bridge.
-func sideFromConfig(file string, ifc config.Interface, mode config.CopyMode, note func(string)) (peer.Side, error) {
+func sideFromConfig(file string, ifc config.Interface, mode config.CopyMode, note func(string)) (configSide, error) {
 	at := func(format string, args ...any) string {
 		return (&config.Error{File: file, Line: ifc.Line, Msg: ifc.Name + ": " + fmt.Sprintf(format, args...)}).Error()
 	}
 	if !ifc.UseMmap {
-		return peer.Side{}, errors.New(at("use-mmap: no is not supported by the bridge yet: it forwards through mmap'd rings only; set use-mmap: yes or remove the key"))
+		return configSide{}, errors.New(at("use-mmap: no is not supported by the bridge yet: it forwards through mmap'd rings only; set use-mmap: yes or remove the key"))
 	}
 	ct, _, err := fanout.ParseClusterType(ifc.ClusterType.String())
 	if err != nil {
-		return peer.Side{}, errors.New(at("%v", err))
+		return configSide{}, errors.New(at("%v", err))
 	}
+	defrag := ifc.Defrag
 	switch ct {
 	case fanout.Hash:
 	case fanout.EBPF:
-		return peer.Side{}, errors.New(at("cluster-type cluster_ebpf needs an eBPF program, which the bridge cannot load; use cluster_flow"))
+		// Suricata's IPS load balancer (ebpf-lb-file) hashes the IP pair, so a datagram's
+		// fragments stay with their flow without reassembly; the bridge has that program
+		// built in (package fanout/ippair).
+		if ifc.EBPFLBFile != "" {
+			note(at("ebpf-lb-file %s not loaded: cluster_ebpf runs the bridge's built-in IP-pair program, the symmetric address-pair hash Suricata's IPS load balancer computes", ifc.EBPFLBFile))
+		}
 	default:
 		note(at("cluster-type %s does not keep both directions of a flow on one worker; rules match packet by packet, so they still apply, but cluster_flow is the usual choice for IPS", ifc.ClusterType))
 	}
 	if ifc.ChecksumChecks != config.ChecksumKernel {
 		note(at("checksum-checks: %s ignored: it tells an IDS whether to trust checksums; the bridge forwards frames as they are, and the kernel finishes offloaded checksums", ifc.ChecksumChecks))
+	}
+	// bpf-filter as in Suricata's IPS mode: a frame the filter rejects is never captured, so it
+	// is neither inspected nor forwarded.
+	var filter []bpf.Instruction
+	if ifc.BPFFilter != "" {
+		prog, err := pcapfilter.Compile(ifc.BPFFilter, nil)
+		if err != nil {
+			return configSide{}, errors.New(at("bpf-filter: %s", strings.TrimPrefix(err.Error(), "pcapfilter: ")))
+		}
+		filter = prog
+		if mode != config.CopyNone {
+			note(at("bpf-filter %q: frames it rejects are neither inspected nor forwarded, as in Suricata's IPS mode", ifc.BPFFilter))
+		}
 	}
 	if ifc.DisablePromisc {
 		note(at("disable-promisc: yes: frames addressed to other hosts may never reach the bridge"))
@@ -124,14 +204,15 @@ func sideFromConfig(file string, ifc config.Interface, mode config.CopyMode, not
 	if mode == config.CopyTap {
 		cm = peer.Tap
 	}
-	return peer.Side{
+	return configSide{side: peer.Side{
 		Interface:      ifc.Name,
 		ClusterID:      ifc.ClusterID,
 		CopyMode:       cm,
 		Ring:           ringFromConfig(ifc, at, note),
+		Filter:         filter,
 		DisablePromisc: ifc.DisablePromisc,
 		BufferSize:     ifc.BufferSize,
-	}, nil
+	}, fan: fanning{ct, defrag}}, nil
 }
 
 // v3FrameSize is the frame size Suricata assumes when it turns ring-size into V3 blocks: an

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afbridge/afbridge/examples/bridge/config"
 	"github.com/afbridge/afbridge/fanout"
 	"github.com/afbridge/afbridge/peer"
 	"github.com/afbridge/afbridge/ring"
@@ -81,7 +82,7 @@ func TestSpecsFromConfig(t *testing.T) {
 	assert.Equal(t, 3, specs[0].cfg.Threads)
 	assert.Equal(t, fanout.CPU, specs[0].cfg.ClusterType)
 	assert.False(t, specs[0].cfg.Defrag)
-	assert.True(t, specs[1].cfg.Defrag, "Suricata's default")
+	assert.False(t, specs[1].cfg.Defrag, "off by default for inline pairs: a reassembled datagram would leave reassembled")
 	assert.Equal(t, fanout.Hash, specs[1].cfg.ClusterType, "Suricata's default")
 	assert.Equal(t, "afbt-x1", b.Interface)
 	assert.Equal(t, peer.Tap, b.CopyMode)
@@ -117,14 +118,14 @@ func TestSpecsFromConfigErrors(t *testing.T) {
 	for _, c := range []struct{ name, yaml, want string }{
 		{"no mmap", "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n    use-mmap: no\n",
 			"suricata.yaml:5: b: use-mmap: no is not supported by the bridge yet"},
-		{"ebpf", "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n    cluster-type: cluster_ebpf\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n",
-			"suricata.yaml:2: a: cluster-type cluster_ebpf needs an eBPF program"},
 		{"threads", "af-packet:\n  - interface: a\n    threads: 1\n    copy-mode: ips\n    copy-iface: b\n  - interface: b\n    threads: 2\n    copy-mode: ips\n    copy-iface: a\n",
 			"suricata.yaml:2,6: threads differ: a has 1, b has 2"},
 		{"cluster-type", "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n    cluster-type: cluster_cpu\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n",
 			"suricata.yaml:2,6: cluster-type differs: a has cluster_cpu, b has cluster_flow"},
-		{"defrag", "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n    defrag: no\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n",
-			"suricata.yaml:2,6: defrag differs: a has false, b has true"},
+		{"defrag", "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n    defrag: yes\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n",
+			"suricata.yaml:2,6: defrag differs: a has true, b has false"},
+		{"bpf-filter", "af-packet:\n  - interface: a\n    copy-mode: ips\n    copy-iface: b\n    bpf-filter: tcp port\n  - interface: b\n    copy-mode: ips\n    copy-iface: a\n",
+			`suricata.yaml:2: a: bpf-filter: "tcp port" column 9:`},
 		{"no bridge", "af-packet:\n  - interface: a\n", "no bridge"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -133,6 +134,89 @@ func TestSpecsFromConfigErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), c.want)
 		})
 	}
+}
+
+// TestSpecsFromConfigSuricata checks what the binary makes of the keys the library cannot
+// honour as written: each is accepted with one note that says what the bridge does instead.
+func TestSpecsFromConfigSuricata(t *testing.T) {
+	const y = `af-packet:
+  - interface: a
+    copy-mode: ips
+    copy-iface: b
+    cluster-type: cluster_ebpf
+    ebpf-lb-file: /usr/libexec/suricata/ebpf/lb.bpf
+    bpf-filter: not port 22
+  - interface: b
+    copy-mode: ips
+    copy-iface: a
+    cluster-type: cluster_ebpf
+exception-policy: drop-flow
+threading:
+  set-cpu-affinity: yes
+  cpu-affinity:
+    - worker-cpu-set:
+        cpu: [ "0-1" ]
+`
+	specs, notes, err := loadSpecs(t, y)
+	require.NoError(t, err)
+	require.Len(t, specs, 1)
+	cfg := specs[0].cfg
+	assert.Equal(t, fanout.EBPF, cfg.ClusterType, "cluster_ebpf: the built-in IP-pair program")
+	assert.False(t, cfg.Defrag)
+	assert.Equal(t, []int{0, 1}, cfg.CPUs, "worker-cpu-set")
+	assert.Equal(t, peer.FailClosed, cfg.OnPanic)
+	assert.Equal(t, peer.FailClosed, cfg.OnLinkDown)
+	all := strings.Join(notes, "\n")
+	assert.Contains(t, all, "suricata.yaml:2: a: ebpf-lb-file /usr/libexec/suricata/ebpf/lb.bpf not loaded: cluster_ebpf runs the bridge's built-in IP-pair program")
+	assert.NotContains(t, all, "b: ebpf-lb-file")
+	assert.Contains(t, all, `suricata.yaml:2: a: bpf-filter "not port 22": frames it rejects are neither inspected nor forwarded, as in Suricata's IPS mode`)
+	assert.NotEmpty(t, cfg.A.Filter, "compiled")
+	assert.Nil(t, cfg.B.Filter)
+	assert.Contains(t, all, "workers pinned to CPUs [0 1]")
+}
+
+func TestApplyConfigPolicy(t *testing.T) {
+	for _, c := range []struct {
+		in   config.ExceptionPolicy
+		want peer.Policy
+	}{
+		{0, peer.FailOpen},
+		{config.ExceptionFailOpen, peer.FailOpen},
+		{config.ExceptionFailClosed, peer.FailClosed},
+	} {
+		var cfg peer.Config
+		applyConfigPolicy(&cfg, &config.File{ExceptionPolicy: c.in})
+		assert.Equal(t, c.want, cfg.OnPanic, "%v", c.in)
+		assert.Equal(t, c.want, cfg.OnLinkDown, "%v", c.in)
+	}
+}
+
+func TestFilesFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "local.rules")
+	require.NoError(t, os.WriteFile(rules, []byte("alert ip any any -> any any (sid:1;)\n"), 0o644))
+	var notes []string
+	note := func(n string) { notes = append(notes, n) }
+
+	o := &options{}
+	filesFromConfig(o, &config.File{Name: "s.yaml", RuleFiles: []string{rules, "/no/such.rules"}, EVEFile: "/var/log/eve.json", StatsInterval: 8 * time.Second}, note)
+	assert.Equal(t, 8*time.Second, o.stats)
+	assert.Equal(t, rules, o.rules)
+	assert.Equal(t, "/var/log/eve.json", o.eve)
+	assert.Equal(t, []string{"s.yaml: rule-files lists 2 files; the bridge loads one, " + rules + ": merge the others into it or give -rules"}, notes)
+
+	notes = nil
+	o = &options{rules: "flag.rules", eve: "-", stats: time.Second}
+	filesFromConfig(o, &config.File{Name: "s.yaml", RuleFiles: []string{rules}, EVEFile: "/var/log/eve.json", StatsInterval: 8 * time.Second}, note)
+	assert.Equal(t, time.Second, o.stats, "the flags win")
+	assert.Equal(t, "flag.rules", o.rules, "the flags win")
+	assert.Equal(t, "-", o.eve, "the flags win")
+	assert.Empty(t, notes)
+
+	o = &options{}
+	filesFromConfig(o, &config.File{Name: "s.yaml", RuleFiles: []string{"/no/such.rules"}}, note)
+	assert.Empty(t, o.rules)
+	assert.Equal(t, []string{"s.yaml: rule file /no/such.rules does not exist: running without rules, as Suricata does"}, notes)
 }
 
 func TestSpecFromFlags(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/afbridge/afbridge/examples/bridge/eve"
 	"github.com/afbridge/afbridge/peer"
 	"github.com/afbridge/afbridge/verdict"
 )
@@ -31,12 +32,83 @@ func (b *bridge) intervalLines(prev, cur snapshot) []string {
 		c, p := cur.stats.Total[d], prev.stats.Total[d]
 		frames := c.Received - p.Received
 		bits := 8 * float64(cur.stats.Total[d].Bytes-prev.stats.Total[d].Bytes)
-		out = append(out, fmt.Sprintf("stats %s: %s frames/s %s, forwarded %d dropped %d would-drop %d kernel-drops %d (last %s)",
+		var lost strings.Builder
+		cr, pr := b.dropReasons(&c), b.dropReasons(&p)
+		for i, r := range cr {
+			// The reasons counted above (rules, kernel-ring-full) are not repeated.
+			if n := r.n - pr[i].n; n > 0 && r.name != reasonRules && r.name != reasonKernel {
+				fmt.Fprintf(&lost, " %s %d", r.name, n)
+			}
+		}
+		out = append(out, fmt.Sprintf("stats %s: %s frames/s %s, forwarded %d dropped %d would-drop %d kernel-packets %d kernel-drops %d%s (last %s)",
 			b.dirName(verdict.Direction(d)), rate(float64(frames)/dt), bitRate(bits/dt),
-			c.Forwarded-p.Forwarded, c.Dropped-p.Dropped, c.WouldDrop-p.WouldDrop, c.KernelDrops-p.KernelDrops,
+			c.Forwarded-p.Forwarded, c.Dropped-p.Dropped, c.WouldDrop-p.WouldDrop,
+			c.KernelPackets-p.KernelPackets, c.KernelDrops-p.KernelDrops, lost.String(),
 			cur.at.Sub(prev.at).Round(100*time.Millisecond)))
 	}
-	return append(out, b.bypassInterval(prev, cur)...)
+	out = append(out, b.bypassInterval(prev, cur)...)
+	return append(out, b.portLine([2]peer.Port{cur.stats.A, cur.stats.B}))
+}
+
+// portLine is the -stats line for the two ports (side A, side B): link state, and the downs, removals and
+// re-binds since the start, so a flapping link shows even when it is up at the moment.
+func (b *bridge) portLine(ports [2]peer.Port) string {
+	var w strings.Builder
+	w.WriteString("stats ports:")
+	for i, p := range ports {
+		state := "up"
+		if !p.Up {
+			state = "DOWN"
+		}
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(&w, "%s %s %s (downs %d, removals %d, rebinds %d)", sep, b.ifname[i], state, p.Downs, p.Removals, p.Rebinds)
+	}
+	return w.String()
+}
+
+// Drop reasons, as shown by -stats and in the afbridge_drops_total metric.
+const (
+	reasonRules     = "rules"
+	reasonPanic     = "verdict-panic"
+	reasonPortDown  = "port-down"
+	reasonTXError   = "tx-error"
+	reasonTruncated = "truncated"
+	reasonMalformed = "malformed"
+	reasonOversize  = "oversize"
+	reasonKernel    = "kernel-ring-full"
+)
+
+// reason is one drop reason and its count.
+type reason struct {
+	name string
+	n    uint64
+}
+
+// dropReasons splits the frames of one direction that did not leave the bridge by reason, each
+// frame in exactly one: dropped by the rules; by a verdict that panicked under fail-closed;
+// kept back because a port was down (peer counts those in Dropped with fail-closed, in
+// TXErrors with fail-open); refused by the kernel on send; truncated, malformed or oversize;
+// and lost in the kernel because the ingress ring was full (never received).
+func (b *bridge) dropReasons(c *peer.Counters) []reason {
+	rules, txErr := c.Dropped, c.TXErrors
+	var panics uint64
+	if b.cfg.OnPanic == peer.FailClosed {
+		panics = min(c.Panics, rules)
+		rules -= panics
+	}
+	if b.cfg.OnLinkDown == peer.FailClosed {
+		rules -= min(c.PortDown, rules)
+	} else {
+		txErr -= min(c.PortDown, txErr)
+	}
+	return []reason{
+		{reasonRules, rules}, {reasonPanic, panics}, {reasonPortDown, c.PortDown}, {reasonTXError, txErr},
+		{reasonTruncated, c.Truncated}, {reasonMalformed, c.Malformed}, {reasonOversize, c.Oversize},
+		{reasonKernel, c.KernelDrops},
+	}
 }
 
 // finalLines sums up a bridge's whole run, one line per direction; counters that are usually
@@ -47,8 +119,8 @@ func (b *bridge) finalLines(s snapshot) []string {
 	for d := range s.stats.Total {
 		c := s.stats.Total[d]
 		var w strings.Builder
-		fmt.Fprintf(&w, "  %s: received %d, forwarded %d, dropped %d, would-drop %d, kernel-drops %d, %s (%s)",
-			b.dirName(verdict.Direction(d)), c.Received, c.Forwarded, c.Dropped, c.WouldDrop, c.KernelDrops,
+		fmt.Fprintf(&w, "  %s: received %d, forwarded %d, dropped %d, would-drop %d, kernel-packets %d, kernel-drops %d, %s (%s)",
+			b.dirName(verdict.Direction(d)), c.Received, c.Forwarded, c.Dropped, c.WouldDrop, c.KernelPackets, c.KernelDrops,
 			byteCount(s.stats.Total[d].Bytes), bitRate(8*float64(s.stats.Total[d].Bytes)/max(el.Seconds(), 1e-9)))
 		for _, x := range []struct {
 			name string
@@ -56,7 +128,7 @@ func (b *bridge) finalLines(s snapshot) []string {
 		}{
 			{"truncated", c.Truncated}, {"malformed", c.Malformed}, {"oversize", c.Oversize},
 			{"fragments", c.Fragments}, {"tx-errors", c.TXErrors}, {"flush-errors", c.FlushErrors},
-			{"tx-ring-full", c.TXRingFull}, {"verdict-panics", c.Panics}, {"freezes", c.Freezes},
+			{"tx-ring-full", c.TXRingFull}, {"verdict-panics", c.Panics}, {"port-down", c.PortDown}, {"freezes", c.Freezes},
 			{"bypassed", c.Bypassed},
 		} {
 			if x.v != 0 {
@@ -65,7 +137,45 @@ func (b *bridge) finalLines(s snapshot) []string {
 		}
 		out = append(out, w.String())
 	}
-	return append(out, b.bypassFinal(s)...)
+	out = append(out, b.bypassFinal(s)...)
+	return append(out, " "+strings.TrimPrefix(b.portLine([2]peer.Port{s.stats.A, s.stats.B}), "stats"))
+}
+
+// eveStats builds the EVE stats event of all bridges at now: totals since the start.
+func (a *app) eveStats(now time.Time) eve.Event {
+	st := &eve.Stats{IPS: eve.StatsIPS{DropReason: map[string]uint64{}}}
+	start := now
+	for _, b := range a.bridges {
+		if !b.started.IsZero() && b.started.Before(start) {
+			start = b.started
+		}
+		s := b.br.Stats()
+		for d := range s.Total {
+			c := &s.Total[d]
+			st.Capture.KernelPackets += c.KernelPackets
+			st.Capture.KernelDrops += c.KernelDrops
+			st.Decoder.Pkts += c.Received
+			st.Decoder.Bytes += c.Bytes
+			st.IPS.Accepted += c.Forwarded
+			for _, r := range b.dropReasons(c) {
+				if r.name == reasonKernel {
+					continue // never received: capture.kernel_drops
+				}
+				st.IPS.Blocked += r.n
+				st.IPS.DropReason[strings.ReplaceAll(r.name, "-", "_")] += r.n
+			}
+		}
+	}
+	st.IPS.Rejected = a.eng.rejected.Load()
+	st.Uptime = int64(now.Sub(start) / time.Second)
+	return eve.Event{Timestamp: eve.Time(now), EventType: "stats", Stats: st}
+}
+
+// writeEVEStats queues a stats event when there is an EVE log.
+func (a *app) writeEVEStats() {
+	if a.eng.eve != nil {
+		a.eng.eve.Write(a.eveStats(time.Now()))
+	}
 }
 
 // rate formats a per-second rate with three significant digits.

@@ -2,7 +2,10 @@
 // interfaces with a verdict that drops frames carrying a byte string. It is the README's
 // example, runnable:
 //
-//	sudo go run ./examples/minimal -a eth1 -b eth2 -drop forbidden
+//	go run -exec "$PWD/scripts/asroot" ./examples/minimal -a eth1 -b eth2 -drop forbidden
+//
+// from the repository root (scripts/asroot runs the built program as root, through sudo unless
+// you are root already).
 package main
 
 import (

@@ -82,11 +82,12 @@ const (
 	ClusterRoundRobin
 	// ClusterRandom is cluster_random, PACKET_FANOUT_RND.
 	ClusterRandom
-	// ClusterRollover is cluster_rollover, PACKET_FANOUT_ROLLOVER.
-	ClusterRollover
 	// ClusterEBPF is cluster_ebpf, PACKET_FANOUT_EBPF: a BPF program picks.
 	ClusterEBPF
 )
+
+// cluster_rollover is not a ClusterType: Suricata deprecated it and runs
+// cluster_flow in its place, and so does [Parse], with a note.
 
 var clusterNames = map[ClusterType]string{
 	ClusterFlow:       "cluster_flow",
@@ -94,7 +95,6 @@ var clusterNames = map[ClusterType]string{
 	ClusterQM:         "cluster_qm",
 	ClusterRoundRobin: "cluster_round_robin",
 	ClusterRandom:     "cluster_random",
-	ClusterRollover:   "cluster_rollover",
 	ClusterEBPF:       "cluster_ebpf",
 }
 
@@ -157,8 +157,18 @@ type Interface struct {
 	// ClusterType is the fanout mode; default ClusterFlow.
 	ClusterType ClusterType
 	// Defrag asks the kernel to reassemble IP fragments before fanout so
-	// they hash to one socket (PACKET_FANOUT_FLAG_DEFRAG); default true.
+	// they hash to one socket (PACKET_FANOUT_FLAG_DEFRAG). Suricata's
+	// default is true; here it is true for capture-only entries and false
+	// for entries with a copy-mode, because a reassembled datagram would
+	// leave the bridge reassembled, not as it came (Suricata's own IPS
+	// example sets defrag: no). Without it, cluster_flow hashes IPv4
+	// fragments by their addresses alone and the rest of their flow by
+	// addresses and ports, so the fragments may reach another worker than
+	// their flow; the IP-pair fanout (cluster_ebpf) is the fix.
 	Defrag bool
+	// DefragSet reports that defrag was written in the file (in the entry
+	// or the default entry).
+	DefragSet bool
 	// CopyMode is what is sent to CopyIface; default CopyNone.
 	CopyMode CopyMode
 	// CopyIface is the interface frames are sent to; default empty.
@@ -186,6 +196,13 @@ type Interface struct {
 	DisablePromisc bool
 	// ChecksumChecks is the checksum mode; default ChecksumKernel.
 	ChecksumChecks ChecksumMode
+	// BPFFilter is the pcap-filter expression of bpf-filter; default
+	// empty (no filter).
+	BPFFilter string
+	// EBPFLBFile is ebpf-lb-file, the eBPF load balancer Suricata loads
+	// for cluster_ebpf; default empty. The bridge loads no external
+	// program: it is recorded so the binary can say what it does instead.
+	EBPFLBFile string
 	// Bypass turns on the kernel fast path for flows the rules bypass (Suricata's af-packet
 	// bypass, done with tcx instead of XDP); default false.
 	Bypass bool
@@ -221,20 +238,67 @@ type Bridge struct {
 	AToB, BToA CopyMode
 }
 
-// File is the af-packet section of a configuration file.
+// File is what the bridge reads from a configuration file and the files
+// it includes.
 type File struct {
 	// Name is the name given to Parse, used in every message.
 	Name string
 	// Interfaces holds the af-packet entries in file order, resolved, and
 	// without the "interface: default" entry.
 	Interfaces []Interface
+	// RuleFiles lists the rule-files entries, each joined to
+	// default-rule-path (Suricata's default: /var/lib/suricata/rules)
+	// unless absolute; empty when the file has none.
+	RuleFiles []string
+	// EVEFile is the filename of the first enabled eve-log output of
+	// type regular (the default), joined to default-log-dir (Suricata's
+	// default: /var/log/suricata) unless absolute; "" when there is none.
+	EVEFile string
+	// StatsInterval is the stats section's interval (Suricata's default:
+	// 8 s) when its enabled key is yes; 0 otherwise.
+	StatsInterval time.Duration
+	// WorkerCPUs is threading.cpu-affinity's worker-cpu-set, expanded
+	// ("all" and ranges such as "2-5" resolved) and in the order written,
+	// when threading.set-cpu-affinity is yes; nil otherwise.
+	WorkerCPUs []int
+	// ExceptionPolicy is the top-level exception-policy, resolved as
+	// Suricata does in IPS mode; the zero value means it was not set.
+	ExceptionPolicy ExceptionPolicy
 	// RunAs is the run-as section: the user and group to run as once the
 	// sockets are open. Empty when the file has none.
 	RunAs RunAs
-	// Notes lists, in line order, what was ignored or assumed, such as
-	// sections other than af-packet or threads set to "auto". Each reads
-	// FILE:LINE: TEXT.
+	// Notes lists what was ignored or assumed, such as the sections
+	// other than those read, or threads set to "auto", file by file in
+	// the order read, each file's in line order. Each reads
+	// FILE:LINE: TEXT or FILE: TEXT.
 	Notes []string
+}
+
+// ExceptionPolicy is Suricata's exception-policy, reduced to what a bridge
+// can do when something fails: keep traffic moving or stop it. The zero
+// value means the key was absent.
+type ExceptionPolicy int
+
+// Exception policies.
+const (
+	// ExceptionFailOpen is pass-packet, pass-flow, bypass and ignore:
+	// traffic keeps moving.
+	ExceptionFailOpen ExceptionPolicy = iota + 1
+	// ExceptionFailClosed is drop-packet, drop-flow, reject, and auto
+	// (which Suricata resolves to drop-flow in IPS mode): nothing that was
+	// not inspected normally goes through.
+	ExceptionFailClosed
+)
+
+// String returns "fail-open" or "fail-closed".
+func (e ExceptionPolicy) String() string {
+	switch e {
+	case ExceptionFailOpen:
+		return "fail-open"
+	case ExceptionFailClosed:
+		return "fail-closed"
+	}
+	return fmt.Sprintf("ExceptionPolicy(%d)", int(e))
 }
 
 // Load reads and parses the file at path; see Parse. A read failure is

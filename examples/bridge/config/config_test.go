@@ -75,18 +75,13 @@ func TestLoadSuricataYAML(t *testing.T) {
 	const name = "testdata/suricata.yaml"
 	assert.Equal(t, name, f.Name)
 	assert.Equal(t, []string{
-		name + `:9: section "suricata-version" ignored (only af-packet is read)`,
-		name + `:15: section "vars" ignored (only af-packet is read)`,
-		name + `:28: section "default-log-dir" ignored (only af-packet is read)`,
-		name + `:30: section "outputs" ignored (only af-packet is read)`,
-		name + `:127: section "pcap" ignored (only af-packet is read)`,
-		name + `:131: section "app-layer" ignored (only af-packet is read)`,
-		name + `:138: section "include" ignored (only af-packet is read; included files are not followed)`,
+		name + ": not used by the bridge: suricata-version, vars, pcap, app-layer (it reads af-packet, include, run-as, default-rule-path, rule-files, default-log-dir, outputs, stats, threading, exception-policy)",
 	}, f.Notes)
+	assert.Equal(t, "/var/log/suricata/eve.json", f.EVEFile, "default-log-dir joined to eve-log's filename")
 
 	eth0 := Interface{
 		Name: "eth0", Line: 49, Threads: 2, ClusterID: 98, ClusterType: ClusterFlow,
-		Defrag: false, CopyMode: CopyIPS, CopyIface: "eth1", UseMmap: true,
+		Defrag: false, DefragSet: true, CopyMode: CopyIPS, CopyIface: "eth1", UseMmap: true,
 		RingSize: 2048, BlockSize: 32768, BlockTimeout: 10 * time.Millisecond,
 		BufferSize: 64535, ChecksumChecks: ChecksumNo,
 		Inherited: []string{"checksum-checks"},
@@ -120,7 +115,7 @@ func TestParseValues(t *testing.T) {
 			check: func(t *testing.T, i Interface) {
 				assert.Equal(t, Interface{
 					Name: "eth0", Line: 2, Threads: 8, ThreadsAuto: true,
-					ClusterType: ClusterFlow, Defrag: true, CopyMode: CopyIPS, CopyIface: "eth1",
+					ClusterType: ClusterFlow, Defrag: false, CopyMode: CopyIPS, CopyIface: "eth1",
 					UseMmap: true, BlockSize: 32768, BlockTimeout: 10 * time.Millisecond,
 					ChecksumChecks: ChecksumKernel,
 				}, i)
@@ -151,7 +146,7 @@ func TestParseValues(t *testing.T) {
 			check: func(t *testing.T, i Interface) {
 				assert.Equal(t, Interface{
 					Name: "eth0", Line: 2, Threads: 4, ClusterID: 65535,
-					ClusterType: ClusterQM, Defrag: false, CopyMode: CopyTap, CopyIface: "eth1",
+					ClusterType: ClusterQM, Defrag: false, DefragSet: true, CopyMode: CopyTap, CopyIface: "eth1",
 					UseMmap: true, MmapLocked: true, TPacketV3: true, RingSize: 1024,
 					BlockSize: 65536, BlockTimeout: 0, BufferSize: 0, DisablePromisc: true,
 					ChecksumChecks: ChecksumAuto, Bypass: true,
@@ -206,7 +201,7 @@ func TestParseValues(t *testing.T) {
 }
 
 func TestParseClusterTypes(t *testing.T) {
-	for _, ct := range []ClusterType{ClusterFlow, ClusterCPU, ClusterQM, ClusterRoundRobin, ClusterRandom, ClusterRollover, ClusterEBPF} {
+	for _, ct := range []ClusterType{ClusterFlow, ClusterCPU, ClusterQM, ClusterRoundRobin, ClusterRandom, ClusterEBPF} {
 		t.Run(ct.String(), func(t *testing.T) {
 			f, err := Parse(doc("af-packet:", "  - interface: eth0", "    cluster-type: "+ct.String()), "s.yaml")
 			require.NoError(t, err)
@@ -356,7 +351,7 @@ func TestParseDefaultsMerge(t *testing.T) {
 	require.Len(t, b, 1)
 	assert.Equal(t, CopyIPS, b[0].AToB)
 	assert.Equal(t, CopyTap, b[0].BToA)
-	assert.Contains(t, f.Notes, `s.yaml:8: defrag on "eth1" with copy-mode tap: reassembled datagrams larger than the MTU of "eth0" are fragmented again on the way out (Suricata cannot forward them and its IPS example sets defrag: no)`)
+	assert.Contains(t, f.Notes, `s.yaml:8: defrag on "eth1" with copy-mode tap: the kernel reassembles IPv4 fragments before the bridge sees them, so they leave "eth0" reassembled, not as they came; Suricata's IPS example sets defrag: no, the default here for inline pairs`)
 }
 
 func TestParseNotes(t *testing.T) {
@@ -443,11 +438,10 @@ func TestParseNotes(t *testing.T) {
 				"more: 1",
 			),
 			want: []string{
-				`s.yaml:3: section "vars" ignored (only af-packet is read)`,
 				`s.yaml:5: "eth0" has no copy-mode: capture only (IDS), not bridged`,
-				`s.yaml:7: section "outputs" ignored (only af-packet is read)`,
-				`s.yaml:8: a list key ignored (only af-packet is read)`,
+				`s.yaml:8: a list key ignored (top-level keys are section names)`,
 				`s.yaml:10: only the first YAML document is read`,
+				`s.yaml: not used by the bridge: vars (it reads af-packet, include, run-as, default-rule-path, rule-files, default-log-dir, outputs, stats, threading, exception-policy)`,
 			},
 		},
 	}
@@ -473,13 +467,13 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "unknown key before the interface key",
-			data: doc("af-packet:", "  - rollover: yes", "    interface: eth0"),
-			want: []*Error{want(2, `unknown key "rollover" in af-packet entry for "eth0"`)},
+			data: doc("af-packet:", "  - rollovr: yes", "    interface: eth0"),
+			want: []*Error{want(2, `unknown key "rollovr" in af-packet entry for "eth0"`)},
 		},
 		{
 			name: "unknown key in the default entry",
-			data: doc("af-packet:", "  - interface: default", "    bpf-filter: port 80"),
-			want: []*Error{want(3, `unknown key "bpf-filter" in af-packet entry for "default"`)},
+			data: doc("af-packet:", "  - interface: default", "    bpf-filtre: port 80"),
+			want: []*Error{want(3, `unknown key "bpf-filtre" in af-packet entry for "default"`)},
 		},
 		{
 			name: "threads not a number",
@@ -524,7 +518,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "cluster-type unknown",
 			data: with("    cluster-type: cluster_lb"),
-			want: []*Error{want(8, `cluster-type for "eth1": expected one of cluster_flow, cluster_cpu, cluster_qm, cluster_round_robin, cluster_random, cluster_rollover, cluster_ebpf, got "cluster_lb"`)},
+			want: []*Error{want(8, `cluster-type for "eth1": expected one of cluster_flow, cluster_cpu, cluster_qm, cluster_round_robin, cluster_random, cluster_ebpf, got "cluster_lb"`)},
 		},
 		{
 			name: "copy-mode unknown",
@@ -549,7 +543,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "checksum-checks unknown",
 			data: with("    checksum-checks: sometimes"),
-			want: []*Error{want(8, `checksum-checks for "eth1": expected one of kernel, yes, no, auto, got "sometimes"`)},
+			want: []*Error{want(8, `checksum-checks for "eth1": expected one of kernel, auto, yes, no (or another boolean: true/false, on/off, 1/0), got "sometimes"`)},
 		},
 		{
 			name: "ring-size negative",
@@ -607,7 +601,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "cluster-type a list",
 			data: doc("af-packet:", "  - interface: eth0", "    cluster-type: [cluster_flow]"),
-			want: []*Error{want(3, `cluster-type for "eth0": expected one of cluster_flow, cluster_cpu, cluster_qm, cluster_round_robin, cluster_random, cluster_rollover, cluster_ebpf, got a list`)},
+			want: []*Error{want(3, `cluster-type for "eth0": expected one of cluster_flow, cluster_cpu, cluster_qm, cluster_round_robin, cluster_random, cluster_ebpf, got a list`)},
 		},
 		{
 			name: "ring-size empty",

@@ -44,7 +44,7 @@ af-packet:
 		fmt.Printf("%s -> %s: %s, %d threads\n", b.B.Name, b.A.Name, b.BToA, b.B.Threads)
 	}
 	// Output:
-	// note: suricata.yaml:3: section "vars" ignored (only af-packet is read)
+	// note: suricata.yaml: not used by the bridge: vars (it reads af-packet, include, run-as, default-rule-path, rule-files, default-log-dir, outputs, stats, threading, exception-policy)
 	// eth0 -> eth1: ips, 2 threads
 	// eth1 -> eth0: tap, 2 threads
 }

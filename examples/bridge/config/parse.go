@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,26 +33,46 @@ const defaultName = "default"
 // one fanout group (older kernels stop at 256; the library finds out).
 const maxThreads = 1 << 16
 
-// Parse reads the af-packet section of data, a YAML document. name is used
-// in errors and notes, typically the file's path. Other top-level sections
-// are ignored and noted. Parse returns every syntax, type and unknown-key
+// maxIncludeDepth bounds how deeply include files may nest.
+const maxIncludeDepth = 8
+
+// Parse reads data, a YAML document such as a whole suricata.yaml: its
+// af-packet section, the files named by include (relative to the directory
+// of name, read in order as if their sections were written where the
+// include is, nested at most 8 deep, a file including itself refused), and
+// the few other sections the bridge uses (see [File]). name is used in
+// errors and notes, typically the file's path. The other sections are
+// listed in one note. Parse returns every syntax, type and unknown-key
 // error it finds, joined; semantic checks that concern pairs of entries
 // are left to [File.Bridges].
 func Parse(data []byte, name string) (*File, error) {
-	p := &parser{name: name}
+	st := &state{}
+	if abs, err := filepath.Abs(name); err == nil {
+		st.stack = []string{abs}
+	}
+	p := &parser{name: name, st: st}
+	p.parse(data)
+	f := &File{Name: name, Interfaces: st.ifaces, RunAs: st.runas}
+	st.finish(f)
+	if len(st.errs) > 0 {
+		return nil, joinErrors(st.errs)
+	}
+	f.Notes = st.notes
+	return f, nil
+}
+
+// parse reads one file's document into p.st, then moves its notes there
+// in line order.
+func (p *parser) parse(data []byte) {
 	root := p.document(data)
 	if root != nil {
 		p.top(root)
 	}
-	if len(p.errs) > 0 {
-		return nil, joinErrors(p.errs)
-	}
 	sort.SliceStable(p.notes, func(i, j int) bool { return p.notes[i].line < p.notes[j].line })
-	f := &File{Name: name, Interfaces: p.ifaces, RunAs: p.runas}
 	for _, n := range p.notes {
-		f.Notes = append(f.Notes, (&Error{File: name, Line: n.line, Msg: n.msg}).Error())
+		p.st.notes = append(p.st.notes, (&Error{File: p.name, Line: n.line, Msg: n.msg}).Error())
 	}
-	return f, nil
+	p.notes = nil
 }
 
 // joinErrors returns a lone error as itself, so callers that print it or
@@ -66,18 +89,38 @@ type note struct {
 	msg  string
 }
 
-// parser collects errors and notes rather than stopping at the first, so
-// that one run of the binary shows everything to fix.
+// state is what the files of one Parse share.
+type state struct {
+	errs    []error
+	notes   []string
+	ifaces  []Interface
+	afpFile string   // file of the af-packet section in force, "" if none yet
+	afpLine int      // and its line
+	stack   []string // absolute paths of the files being read, outermost first
+	ignored []string // top-level sections not read, in order, without repeats
+	runas   RunAs    // the run-as section, the last one read
+	// other holds the last value of each other section read (a later one
+	// replaces an earlier one, as in Suricata), with the file it is in.
+	other map[string]located
+}
+
+// located is a node and the name of the file it was read from.
+type located struct {
+	file string
+	n    *yaml.Node
+}
+
+// parser reads one file; it collects errors and notes rather than stopping
+// at the first, so that one run of the binary shows everything to fix.
 type parser struct {
-	name   string
-	errs   []error
-	notes  []note
-	ifaces []Interface
-	runas  RunAs
+	name  string
+	st    *state
+	notes []note
+	depth int // include depth of this file, 0 for the file given to Parse
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
-	p.errs = append(p.errs, &Error{File: p.name, Line: line, Msg: fmt.Sprintf(format, args...)})
+	p.st.errs = append(p.st.errs, &Error{File: p.name, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (p *parser) notef(line int, format string, args ...any) {
@@ -94,7 +137,9 @@ func (p *parser) document(data []byte) *yaml.Node {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			p.errorf(0, "no %s section: the file is empty", section)
+			if p.depth == 0 {
+				p.errorf(0, "no %s section: the file is empty", section)
+			}
 		} else {
 			p.yamlError(err)
 		}
@@ -112,7 +157,9 @@ func (p *parser) document(data []byte) *yaml.Node {
 		return nil
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		p.errorf(0, "no %s section", section)
+		if p.depth == 0 {
+			p.errorf(0, "no %s section", section)
+		}
 		return nil
 	}
 	return doc.Content[0]
@@ -150,40 +197,130 @@ func (p *parser) yamlError(err error) {
 	p.errorf(line, "%s", msg)
 }
 
-// top walks the top-level mapping, reading af-packet and noting the rest.
+// readSections are the top-level sections the bridge reads besides
+// af-packet and include; see [File].
+var readSections = []string{"default-rule-path", "rule-files", "default-log-dir", "outputs", "stats", "threading", "exception-policy"}
+
+// top walks the top-level mapping, reading af-packet, following include
+// and keeping the other sections the bridge reads.
 func (p *parser) top(root *yaml.Node) {
 	root = deref(root)
 	if isNull(root) {
-		// The null node sits past the last comment: no useful line.
-		p.errorf(0, "no %s section: the document is empty", section)
+		if p.depth == 0 {
+			// The null node sits past the last comment: no useful line.
+			p.errorf(0, "no %s section: the document is empty", section)
+		}
 		return
 	}
 	if root.Kind != yaml.MappingNode {
 		p.errorf(root.Line, "top level must be a mapping of sections, got %s", describe(root))
 		return
 	}
-	found := 0
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := deref(root.Content[i]), root.Content[i+1]
 		switch {
 		case k.Kind != yaml.ScalarNode:
-			p.notef(k.Line, "%s key ignored (only %s is read)", describe(k), section)
-		case k.Value == section && found != 0:
-			p.errorf(k.Line, "second %s section (the first is at line %d)", section, found)
+			p.notef(k.Line, "%s key ignored (top-level keys are section names)", describe(k))
+		case k.Value == section && p.st.afpFile == p.name:
+			p.errorf(k.Line, "second %s section (the first is at line %d)", section, p.st.afpLine)
 		case k.Value == section:
-			found = k.Line
+			if p.st.afpFile != "" {
+				// As in Suricata, a section read later (from an include)
+				// takes the place of an earlier one.
+				p.notef(k.Line, "this %s section replaces the one at %s:%d", section, p.st.afpFile, p.st.afpLine)
+				p.st.ifaces = nil
+			}
+			p.st.afpFile, p.st.afpLine = p.name, k.Line
 			p.section(k, v)
 		case k.Value == "run-as":
 			p.runAs(k, v)
 		case k.Value == "include":
-			p.notef(k.Line, "section %q ignored (only %s is read; included files are not followed)", k.Value, section)
+			p.include(v)
+		case slices.Contains(readSections, k.Value):
+			if p.st.other == nil {
+				p.st.other = map[string]located{}
+			}
+			p.st.other[k.Value] = located{p.name, v}
 		default:
-			p.notef(k.Line, "section %q ignored (only %s is read)", k.Value, section)
+			if !slices.Contains(p.st.ignored, k.Value) {
+				p.st.ignored = append(p.st.ignored, k.Value)
+			}
 		}
 	}
-	if found == 0 {
+	if p.depth == 0 && p.st.afpFile == "" {
 		p.errorf(0, "no %s section", section)
 	}
+}
+
+// include reads the files v names (one name or a list), relative to the
+// directory of the including file.
+func (p *parser) include(v *yaml.Node) {
+	d := deref(v)
+	var names []*yaml.Node
+	switch {
+	case isNull(d):
+		return // "include:" with nothing: Suricata's default file has it commented out
+	case d.Kind == yaml.ScalarNode:
+		names = []*yaml.Node{v}
+	case d.Kind == yaml.SequenceNode:
+		names = d.Content
+	default:
+		p.errorf(v.Line, "include: expected a file name or a list of file names, got %s", describe(d))
+		return
+	}
+	for _, n := range names {
+		s, ok := p.scalar("include", "", n, "a file name")
+		if !ok {
+			continue
+		}
+		path := s
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(p.name), path)
+		}
+		if p.depth+1 > maxIncludeDepth {
+			p.errorf(n.Line, "include %s: more than %d nested includes", path, maxIncludeDepth)
+			continue
+		}
+		abs, err := filepath.Abs(path)
+		if err == nil && slices.Contains(p.st.stack, abs) {
+			p.errorf(n.Line, "include %s: the file includes itself (through %s)", path, strings.Join(p.st.stack, " -> "))
+			continue
+		}
+		data, err := readInclude(path)
+		if err != nil {
+			p.errorf(n.Line, "include: %v", err)
+			continue
+		}
+		p.st.stack = append(p.st.stack, abs)
+		child := &parser{name: path, st: p.st, depth: p.depth + 1}
+		child.parse(data)
+		p.st.stack = p.st.stack[:len(p.st.stack)-1]
+	}
+}
+
+// maxIncludeSize bounds an included file: a suricata.yaml is tens of KiB.
+const maxIncludeSize = 16 << 20
+
+// readInclude reads a regular file of at most maxIncludeSize bytes, so that
+// an include of a device or a FIFO cannot block or exhaust memory.
+func readInclude(path string) ([]byte, error) {
+	// Stat before open: opening a FIFO for reading blocks.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Size() > maxIncludeSize {
+		return nil, fmt.Errorf("%s is larger than %d MiB", path, maxIncludeSize>>20)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxIncludeSize))
 }
 
 // field is one key of an entry with its value node.
@@ -343,8 +480,13 @@ func (p *parser) resolve(e *entry, base, own []setting) {
 			p.notef(e.line, "threads not set for %q: using %d, the number of CPUs", ifc.Name, ifc.Threads)
 		}
 	}
+	if _, ok := from["defrag"]; ok {
+		ifc.DefragSet = true
+	} else if ifc.CopyMode != CopyNone {
+		ifc.Defrag = false // see Interface.Defrag
+	}
 	p.advise(&ifc, from)
-	p.ifaces = append(p.ifaces, ifc)
+	p.st.ifaces = append(p.st.ifaces, ifc)
 }
 
 // advise notes settings that are accepted but probably not what was meant.
@@ -365,8 +507,8 @@ func (p *parser) advise(ifc *Interface, from map[string]int) {
 	}
 	if ifc.Defrag && ifc.CopyIface != "" {
 		// PACKET_FANOUT_FLAG_DEFRAG hands the socket the reassembled
-		// datagram, which cannot be sent out if larger than the MTU.
-		p.notef(at("defrag"), "defrag on %q with copy-mode %s: reassembled datagrams larger than the MTU of %q are fragmented again on the way out (Suricata cannot forward them and its IPS example sets defrag: no)",
+		// datagram, not the fragments that came in.
+		p.notef(at("defrag"), "defrag on %q with copy-mode %s: the kernel reassembles IPv4 fragments before the bridge sees them, so they leave %q reassembled, not as they came; Suricata's IPS example sets defrag: no, the default here for inline pairs",
 			ifc.Name, ifc.CopyMode, ifc.CopyIface)
 	}
 	if ifc.TPacketV3 && ifc.UseMmap {
@@ -381,9 +523,17 @@ func (p *parser) advise(ifc *Interface, from map[string]int) {
 		}
 	}
 	if !ifc.TPacketV3 {
-		for _, key := range []string{"block-size", "block-timeout"} {
-			if line, ok := from[key]; ok {
-				p.notef(line, "%s on %q has no effect without tpacket-v3", key, ifc.Name)
+		// Suricata's own file writes the defaults out: only a value of one's own is worth a note.
+		dflt := defaults("", 0)
+		for _, x := range []struct {
+			key  string
+			same bool
+		}{
+			{"block-size", ifc.BlockSize == dflt.BlockSize},
+			{"block-timeout", ifc.BlockTimeout == dflt.BlockTimeout},
+		} {
+			if line, ok := from[x.key]; ok && !x.same {
+				p.notef(line, "%s on %q has no effect without tpacket-v3", x.key, ifc.Name)
 			}
 		}
 	}
@@ -418,7 +568,11 @@ var decoders = map[string]decoder{
 		return func(i *Interface) { i.ClusterID = uint16(n) }
 	},
 	"cluster-type": func(p *parser, key, who string, v *yaml.Node) func(*Interface) {
-		t, ok := enum(p, key, who, v, []ClusterType{ClusterFlow, ClusterCPU, ClusterQM, ClusterRoundRobin, ClusterRandom, ClusterRollover, ClusterEBPF}, false)
+		if d := deref(v); d.Kind == yaml.ScalarNode && d.Value == "cluster_rollover" {
+			p.notef(v.Line, "cluster-type cluster_rollover for %s: deprecated, cluster_flow is used instead, as Suricata does", who)
+			return func(i *Interface) { i.ClusterType = ClusterFlow }
+		}
+		t, ok := enum(p, key, who, v, []ClusterType{ClusterFlow, ClusterCPU, ClusterQM, ClusterRoundRobin, ClusterRandom, ClusterEBPF}, false)
 		if !ok {
 			return nil
 		}
@@ -439,12 +593,42 @@ var decoders = map[string]decoder{
 		return func(i *Interface) { i.CopyIface = s }
 	},
 	"checksum-checks": func(p *parser, key, who string, v *yaml.Node) func(*Interface) {
-		// yes and no are words here, not booleans: fold case only.
-		m, ok := enum(p, key, who, v, []ChecksumMode{ChecksumKernel, ChecksumYes, ChecksumNo, ChecksumAuto}, true)
+		// As Suricata: "auto" and "kernel" as written, then the boolean
+		// forms of ConfValIsTrue and ConfValIsFalse in any case.
+		const want = "one of kernel, auto, yes, no (or another boolean: true/false, on/off, 1/0)"
+		s, ok := p.scalar(key, who, v, want)
 		if !ok {
 			return nil
 		}
+		var m ChecksumMode
+		switch {
+		case s == "kernel":
+			m = ChecksumKernel
+		case s == "auto":
+			m = ChecksumAuto
+		case isTrue(s):
+			m = ChecksumYes
+		case isFalse(s):
+			m = ChecksumNo
+		default:
+			p.errorf(v.Line, "%s: expected %s, got %s", subject(key, who), want, describe(v))
+			return nil
+		}
 		return func(i *Interface) { i.ChecksumChecks = m }
+	},
+	"bpf-filter": func(p *parser, key, who string, v *yaml.Node) func(*Interface) {
+		s, ok := p.scalar(key, who, v, "a pcap-filter expression")
+		if !ok {
+			return nil
+		}
+		return func(i *Interface) { i.BPFFilter = s }
+	},
+	"ebpf-lb-file": func(p *parser, key, who string, v *yaml.Node) func(*Interface) {
+		s, ok := p.scalar(key, who, v, "a file name")
+		if !ok {
+			return nil
+		}
+		return func(i *Interface) { i.EBPFLBFile = s }
 	},
 	"defrag":          boolField(func(i *Interface, b bool) { i.Defrag = b }),
 	"use-mmap":        boolField(func(i *Interface, b bool) { i.UseMmap = b }),
@@ -503,14 +687,31 @@ func (p *parser) boolean(key, who string, v *yaml.Node) (bool, bool) {
 	if !ok {
 		return false, false
 	}
-	switch strings.ToLower(s) {
-	case "yes", "true", "on", "1":
+	switch {
+	case isTrue(s):
 		return true, true
-	case "no", "false", "off", "0":
+	case isFalse(s):
 		return false, true
 	}
 	p.errorf(v.Line, "%s: expected %s, got %s", subject(key, who), want, describe(v))
 	return false, false
+}
+
+// isTrue and isFalse are Suricata's ConfValIsTrue and ConfValIsFalse.
+func isTrue(s string) bool {
+	switch strings.ToLower(s) {
+	case "yes", "true", "on", "1":
+		return true
+	}
+	return false
+}
+
+func isFalse(s string) bool {
+	switch strings.ToLower(s) {
+	case "no", "false", "off", "0":
+		return true
+	}
+	return false
 }
 
 // integer reads a decimal integer in [lo, hi], as Suricata's

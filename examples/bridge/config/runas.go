@@ -17,7 +17,7 @@ type RunAs struct {
 // runAs reads the run-as section: key k, value v.
 func (p *parser) runAs(k, v *yaml.Node) {
 	d := deref(v)
-	p.runas.Line = k.Line
+	p.st.runas.Line = k.Line
 	if d.Kind != yaml.MappingNode {
 		p.errorf(v.Line, "run-as: expected a mapping with user and group, got %s", describe(d))
 		return
@@ -27,11 +27,11 @@ func (p *parser) runAs(k, v *yaml.Node) {
 		switch key.Value {
 		case "user":
 			if s, ok := p.scalar("user", "run-as", val, "a user name or id"); ok {
-				p.runas.User = s
+				p.st.runas.User = s
 			}
 		case "group":
 			if s, ok := p.scalar("group", "run-as", val, "a group name or id"); ok {
-				p.runas.Group = s
+				p.st.runas.Group = s
 			}
 		default:
 			p.errorf(key.Line, "unknown key %q in run-as (want user, group)", key.Value)

@@ -53,21 +53,24 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Event is one EVE record of event_type "alert". Field order and names follow Suricata's.
+// Event is one EVE record of event_type "alert" or "stats". Field order and names follow
+// Suricata's. An alert has the addresses, the protocol and Alert; a stats event has only the
+// timestamp, the event type and Stats.
 type Event struct {
 	Timestamp Time   `json:"timestamp"`
 	InIface   string `json:"in_iface,omitempty"`
 	EventType string `json:"event_type"`
-	SrcIP     string `json:"src_ip"`
+	SrcIP     string `json:"src_ip,omitempty"`
 	// SrcPort and DestPort are nil for protocols without ports, which Suricata leaves out.
 	SrcPort  *uint16 `json:"src_port,omitempty"`
-	DestIP   string  `json:"dest_ip"`
+	DestIP   string  `json:"dest_ip,omitempty"`
 	DestPort *uint16 `json:"dest_port,omitempty"`
-	Proto    string  `json:"proto"`
+	Proto    string  `json:"proto,omitempty"`
 	// ICMPType and ICMPCode are set for ICMP and ICMPv6 only.
 	ICMPType *uint8 `json:"icmp_type,omitempty"`
 	ICMPCode *uint8 `json:"icmp_code,omitempty"`
 	Alert    *Alert `json:"alert,omitempty"`
+	Stats    *Stats `json:"stats,omitempty"`
 }
 
 // Alert is the "alert" object of an alert event.

@@ -15,14 +15,22 @@ const MaxAlerts = 16
 type Set struct {
 	rules []*Rule
 	// plain[g] lists, in file order, the rules without content that can
-	// match a packet of protocol group g: the cheap protocol pre-filter.
+	// match a packet of protocol group g and are not in ports[g]: the cheap
+	// protocol pre-filter.
 	plain [numGroups][]int32
+	// ports[g][0] and [1] index the rules of the port groups (TCP, UDP) by
+	// destination and by source port (see prefilter.go); nil when empty.
+	ports [numGroups][2]*portTable
+	// nets[g][0] and [1] index the rules without content not in ports[g]
+	// by the /16 of the source and of the destination IPv4 address.
+	nets [numGroups][2]*portTable
 	// byPattern[id] lists the rules with content whose fast pattern (their
 	// longest content) is pattern id. Such a rule is looked at only when
 	// its fast pattern occurred in the frame, as in Suricata's prefilter.
 	byPattern [][]int32
 	// scan[g] says which bytes the automaton must read for group g:
-	// none, the L4 payload, or the whole IP payload.
+	// none, the L4 payload, or the whole IP payload. ports[g] may widen it
+	// for a frame's ports.
 	scan  [numGroups]scanRegion
 	ac    *automaton // nil when no rule has content
 	words int        // uint64 words in a pattern bitset
@@ -75,28 +83,45 @@ func groupMask(p Proto) uint8 {
 	return 1<<numGroups - 1
 }
 
-// compile builds the pre-filter tables and the content automaton.
-func compile(rules []*Rule) (*Set, error) {
+// compile builds the pre-filter tables and the content automaton, within
+// the default limits.
+func compile(rules []*Rule) (*Set, error) { return compileLimits(rules, defaultLimits) }
+
+func compileLimits(rules []*Rule, lim limits) (*Set, error) {
 	s := &Set{rules: rules}
+	if len(rules) > lim.rules {
+		return nil, limitError(rules[lim.rules], "MaxRules", len(rules), lim.rules)
+	}
 	type key struct {
 		pat    string
 		nocase bool
 	}
 	ids := make(map[key]int32)
-	var pats [][]byte
-	var nocase []bool
+	size := 0
+	for _, r := range rules {
+		for _, c := range r.contents {
+			size += len(c.pattern)
+		}
+	}
+	tr := newTrie(min(size, lim.patternBytes))
+	var ports [2][2]portTableBuilder         // [TCP, UDP][destination, source]
+	var addrs [numGroups][2]portTableBuilder // [group][source, destination]
 	for i, r := range rules {
 		r.groups = groupMask(r.Proto)
 		r.patterns = r.patterns[:0]
 		fast, fastLen := int32(-1), 0
 		for _, c := range r.contents {
+			if len(c.pattern) > lim.contentLen {
+				return nil, limitError(r, "MaxContentLen", len(c.pattern), lim.contentLen)
+			}
 			k := key{string(c.pattern), c.nocase}
 			id, ok := ids[k]
 			if !ok {
-				id = int32(len(pats))
+				if tr.bytes+len(c.pattern) > lim.patternBytes {
+					return nil, limitError(r, "MaxPatternBytes", tr.bytes+len(c.pattern), lim.patternBytes)
+				}
+				id = tr.add(c.pattern, c.nocase)
 				ids[k] = id
-				pats = append(pats, c.pattern)
-				nocase = append(nocase, c.nocase)
 				s.byPattern = append(s.byPattern, nil)
 			}
 			r.patterns = append(r.patterns, id)
@@ -104,32 +129,70 @@ func compile(rules []*Rule) (*Set, error) {
 				fast, fastLen = id, len(c.pattern)
 			}
 		}
+		if m := tr.memEstimate(); m > lim.automatonBytes {
+			return nil, limitError(r, "MaxAutomatonBytes", m, lim.automatonBytes)
+		}
+		region := scanL4Payload
+		if r.usesIPPayload() {
+			region = scanIPPayload
+		}
+		// The port pre-filter: index by destination port, else by source
+		// port; a <> rule matches either way round, so it is shared.
+		var idx []uint16
+		dir := 0
+		if !r.bidir {
+			if idx = dedupPorts(indexPorts(&r.dport)); idx == nil {
+				idx, dir = dedupPorts(indexPorts(&r.sport)), 1
+			}
+		}
 		for g := range numGroups {
 			if r.groups&(1<<g) == 0 {
 				continue
 			}
-			switch {
-			case fast < 0:
+			if pg := portGroups[g]; pg != 0 && idx != nil {
+				ports[pg-1][dir].add(idx, int32(i), fast >= 0, region)
+				continue
+			}
+			if fast < 0 {
+				if nets, d := plainNets(r); nets != nil {
+					addrs[g][d].add(nets, int32(i), false, scanNone)
+					continue
+				}
 				s.plain[g] = append(s.plain[g], int32(i))
-			case r.usesIPPayload():
-				s.scan[g] = scanIPPayload
-			default:
-				s.scan[g] = max(s.scan[g], scanL4Payload)
+			} else {
+				s.scan[g] = max(s.scan[g], region)
 			}
 		}
 		if fast >= 0 {
 			s.byPattern[fast] = append(s.byPattern[fast], int32(i))
 		}
 	}
-	if len(pats) > 0 {
-		ac, err := newAutomaton(pats, nocase)
-		if err != nil {
-			return nil, err
+	for g, pg := range portGroups {
+		if pg != 0 {
+			s.ports[g][0] = ports[pg-1][0].build()
+			s.ports[g][1] = ports[pg-1][1].build()
 		}
-		s.ac = ac
-		s.words = (len(pats) + 63) / 64
+		s.nets[g][0] = addrs[g][0].build()
+		s.nets[g][1] = addrs[g][1].build()
+	}
+	if len(tr.pats) > 0 {
+		s.ac = tr.compile()
+		s.words = (len(tr.pats) + 63) / 64
 	}
 	return s, nil
+}
+
+// plainNets returns the address index keys of a rule without content, and
+// 0 for its source or 1 for its destination address, or nil when the rule
+// goes in the shared list: a <> rule matches either way round.
+func plainNets(r *Rule) ([]uint16, int) {
+	if r.bidir {
+		return nil, 0
+	}
+	if nets := indexNets(&r.src); nets != nil {
+		return nets, 0
+	}
+	return indexNets(&r.dst), 1
 }
 
 // Rules returns the rules in file order. The slice and the rules belong to
@@ -166,7 +229,7 @@ type Result struct {
 	Flow Flow
 
 	// Scratch space sized for one Set, kept across calls.
-	hits    []uint64 // two bitsets: whole IP payload, then L4 payload
+	hits    []uint64 // three bitsets: whole IP payload, L4 payload, scan memo
 	found   []int32  // pattern ids in the order they first occurred
 	matched []int32  // indexes of the rules that matched
 }
@@ -183,8 +246,8 @@ func (r *Result) grow(s *Set) {
 	if cap(r.Alerts) < MaxAlerts {
 		r.Alerts = make([]*Rule, 0, MaxAlerts)
 	}
-	if len(r.hits) < 2*s.words {
-		r.hits = make([]uint64, 2*s.words)
+	if len(r.hits) < 3*s.words {
+		r.hits = make([]uint64, 3*s.words)
 	}
 	if cap(r.found) < len(s.byPattern) {
 		r.found = make([]int32, 0, len(s.byPattern))
@@ -211,24 +274,35 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 	p := &r.Packet
 	g := groupOf(p.Proto)
 
-	matched := r.matched[:0]
-	for _, i := range s.plain[g] {
-		if s.rules[i].matchHeader(p) && s.rules[i].matchFlow(r.Flow) {
-			matched = append(matched, i)
-		}
+	// Rules without content: those of the frame's protocol group that name
+	// neither a few ports nor IPv4 networks, and those indexed under the
+	// frame's ports and /16s (see prefilter.go).
+	matched := s.matchPlain(s.plain[g], p, r.Flow, r.matched[:0])
+	if p.SrcIP.Is4() {
+		matched = s.matchPlain(s.nets[g][0].lookup(netKey(p.SrcIP.As4())), p, r.Flow, matched)
+		matched = s.matchPlain(s.nets[g][1].lookup(netKey(p.DstIP.As4())), p, r.Flow, matched)
+	}
+	region := s.scan[g]
+	if p.HasPorts() {
+		byDst, bySrc := s.ports[g][0], s.ports[g][1]
+		matched = s.matchPlain(byDst.lookup(p.DstPort), p, r.Flow, matched)
+		matched = s.matchPlain(bySrc.lookup(p.SrcPort), p, r.Flow, matched)
+		region = max(region, byDst.scanOf(p.DstPort), bySrc.scanOf(p.SrcPort))
 	}
 
 	from := p.end
-	switch s.scan[g] {
+	switch region {
 	case scanIPPayload:
 		from = p.l4Off
 	case scanL4Payload:
 		from = p.payOff
 	}
 	if from < p.end {
-		ipHits, l4Hits := r.hits[:s.words], r.hits[s.words:2*s.words]
-		clear(r.hits[:2*s.words])
-		r.found = s.ac.scan(frame[from:p.end], p.payOff-from, ipHits, l4Hits, r.found[:0])
+		// The bitsets are all zero between calls: they are cleared word by
+		// word for the patterns found, which with tens of thousands of
+		// patterns is much less than all of them.
+		ipHits, l4Hits, memo := r.hits[:s.words], r.hits[s.words:2*s.words], r.hits[2*s.words:3*s.words]
+		r.found = s.ac.scanMemo(frame[from:p.end], p.payOff-from, ipHits, l4Hits, memo, r.found[:0])
 		for _, id := range r.found {
 			for _, i := range s.byPattern[id] {
 				rule := s.rules[i]
@@ -244,9 +318,11 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 				}
 			}
 		}
-		// Content rules were found in pattern order; report in file order.
-		slices.Sort(matched)
+		clearHits(ipHits, l4Hits, memo, r.found)
 	}
+	// Content rules were found in pattern order, and the pre-filter's lists
+	// follow each other; report in file order.
+	slices.Sort(matched)
 	r.matched = matched
 
 	var first [Reject + 1]*Rule
@@ -273,6 +349,23 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 		}
 	}
 	return r.Action
+}
+
+// matchPlain appends to matched the rules of ids, which have no content,
+// that match p's header and flow.
+func (s *Set) matchPlain(ids []int32, p *Packet, flow Flow, matched []int32) []int32 {
+	for _, i := range ids {
+		if s.rules[i].matchHeader(p) && s.rules[i].matchFlow(flow) {
+			matched = append(matched, i)
+		}
+	}
+	return matched
+}
+
+func clearHits(ipHits, l4Hits, memo []uint64, found []int32) {
+	for _, id := range found {
+		ipHits[id>>6], l4Hits[id>>6], memo[id>>6] = 0, 0, 0
+	}
 }
 
 func hasAll(bits []uint64, ids []int32) bool {
