@@ -321,3 +321,25 @@ func TestBypassYAML(t *testing.T) {
 	require.Equal(t, 0, p.exitCode(30*time.Second))
 	assert.Regexp(t, `bypass: flows [1-9]`, p.stderr.String())
 }
+
+// TestBypassTap: in tap mode, where every frame is forwarded anyway, a bypassed flow still moves
+// to the fast path: inspection stops, forwarding goes on.
+func TestBypassTap(t *testing.T) {
+	tp := newTopo(t)
+	bypassServer(t, tp)
+	p := start(t, tp.bridge, "-i", "b0:b1", "-mode", "tap", "-bypass-after", "0", "-metrics", "127.0.0.1:9101")
+	p.waitFor(`bridging b0 <-> b1 \(tap`, 20*time.Second)
+	cl := dialBypass(t, tp.client)
+	var m map[string]float64
+	for i := 0; ; i++ {
+		require.Less(t, i, 20, "the flow never took the fast path: %v", m)
+		cl.chunk()
+		if m = scrape(t, tp); m["afbridge_bypass_bytes_total{b1->b0}"] > 0 {
+			break
+		}
+	}
+	cl.chunk()
+	p.signal(syscall.SIGTERM)
+	require.Equal(t, 0, p.exitCode(30*time.Second))
+	assert.Regexp(t, `bypass: flows [1-9]\d* .*fast path b1->b0 [1-9]\d* frames`, p.stderr.String())
+}
