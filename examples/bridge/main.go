@@ -124,6 +124,7 @@ func (a *app) serve() int {
 		a.ruleCount.Store(int64(set.Len()))
 	}
 
+	enableBypass(specs, o.bypass || hasBypassRule(set), func(n string) { a.printf("note: %s", n) })
 	bad := false
 	for _, s := range specs {
 		if err := peer.Validate(s.cfg); err != nil {
@@ -172,7 +173,12 @@ func (a *app) serve() int {
 	logger := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	for _, s := range specs {
 		s.cfg.Logger = logger
-		a.bridges = append(a.bridges, newBridge(a.eng, s.cfg, s.where, set))
+		b := newBridge(a.eng, s.cfg, s.where, set)
+		if o.bypass {
+			b.bypassAfter = o.bypassAfter
+			b.setRules(set)
+		}
+		a.bridges = append(a.bridges, b)
 	}
 	if msg := raiseGOMAXPROCS(workerCount(specs)); msg != "" {
 		a.printf("bridge: %s", msg)
@@ -204,6 +210,11 @@ func (a *app) serve() int {
 			}
 		}
 	}
+	kept := "CAP_NET_RAW and CAP_NET_ADMIN"
+	if a.bypassWanted() {
+		extraCaps |= bypassCaps // re-attaching the fast path to a re-created port
+		kept = "CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF"
+	}
 	switch err := dropPrivileges(cred, giveEVE); {
 	case errors.Is(err, errCgo):
 		a.printf("bridge: privileges not dropped: %v", err)
@@ -216,9 +227,9 @@ func (a *app) serve() int {
 		}
 		return exitRuntime
 	case root:
-		a.printf("bridge: running as %s with CAP_NET_RAW and CAP_NET_ADMIN only, no_new_privs, seccomp", cred.name)
+		a.printf("bridge: running as %s with %s only, no_new_privs, seccomp", cred.name, kept)
 	default:
-		a.printf("bridge: running as uid %d with CAP_NET_RAW and CAP_NET_ADMIN at most, no_new_privs, seccomp", os.Geteuid())
+		a.printf("bridge: running as uid %d with %s at most, no_new_privs, seccomp", os.Geteuid(), kept)
 	}
 	if afterDrop != nil {
 		afterDrop(a.printf)
@@ -414,6 +425,8 @@ func (a *app) reload() {
 	a.ruleCount.Store(int64(set.Len()))
 	a.reloadsOK.Add(1)
 	a.printf("bridge: SIGHUP: reloaded %s: %d rules in force", a.o.rules, set.Len())
+	a.withdrawBypass() // after the new rules are in place
+	a.noteBypassRules(set)
 }
 
 // loadRules parses the rule file at path. It is opened with O_NONBLOCK and checked with fstat
