@@ -21,12 +21,14 @@ import (
 // in the YAML does for its pair. The fast path cannot be combined with fanout defrag (the kernel
 // would forward fragments the bridge reassembled), which Suricata's af-packet entries turn on by
 // default: it is turned off, with a note.
-func enableBypass(specs []spec, on bool, note func(string)) {
+// handover is -bypass-handover, the HandoverLimit of every bridge.
+func enableBypass(specs []spec, on bool, handover int, note func(string)) {
 	for i := range specs {
 		c := &specs[i].cfg
 		if on {
 			c.Bypass.Enable = true
 		}
+		c.Bypass.HandoverLimit = handover
 		if c.Bypass.Enable && c.Defrag {
 			c.Defrag = false
 			note(fmt.Sprintf("%s%s <-> %s: defrag turned off, the bypass fast path cannot be combined with it (fragments still reach the rules, reassembled by the inspector)",

@@ -92,7 +92,9 @@ func (b *bridge) banner() string {
 }
 
 // setRules swaps the rules in force; each worker picks them up at its next frame.
-func (b *bridge) setRules(set *rules.Set) { b.sw.Set(b.rulesFactory(set)) }
+// setRules swaps set in on every worker. Set fails only when a factory panics or returns nil,
+// which rulesFactory never does; the old rules then stay in force and the error says why.
+func (b *bridge) setRules(set *rules.Set) error { return b.sw.Set(b.rulesFactory(set)) }
 
 func (b *bridge) rulesFactory(set *rules.Set) verdict.Factory {
 	if set == nil || set.Len() == 0 {

@@ -45,6 +45,8 @@ type options struct {
 	// bypass is set by -bypass-after: bypass a flow once it has passed bypassAfter bytes.
 	bypass      bool
 	bypassAfter int64
+	// bypassHandover is -bypass-handover: peer.BypassConfig.HandoverLimit for every bridge.
+	bypassHandover int
 }
 
 // usageError is a bad command line: the caller prints it with the usage and exits 2.
@@ -81,6 +83,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return errors.New("want a number of bytes, 0 or more")
 		}
 		o.bypass, o.bypassAfter = true, n
+		return nil
+	})
+	fs.Func("bypass-handover", "let a bypassed flow that never pauses hand over to the fast path after `N` of its frames waited, allowing up to a ring's worth of reordering (default 0: order always kept, so a saturating flow may stay on the bridge)", func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errors.New("want a number of frames, 0 or more")
+		}
+		o.bypassHandover = n
 		return nil
 	})
 	fs.BoolVar(&o.demo, "demo", false, "run a self-contained demonstration in network namespaces (needs root)")

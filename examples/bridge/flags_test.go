@@ -31,6 +31,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--i=x:y", "--threads=2"}, options{a: "x", b: "y", threads: 2}},
 		{[]string{"-i", "x:y", "-bypass-after", "0"}, options{a: "x", b: "y", threads: 1, bypass: true}},
 		{[]string{"-c", "s.yaml", "-bypass-after", "1048576"}, options{config: "s.yaml", threads: 1, bypass: true, bypassAfter: 1 << 20}},
+		{[]string{"-i", "x:y", "-bypass-after", "0", "-bypass-handover", "256"}, options{a: "x", b: "y", threads: 1, bypass: true, bypassHandover: 256}},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			o, err := parseFlags(c.args, io.Discard)
@@ -58,6 +59,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"-threads", "x"}, ""},
 		{[]string{"-i", "a:b", "-bypass-after", "-1"}, ""},
 		{[]string{"-i", "a:b", "-bypass-after", "1k"}, ""},
+		{[]string{"-i", "a:b", "-bypass-handover", "-5"}, ""},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			_, err := parseFlags(c.args, io.Discard)

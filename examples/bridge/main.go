@@ -124,7 +124,7 @@ func (a *app) serve() int {
 		a.ruleCount.Store(int64(set.Len()))
 	}
 
-	enableBypass(specs, o.bypass || hasBypassRule(set), func(n string) { a.printf("note: %s", n) })
+	enableBypass(specs, o.bypass || hasBypassRule(set), o.bypassHandover, func(n string) { a.printf("note: %s", n) })
 	bad := false
 	for _, s := range specs {
 		if err := peer.Validate(s.cfg); err != nil {
@@ -176,7 +176,10 @@ func (a *app) serve() int {
 		b := newBridge(a.eng, s.cfg, s.where, set)
 		if o.bypass {
 			b.bypassAfter = o.bypassAfter
-			b.setRules(set)
+			if err := b.setRules(set); err != nil {
+				a.printf("bridge: %v", err)
+				return 1
+			}
 		}
 		a.bridges = append(a.bridges, b)
 	}
@@ -420,7 +423,11 @@ func (a *app) reload() {
 		return
 	}
 	for _, b := range a.bridges {
-		b.setRules(set)
+		if err := b.setRules(set); err != nil {
+			a.reloadsFailed.Add(1)
+			a.printf("bridge: SIGHUP: %s: new rules not installed, the old ones stay in force: %v", b.name(), err)
+			return
+		}
 	}
 	a.ruleCount.Store(int64(set.Len()))
 	a.reloadsOK.Add(1)
