@@ -219,7 +219,9 @@ type Config struct {
 // still holds for every worker and direction.
 type BypassConfig struct {
 	// Enable turns the fast path on. It needs Linux 6.6 (tcx), CAP_BPF and CAP_NET_ADMIN at
-	// Start, where every program is loaded (a re-bind loads none: it attaches them again), and
+	// Start, where every program is loaded, and CAP_BPF and CAP_NET_ADMIN again when a re-bind
+	// attaches them to a re-created port (it loads none, but the tcx attach is refused without
+	// CAP_BPF: examples/bridge keeps it for that reason), and
 	// cannot be combined with Config.Defrag (a
 	// reassembled datagram could not be told apart from the fragments the kernel forwards). A
 	// side's Filter is carried into the fast path's socket filter; one the translation cannot

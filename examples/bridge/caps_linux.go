@@ -20,6 +20,10 @@ import (
 // and socket buffers on them.
 const keptCaps = 1<<unix.CAP_NET_RAW | 1<<unix.CAP_NET_ADMIN
 
+// extraCaps are kept as well as keptCaps: bypassCaps when the bypass fast path runs (bypass.go).
+// serve sets it before dropPrivileges.
+var extraCaps uint64
+
 // defaultRunAs is the user the bridge runs as when neither -run-as nor run-as: names one.
 const defaultRunAs = "nobody"
 
@@ -100,7 +104,7 @@ func dropPrivileges(cred credentials, beforeSwitch func()) error {
 		return errCgo
 	}
 	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
-		if keptCaps&(1<<c) != 0 {
+		if (keptCaps|extraCaps)&(1<<c) != 0 {
 			continue
 		}
 		// Needs CAP_SETPCAP; a process started with only the kept capabilities has a bounding
@@ -131,10 +135,12 @@ func dropPrivileges(cred credentials, beforeSwitch func()) error {
 		return os.NewSyscallError("capget", err)
 	}
 	// Never ask for more than the process has: keep the intersection.
-	data[0].Permitted &= keptCaps
-	data[0].Effective = data[0].Permitted
-	data[0].Inheritable = 0
-	data[1] = unix.CapUserData{}
+	keep := uint64(keptCaps) | extraCaps
+	for i := range data { // capabilities 0-31, then 32-63 (CAP_BPF is 39)
+		data[i].Permitted &= uint32(keep >> (32 * i))
+		data[i].Effective = data[i].Permitted
+		data[i].Inheritable = 0
+	}
 	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
 		return os.NewSyscallError("capset", e)
 	}

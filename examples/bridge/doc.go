@@ -3,8 +3,8 @@
 //
 // Usage:
 //
-//	bridge -i IFACE_A:IFACE_B [-threads N] [-mode ips|tap] [-rules FILE] [-eve FILE] [-stats DURATION] [-metrics ADDR]
-//	bridge -c FILE [-i IFACE_A:IFACE_B] [-rules FILE] [-eve FILE] [-stats DURATION] [-metrics ADDR]
+//	bridge -i IFACE_A:IFACE_B [-threads N] [-mode ips|tap] [-rules FILE] [-eve FILE] [-stats DURATION] [-metrics ADDR] [-bypass-after BYTES]
+//	bridge -c FILE [-i IFACE_A:IFACE_B] [-rules FILE] [-eve FILE] [-stats DURATION] [-metrics ADDR] [-bypass-after BYTES]
 //	bridge --demo
 //
 // -i names the two interfaces to bridge; -threads sets the number of workers (default 1), each
@@ -31,8 +31,9 @@
 //     fanout/ippair; ebpf-lb-file is not loaded), the symmetric address-pair hash of Suricata's
 //     IPS load balancer; cluster_rollover is cluster_flow, as in Suricata;
 //   - v2-block-size, use-emergency-flush, rollover, the hardware timestamp keys, xdp-mode,
-//     xdp-filter-file, xdp-cpu-redirect, ebpf-filter-file, bypass, pinned-maps,
-//     pinned-maps-name and use-percpu-hash have no counterpart in the bridge.
+//     xdp-filter-file, xdp-cpu-redirect, ebpf-filter-file, pinned-maps,
+//     pinned-maps-name and use-percpu-hash have no counterpart in the bridge;
+//   - bypass: yes turns on the kernel fast path (see flow bypass below).
 //
 // defrag is off by default for inline pairs (Suricata's IPS example sets defrag: no too): with
 // it, the kernel reassembles IPv4 fragments before the bridge sees them and they would leave
@@ -81,9 +82,26 @@
 // limit for ICMP errors) and never wait for a full port: both are counted. The EVE path must be
 // a regular file unless -eve-allow-special.
 //
+// Flow bypass (package bypass): with -bypass-after BYTES, a flow that has passed BYTES bytes,
+// both directions together, without an alert, a drop or an inspection anomaly is bypassed: the
+// worker returns verdict.Bypass and the kernel forwards the rest of the flow at kernel speed,
+// uninspected, until it has been idle for a minute, a TCP FIN or RST ends it, or SIGHUP
+// withdraws it. -bypass-after 0 bypasses every flow at its first passed frame; without the
+// flag the fast path is not loaded. A pass rule with the bypass option bypasses the flows it
+// passes, and turns the fast path on by itself, as does bypass: yes in an af-packet entry of -c
+// (the fast path cannot be combined with defrag, which is then turned off with a note).
+// Suricata's stream.bypass and TLS encryption-handling: bypass are not honoured. In tap mode a
+// bypassed flow is still moved to the fast path: inspection stops, forwarding goes on. Where the
+// kernel or the privileges do not allow the fast path, the bridge says so once and Bypass means
+// Pass. Once bypassed, a flow's TCP stream is no longer reassembled: when it comes back, its
+// frames are matched one by one. The -stats lines, the final stats and the afbridge_bypass_*
+// metrics count the fast path's flows and frames; the frames it forwards are in no direction's
+// received count, so received = forwarded + dropped + ... still holds.
+//
 // Started as root, once every socket is open the bridge runs as nobody (or -run-as USER[:GROUP],
-// or run-as: in -c) with CAP_NET_RAW and CAP_NET_ADMIN only, no_new_privs and a seccomp
-// allow-list, on every thread; this needs a build without cgo (CGO_ENABLED=0). The run-as user
+// or run-as: in -c) with CAP_NET_RAW and CAP_NET_ADMIN only (and CAP_BPF with flow bypass, to
+// attach the fast path to a re-created interface), no_new_privs and a seccomp allow-list, on
+// every thread; this needs a build without cgo (CGO_ENABLED=0). The run-as user
 // must be able to read the rules and, for log rotation, write the EVE log's directory.
 //
 // With rules loaded, each worker inspects what the receivers will see, not frame by frame (the
@@ -106,8 +124,9 @@
 //	bridging eth0 <-> eth1 (ips, 2 workers)
 //
 // Signals: SIGINT and SIGTERM stop the bridge gracefully (frames in flight are sent), print the
-// final counters and exit 0. SIGHUP reloads the rule file without losing a frame and reopens the
-// EVE file (for log rotation); a rule file with an error is refused with its file:line:col and
+// final counters and exit 0. SIGHUP reloads the rule file without losing a frame, then withdraws
+// every bypassed flow from the fast path (the new rules may drop it), and reopens the EVE file
+// (for log rotation); a rule file with an error is refused with its file:line:col and
 // the rules already loaded stay in force.
 //
 // Exit status: 0 after a clean stop; 2 for bad flags, configuration or rules (the message names

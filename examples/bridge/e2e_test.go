@@ -400,9 +400,10 @@ func TestFullSuricataYAML(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(out, "not used by the bridge"), out)
 	assert.Regexp(t, `note: .*suricata.yaml: not used by the bridge: suricata-version, vars, plugins, logging, af-xdp, dpdk, pcap, pcap-file, app-layer, `, out)
 	for _, key := range []string{"v2-block-size", "use-emergency-flush", "xdp-mode", "xdp-filter-file", "xdp-cpu-redirect",
-		"ebpf-filter-file", "bypass", "pinned-maps", "pinned-maps-name", "use-percpu-hash", "rollover"} {
+		"ebpf-filter-file", "pinned-maps", "pinned-maps-name", "use-percpu-hash", "rollover"} {
 		assert.Equal(t, 1, strings.Count(out, ": "+key+" for "), "one note for %s", key)
 	}
+	assert.NotContains(t, out, ": bypass for ", "bypass: yes is honoured: the kernel fast path")
 	assert.Contains(t, out, `cluster-type cluster_rollover for "default": deprecated, cluster_flow is used instead`)
 	assert.Contains(t, out, "b0: ebpf-lb-file /usr/libexec/suricata/ebpf/lb.bpf not loaded: cluster_ebpf runs the bridge's built-in IP-pair program")
 	assert.Contains(t, out, `b0: bpf-filter "not icmp": frames it rejects are neither inspected nor forwarded`)
@@ -436,6 +437,7 @@ func TestFullSuricataYAML(t *testing.T) {
 	p.signal(syscall.SIGTERM)
 	require.Equal(t, 0, p.exitCode(30*time.Second))
 	assert.Contains(t, p.stderr.String(), "rules 1, alerts ")
+	assert.Regexp(t, `bypass: flows \d+ \(current`, p.stderr.String(), "bypass: yes turned the fast path on")
 	eveLog, err := os.ReadFile(filepath.Join(dir, "eve.json"))
 	require.NoError(t, err, "eve-log's filename in default-log-dir")
 	assert.Contains(t, string(eveLog), `"action":"blocked"`)

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,9 @@ type bridge struct {
 	// injectErr is the last error re-opening a reject socket, reported once; main loop only.
 	injectErr string
 	started   time.Time
+	// bypassAfter is -bypass-after: a flow that has passed this many bytes is bypassed;
+	// negative: off.
+	bypassAfter int64
 	// ins holds each worker's inspector, kept across rule reloads so that flows (and flow
 	// drops) survive them. Factories fill it (one call at a time); worker i alone uses slot i's.
 	ins []*inspector
@@ -52,11 +56,12 @@ type bridge struct {
 // opened until start.
 func newBridge(eng *engine, cfg peer.Config, where string, set *rules.Set) *bridge {
 	b := &bridge{
-		eng:    eng,
-		where:  where,
-		ifname: [2]string{cfg.A.Interface, cfg.B.Interface},
-		mode:   [2]peer.CopyMode{cfg.A.CopyMode, cfg.B.CopyMode},
-		ins:    make([]*inspector, max(1, cfg.Threads)),
+		eng:         eng,
+		bypassAfter: -1,
+		where:       where,
+		ifname:      [2]string{cfg.A.Interface, cfg.B.Interface},
+		mode:        [2]peer.CopyMode{cfg.A.CopyMode, cfg.B.CopyMode},
+		ins:         make([]*inspector, max(1, cfg.Threads)),
 	}
 	b.sw = verdict.NewSwitch(b.rulesFactory(set))
 	cfg.Verdict = b.sw // bytes are counted by peer (Counters.Bytes)
@@ -87,11 +92,16 @@ func (b *bridge) banner() string {
 }
 
 // setRules swaps the rules in force; each worker picks them up at its next frame.
-func (b *bridge) setRules(set *rules.Set) { b.sw.Set(b.rulesFactory(set)) }
+// setRules swaps set in on every worker. Set fails only when a factory panics or returns nil,
+// which rulesFactory never does; the old rules then stay in force and the error says why.
+func (b *bridge) setRules(set *rules.Set) error { return b.sw.Set(b.rulesFactory(set)) }
 
 func (b *bridge) rulesFactory(set *rules.Set) verdict.Factory {
 	if set == nil || set.Len() == 0 {
-		return verdict.Shared(verdict.PassAll)
+		if b.bypassAfter < 0 {
+			return verdict.Shared(verdict.PassAll)
+		}
+		set = noRules // -bypass-after needs the flows tracked
 	}
 	return verdict.FactoryFunc(func(worker int) verdict.Handler {
 		return &ruleHandler{b: b, set: set, res: set.NewResult(), buf: make([]byte, rules.MaxRejectLen),
@@ -220,8 +230,28 @@ func (h *ruleHandler) Handle(p *verdict.Packet) verdict.Verdict {
 	if drop {
 		return verdict.Drop // a dropped flow, or an evasion attempt
 	}
-	return verdict.Pass // NoMatch, or a pass rule
+	// NoMatch, or a pass rule: maybe the flow is done with.
+	rule := act == rules.Pass && h.res.Rule != nil && h.res.Rule.Bypass
+	if h.ins == nil {
+		if rule {
+			return verdict.Bypass
+		}
+		return verdict.Pass
+	}
+	if h.ins.bypass(p.Len, rule, h.b.bypassAfter) {
+		return verdict.Bypass
+	}
+	return verdict.Pass
 }
+
+// noRules is the empty rule set, for a bridge that bypasses without rules.
+var noRules = func() *rules.Set {
+	s, err := rules.Parse(strings.NewReader(""), "none")
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
 
 // alert counts the frame's alerts and queues their EVE events. A blocking rule logs "blocked"
 // only where the frame really is dropped: in tap mode it went on, so it logs "allowed".

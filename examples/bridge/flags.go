@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,8 +17,8 @@ import (
 )
 
 const synopsis = `usage:
-  bridge -i IFACE_A:IFACE_B [-threads N] [-mode ips|tap] [-rules FILE] [-eve FILE] [-stats DURATION] [-metrics ADDR]
-  bridge -c FILE [-i IFACE_A:IFACE_B] [-rules FILE] [-eve FILE] [-stats DURATION] [-metrics ADDR]
+  bridge -i IFACE_A:IFACE_B [-threads N] [-mode ips|tap] [-rules FILE] [-eve FILE] [-stats DURATION] [-metrics ADDR] [-bypass-after BYTES]
+  bridge -c FILE [-i IFACE_A:IFACE_B] [-rules FILE] [-eve FILE] [-stats DURATION] [-metrics ADDR] [-bypass-after BYTES]
   bridge --demo
 `
 
@@ -41,6 +42,11 @@ type options struct {
 	// overrides cfgRunAs, the run-as section of -c.
 	runAs    string
 	cfgRunAs config.RunAs
+	// bypass is set by -bypass-after: bypass a flow once it has passed bypassAfter bytes.
+	bypass      bool
+	bypassAfter int64
+	// bypassHandover is -bypass-handover: peer.BypassConfig.HandoverLimit for every bridge.
+	bypassHandover int
 }
 
 // usageError is a bad command line: the caller prints it with the usage and exits 2.
@@ -71,6 +77,22 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9101; a port alone, :9101, means 127.0.0.1), path /metrics")
 	fs.BoolVar(&o.eveAllowSpecial, "eve-allow-special", false, "let -eve be a symbolic link, a FIFO or a device (refused by default)")
 	fs.StringVar(&o.runAs, "run-as", "", "`USER` (name or uid, optionally USER:GROUP) to run as once the sockets are open (default nobody; run-as: in -c)")
+	fs.Func("bypass-after", "bypass a flow (the kernel forwards it, uninspected) once it has passed `BYTES` bytes, both directions, with no alert or drop; 0: at its first frame (default off)", func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return errors.New("want a number of bytes, 0 or more")
+		}
+		o.bypass, o.bypassAfter = true, n
+		return nil
+	})
+	fs.Func("bypass-handover", "let a bypassed flow that never pauses hand over to the fast path after `N` of its frames waited, allowing up to a ring's worth of reordering (default 0: order always kept, so a saturating flow may stay on the bridge)", func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errors.New("want a number of frames, 0 or more")
+		}
+		o.bypassHandover = n
+		return nil
+	})
 	fs.BoolVar(&o.demo, "demo", false, "run a self-contained demonstration in network namespaces (needs root)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), synopsis, "\nflags:\n")

@@ -29,6 +29,9 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--demo"}, options{demo: true, threads: 1}},
 		{[]string{"-demo"}, options{demo: true, threads: 1}},
 		{[]string{"--i=x:y", "--threads=2"}, options{a: "x", b: "y", threads: 2}},
+		{[]string{"-i", "x:y", "-bypass-after", "0"}, options{a: "x", b: "y", threads: 1, bypass: true}},
+		{[]string{"-c", "s.yaml", "-bypass-after", "1048576"}, options{config: "s.yaml", threads: 1, bypass: true, bypassAfter: 1 << 20}},
+		{[]string{"-i", "x:y", "-bypass-after", "0", "-bypass-handover", "256"}, options{a: "x", b: "y", threads: 1, bypass: true, bypassHandover: 256}},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			o, err := parseFlags(c.args, io.Discard)
@@ -54,6 +57,9 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"-c", "f", "-mode", "tap"}, "-threads and -mode go with -i alone"},
 		{[]string{"-demo", "-stats", "1s"}, "--demo takes no other flags (-stats given)"},
 		{[]string{"-threads", "x"}, ""},
+		{[]string{"-i", "a:b", "-bypass-after", "-1"}, ""},
+		{[]string{"-i", "a:b", "-bypass-after", "1k"}, ""},
+		{[]string{"-i", "a:b", "-bypass-handover", "-5"}, ""},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			_, err := parseFlags(c.args, io.Discard)

@@ -67,6 +67,9 @@ type inspector struct {
 	synth   []byte       // the frame the rules see: headers and the stream's view
 	why     *rules.Rule  // the built-in signature of the last inspection drop, or nil
 	whyPkt  rules.Packet // the frame it concerns, decoded
+	// cur is the flow of the frame inspect judged last, nil when it has none (not IP, a held
+	// fragment, a full table); valid until the next inspect or tick.
+	cur *flow.Flow[flowEntry]
 }
 
 func newInspector(tail int, stats *inspectStats) (*inspector, error) {
@@ -110,7 +113,7 @@ func newInspector(tail int, stats *inspectStats) (*inspector, error) {
 // the rules say (its flow was dropped, or it is an evasion attempt). For an evasion attempt,
 // in.why names it (a built-in signature) and in.whyPkt is the frame decoded; else in.why is nil.
 func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Result) (rules.Action, bool) {
-	in.why = nil
+	in.why, in.cur = nil, nil
 	now := p.Time
 	if now.IsZero() {
 		now = time.Now()
@@ -167,12 +170,13 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 		in.stats.flowDrops.Add(1)
 		return rules.NoMatch, true
 	}
+	in.cur = f
 	e := &f.State
 	var fl rules.Flow
 	match := frame
 	tailLen := 0 // bytes of view that were inspected before
 	var view []byte
-	if pk.Key.Proto == flow.ProtoTCP && pk.Payload > pk.L4 {
+	if pk.Key.Proto == flow.ProtoTCP && pk.Payload > pk.L4 && !e.bypassed {
 		end := min(pk.End, len(frame))
 		sr := in.streams.Segment(&e.tcp, stream.Dir(p.Dir), frame[pk.L4:end], 0)
 		fl = flowBits(sr.ToServer, e.tcp.Established())
@@ -211,7 +215,37 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 	if act == rules.Drop || act == rules.Reject {
 		f.Drop() // Suricata's flow drop: the rest of the flow, both ways
 	}
+	if drop || (act != rules.NoMatch && act != rules.Pass) {
+		e.judged = true // an alert, a drop or an anomaly: the flow stays inspected
+	}
 	return act, drop
+}
+
+// bypass decides whether the flow of the frame inspect just passed goes to the kernel fast
+// path: when the rule that passed it has the bypass option, or when the flow has now passed
+// after bytes through the verdict (-bypass-after; negative: never), counting frame bytes. A
+// flow that raised an alert, had a frame dropped or an anomaly is never bypassed. Once
+// bypassed, its TCP stream is no longer reassembled (a returning flow, after an idle
+// expiry or a withdrawal, has a gap the reassembler would take for an evasion): its frames are
+// matched one by one.
+func (in *inspector) bypass(frameLen int, rule bool, after int64) bool {
+	f := in.cur
+	if f == nil || f.Dropped() {
+		return false
+	}
+	e := &f.State
+	if e.judged {
+		return false
+	}
+	e.passed += uint64(frameLen)
+	if !rule && (after < 0 || e.passed < uint64(after)) {
+		return false
+	}
+	if !e.bypassed {
+		e.bypassed = true
+		in.streams.Release(&e.tcp)
+	}
+	return true
 }
 
 func flowBits(toServer, established bool) rules.Flow {
@@ -293,5 +327,10 @@ func (in *inspector) synthesize(frame []byte, pk *flow.Packet, payload []byte) [
 
 // flowEntry is what a worker remembers of one flow beyond what the flow table tracks.
 type flowEntry struct {
-	tcp stream.Stream
+	tcp    stream.Stream
+	passed uint64 // frame bytes the verdict passed, both directions (-bypass-after)
+	// judged is set by an alert, a drop or an anomaly: the flow is never bypassed.
+	judged bool
+	// bypassed is set once the verdict said Bypass: the stream is no longer reassembled.
+	bypassed bool
 }

@@ -124,6 +124,7 @@ func (a *app) serve() int {
 		a.ruleCount.Store(int64(set.Len()))
 	}
 
+	enableBypass(specs, o.bypass || hasBypassRule(set), o.bypassHandover, func(n string) { a.printf("note: %s", n) })
 	bad := false
 	for _, s := range specs {
 		if err := peer.Validate(s.cfg); err != nil {
@@ -172,7 +173,15 @@ func (a *app) serve() int {
 	logger := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	for _, s := range specs {
 		s.cfg.Logger = logger
-		a.bridges = append(a.bridges, newBridge(a.eng, s.cfg, s.where, set))
+		b := newBridge(a.eng, s.cfg, s.where, set)
+		if o.bypass {
+			b.bypassAfter = o.bypassAfter
+			if err := b.setRules(set); err != nil {
+				a.printf("bridge: %v", err)
+				return 1
+			}
+		}
+		a.bridges = append(a.bridges, b)
 	}
 	if msg := raiseGOMAXPROCS(workerCount(specs)); msg != "" {
 		a.printf("bridge: %s", msg)
@@ -204,6 +213,11 @@ func (a *app) serve() int {
 			}
 		}
 	}
+	kept := "CAP_NET_RAW and CAP_NET_ADMIN"
+	if a.bypassWanted() {
+		extraCaps |= bypassCaps // re-attaching the fast path to a re-created port
+		kept = "CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF"
+	}
 	switch err := dropPrivileges(cred, giveEVE); {
 	case errors.Is(err, errCgo):
 		a.printf("bridge: privileges not dropped: %v", err)
@@ -216,9 +230,9 @@ func (a *app) serve() int {
 		}
 		return exitRuntime
 	case root:
-		a.printf("bridge: running as %s with CAP_NET_RAW and CAP_NET_ADMIN only, no_new_privs, seccomp", cred.name)
+		a.printf("bridge: running as %s with %s only, no_new_privs, seccomp", cred.name, kept)
 	default:
-		a.printf("bridge: running as uid %d with CAP_NET_RAW and CAP_NET_ADMIN at most, no_new_privs, seccomp", os.Geteuid())
+		a.printf("bridge: running as uid %d with %s at most, no_new_privs, seccomp", os.Geteuid(), kept)
 	}
 	if afterDrop != nil {
 		afterDrop(a.printf)
@@ -409,11 +423,17 @@ func (a *app) reload() {
 		return
 	}
 	for _, b := range a.bridges {
-		b.setRules(set)
+		if err := b.setRules(set); err != nil {
+			a.reloadsFailed.Add(1)
+			a.printf("bridge: SIGHUP: %s: new rules not installed, the old ones stay in force: %v", b.name(), err)
+			return
+		}
 	}
 	a.ruleCount.Store(int64(set.Len()))
 	a.reloadsOK.Add(1)
 	a.printf("bridge: SIGHUP: reloaded %s: %d rules in force", a.o.rules, set.Len())
+	a.withdrawBypass() // after the new rules are in place
+	a.noteBypassRules(set)
 }
 
 // loadRules parses the rule file at path. It is opened with O_NONBLOCK and checked with fstat

@@ -223,7 +223,7 @@ func listenMetrics(addr string) (*metricsServer, error) {
 // serve starts serving the collector's metrics, with the Go runtime's and the process's.
 func (m *metricsServer) serve(c *collector) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, newHardeningCollector(c.eng), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(c, newHardeningCollector(c.eng), newBypassCollector(c.bridges), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -93,6 +93,7 @@ func specsFromConfig(o *options, note func(string)) ([]spec, error) {
 		}
 		cfg := peer.Config{A: a.side, B: b.side, Threads: p.A.Threads, ClusterType: a.fan.ct, Defrag: a.fan.defrag, CPUs: f.WorkerCPUs}
 		applyConfigPolicy(&cfg, f)
+		cfg.Bypass.Enable = p.A.Bypass || p.B.Bypass
 		specs = append(specs, spec{
 			cfg:   cfg,
 			where: pairErr("").Error(),

@@ -46,6 +46,7 @@ func (b *bridge) intervalLines(prev, cur snapshot) []string {
 			c.KernelPackets-p.KernelPackets, c.KernelDrops-p.KernelDrops, lost.String(),
 			cur.at.Sub(prev.at).Round(100*time.Millisecond)))
 	}
+	out = append(out, b.bypassInterval(prev, cur)...)
 	return append(out, b.portLine([2]peer.Port{cur.stats.A, cur.stats.B}))
 }
 
@@ -128,6 +129,7 @@ func (b *bridge) finalLines(s snapshot) []string {
 			{"truncated", c.Truncated}, {"malformed", c.Malformed}, {"oversize", c.Oversize},
 			{"fragments", c.Fragments}, {"tx-errors", c.TXErrors}, {"flush-errors", c.FlushErrors},
 			{"tx-ring-full", c.TXRingFull}, {"verdict-panics", c.Panics}, {"port-down", c.PortDown}, {"freezes", c.Freezes},
+			{"bypassed", c.Bypassed},
 		} {
 			if x.v != 0 {
 				fmt.Fprintf(&w, ", %s %d", x.name, x.v)
@@ -135,6 +137,7 @@ func (b *bridge) finalLines(s snapshot) []string {
 		}
 		out = append(out, w.String())
 	}
+	out = append(out, b.bypassFinal(s)...)
 	return append(out, " "+strings.TrimPrefix(b.portLine([2]peer.Port{s.stats.A, s.stats.B}), "stats"))
 }
 

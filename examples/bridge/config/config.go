@@ -203,6 +203,9 @@ type Interface struct {
 	// for cluster_ebpf; default empty. The bridge loads no external
 	// program: it is recorded so the binary can say what it does instead.
 	EBPFLBFile string
+	// Bypass turns on the kernel fast path for flows the rules bypass (Suricata's af-packet
+	// bypass, done with tcx instead of XDP); default false.
+	Bypass bool
 	// Inherited lists the keys whose values came from the
 	// "interface: default" entry, in that entry's order.
 	Inherited []string

@@ -141,6 +141,7 @@ func TestParseValues(t *testing.T) {
 				"    buffer-size: 0",
 				"    disable-promisc: 1",
 				"    checksum-checks: auto",
+				"    bypass: yes",
 			),
 			check: func(t *testing.T, i Interface) {
 				assert.Equal(t, Interface{
@@ -148,7 +149,7 @@ func TestParseValues(t *testing.T) {
 					ClusterType: ClusterQM, Defrag: false, DefragSet: true, CopyMode: CopyTap, CopyIface: "eth1",
 					UseMmap: true, MmapLocked: true, TPacketV3: true, RingSize: 1024,
 					BlockSize: 65536, BlockTimeout: 0, BufferSize: 0, DisablePromisc: true,
-					ChecksumChecks: ChecksumAuto,
+					ChecksumChecks: ChecksumAuto, Bypass: true,
 				}, i)
 			},
 		},
@@ -231,6 +232,7 @@ func TestParseBoolForms(t *testing.T) {
 				"    mmap-locked: "+tt.in,
 				"    tpacket-v3: "+tt.in,
 				"    disable-promisc: "+tt.in,
+				"    bypass: "+tt.in,
 			), "s.yaml")
 			require.NoError(t, err)
 			i := f.Interfaces[0]
@@ -239,6 +241,7 @@ func TestParseBoolForms(t *testing.T) {
 			assert.Equal(t, tt.want, i.MmapLocked, "mmap-locked")
 			assert.Equal(t, tt.want, i.TPacketV3, "tpacket-v3")
 			assert.Equal(t, tt.want, i.DisablePromisc, "disable-promisc")
+			assert.Equal(t, tt.want, i.Bypass, "bypass")
 		})
 	}
 }

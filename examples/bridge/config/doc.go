@@ -9,9 +9,9 @@
 //     what the other entries leave unset. Every key Suricata reads there is
 //     accepted; those the bridge has no use for (v2-block-size,
 //     use-emergency-flush, rollover, the hardware timestamp, XDP, eBPF
-//     filter, bypass and pinned-map keys) are checked and, when their value
-//     asks for something the bridge does not do, noted once at their line
-//     with what the bridge does instead. cluster_rollover is deprecated and
+//     filter and pinned-map keys) are checked and, when their value asks
+//     for something the bridge does not do, noted once at their line with
+//     what the bridge does instead. bypass is read into [Interface].Bypass. cluster_rollover is deprecated and
 //     read as cluster_flow, as Suricata does. An unknown key is an error, to
 //     catch typos.
 //   - include: the files named are read in order, relative to the

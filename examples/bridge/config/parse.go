@@ -635,6 +635,7 @@ var decoders = map[string]decoder{
 	"mmap-locked":     boolField(func(i *Interface, b bool) { i.MmapLocked = b }),
 	"tpacket-v3":      boolField(func(i *Interface, b bool) { i.TPacketV3 = b }),
 	"disable-promisc": boolField(func(i *Interface, b bool) { i.DisablePromisc = b }),
+	"bypass":          boolField(func(i *Interface, b bool) { i.Bypass = b }),
 	"ring-size": intField(1, math.MaxInt32, "a number of frames from 1 to 2147483647",
 		func(i *Interface, n int) { i.RingSize = n }),
 	"block-size": intField(1, math.MaxInt32, "a size in bytes from 1 to 2147483647",

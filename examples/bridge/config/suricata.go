@@ -41,7 +41,6 @@ var accepted = map[string]struct {
 	"xdp-cpu-redirect": {kindAny, func(string) string {
 		return "the bridge loads no XDP program; workers spread frames by fanout"
 	}},
-	"bypass":          {kindBool, ifTrue("the bridge bypasses no flow: every frame goes through the verdict")},
 	"pinned-maps":     {kindBool, ifTrue("the bridge pins no eBPF maps")},
 	"use-percpu-hash": {kindBool, ifTrue("the bridge keeps no eBPF flow table")},
 	"pinned-maps-name": {kindString, func(string) string {

@@ -35,7 +35,7 @@ func TestLoadFullSuricataYAML(t *testing.T) {
 
 	// One note per key that asks for something the bridge does not do, at the key's line.
 	for _, key := range []string{"v2-block-size", "use-emergency-flush", "xdp-mode", "xdp-filter-file", "xdp-cpu-redirect",
-		"ebpf-filter-file", "bypass", "pinned-maps", "pinned-maps-name", "use-percpu-hash", "rollover"} {
+		"ebpf-filter-file", "pinned-maps", "pinned-maps-name", "use-percpu-hash", "rollover"} {
 		n := 0
 		for _, note := range f.Notes {
 			if strings.Contains(note, ": "+key+" for ") {
@@ -44,6 +44,11 @@ func TestLoadFullSuricataYAML(t *testing.T) {
 		}
 		assert.Equal(t, 1, n, "notes for %s in %q", key, f.Notes)
 	}
+	// bypass: yes is honoured (the kernel fast path): no note.
+	for _, n := range f.Notes {
+		assert.NotContains(t, n, ": bypass for ")
+	}
+	assert.True(t, f.Interfaces[0].Bypass, "bypass: yes on %s", f.Interfaces[0].Name)
 	assert.Contains(t, f.Notes, name+`:236: cluster-type cluster_rollover for "default": deprecated, cluster_flow is used instead, as Suricata does`)
 	for _, n := range f.Notes {
 		assert.NotContains(t, n, "hwtimestamp", "disable-hwtimestamp: yes and enable-hwtimestamp: no are what the bridge does")

@@ -17,9 +17,10 @@
 //   - sport and dport are any, a port, a range a:b (also a: and :b), a list
 //     such as [80,443,1000:2000], or any of these negated with !.
 //   - dir is -> or <>; <> also matches with source and destination swapped.
-//   - options are msg:"..."; sid:N; rev:N; content:"..."; nocase; and
+//   - options are msg:"..."; sid:N; rev:N; content:"..."; nocase;
 //     flow:... (to_server, from_client, to_client, from_server, established,
-//     not_established, stateless, comma separated; see [Flow]);
+//     not_established, stateless, comma separated; see [Flow]); and bypass
+//     (pass rules only, [Rule].Bypass: the flow goes to the kernel fast path);
 //     sid is required and unique within a [Set]. Content strings may hold hex
 //     sections such as |0d 0a| and the escapes \" \; and \\. Every content of
 //     a rule must occur somewhere in the payload, in any order. nocase applies

@@ -125,6 +125,6 @@ alert tcp any any -> any any (msg:"needs flowbits"; flowbits:set,x; sid:3;)
 	}
 	// Output:
 	// local.rules:2:19: expected "->" or "<>", found "=>"
-	// local.rules:3:53: unknown option "flowbits" (supported: msg, sid, rev, content, nocase, flow)
+	// local.rules:3:53: unknown option "flowbits" (supported: msg, sid, rev, content, nocase, flow, bypass)
 	// first error: line 2, column 19
 }

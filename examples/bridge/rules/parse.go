@@ -462,7 +462,7 @@ func (p *parser) options(r *Rule) *ParseError {
 		return p.errorf(p.pos, `expected "(" to open the rule options, found %s`, p.found(p.pos))
 	}
 	p.pos++
-	var haveMsg, haveSID, haveRev, haveFlow, lastNocase bool
+	var haveMsg, haveSID, haveRev, haveFlow, lastNocase, haveBypass bool
 	for {
 		p.skipSpace()
 		if p.eol() {
@@ -482,9 +482,9 @@ func (p *parser) options(r *Rule) *ParseError {
 		}
 		name := strings.ToLower(key)
 		switch name {
-		case "msg", "sid", "rev", "content", "nocase", "flow":
+		case "msg", "sid", "rev", "content", "nocase", "flow", "bypass":
 		default:
-			return p.errorf(keyPos, "unknown option %q (supported: msg, sid, rev, content, nocase, flow)", key)
+			return p.errorf(keyPos, "unknown option %q (supported: msg, sid, rev, content, nocase, flow, bypass)", key)
 		}
 		p.skipSpace()
 		hasValue := false
@@ -499,9 +499,9 @@ func (p *parser) options(r *Rule) *ParseError {
 		default:
 			return p.errorf(p.pos, `expected ":" or ";" after option %q, found %s`, key, p.found(p.pos))
 		}
-		if name == "nocase" {
+		if name == "nocase" || name == "bypass" {
 			if hasValue {
-				return p.errorf(keyPos, `option "nocase" takes no value`)
+				return p.errorf(keyPos, "option %q takes no value", name)
 			}
 		} else if !hasValue {
 			return p.errorf(keyPos, "option %q needs a value", key)
@@ -545,6 +545,14 @@ func (p *parser) options(r *Rule) *ParseError {
 				return p.errorf(valPos, "%v", err)
 			}
 			r.flow = f
+		case "bypass":
+			if haveBypass {
+				return p.errorf(keyPos, `duplicate option "bypass"`)
+			}
+			if r.Action != Pass {
+				return p.errorf(keyPos, `option "bypass" goes with pass rules only: a flow that alerts or drops stays inspected`)
+			}
+			haveBypass, r.Bypass = true, true
 		case "nocase":
 			if len(r.contents) == 0 {
 				return p.errorf(keyPos, `option "nocase" must follow a content option`)

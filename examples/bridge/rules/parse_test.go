@@ -68,6 +68,9 @@ func TestParseValid(t *testing.T) {
 		{name: "content pipe byte", in: `alert tcp any any -> any any (content:"a|7c|b"; sid:1;)`,
 			want: `alert tcp any any -> any any (content:"a|7C|b"; sid:1;)`},
 		{name: "content escapes", in: `alert tcp any any -> any any (content:"a\"b\;c\\d"; sid:1;)`},
+		{name: "bypass", in: `pass tcp any any -> any 443 (msg:"tls"; flow:established; bypass; sid:1;)`},
+		{name: "bypass anywhere", in: `pass tcp any any -> any 443 (BYPASS; sid:1; flow:established;)`,
+			want: `pass tcp any any -> any 443 (flow:established; bypass; sid:1;)`},
 		{name: "content nocase", in: `alert tcp any any -> any any (content:"GET"; nocase; sid:1;)`},
 		{name: "several contents", in: `alert tcp any any -> any any (content:"a"; content:"b"; nocase; content:"c"; sid:1;)`},
 		{name: "msg with pipe", in: `alert tcp any any -> any any (msg:"a|b \" \; \\"; sid:1;)`},
@@ -110,6 +113,8 @@ func TestParseFields(t *testing.T) {
 	require.Len(t, r.contents, 2)
 	assert.Equal(t, content{pattern: []byte("x\x00Y"), nocase: true}, r.contents[0])
 	assert.Equal(t, content{pattern: []byte("z")}, r.contents[1])
+	assert.False(t, r.Bypass)
+	assert.True(t, parseOne(t, `pass ip any any -> any any (bypass; sid:1;)`).Bypass)
 
 	addr := netip.MustParseAddr
 	assert.True(t, r.src.containsAddr(addr("10.1.2.3")))
@@ -220,9 +225,9 @@ func TestParseErrors(t *testing.T) {
 		{"junk after options", hdr + `(sid:1;) # comment`, 39,
 			`expected end of line after ")", found "#"`},
 		{"unknown option", hdr + `(msg:"x"; pcre:"/x/"; sid:1;)`, 40,
-			`unknown option "pcre" (supported: msg, sid, rev, content, nocase, flow)`},
+			`unknown option "pcre" (supported: msg, sid, rev, content, nocase, flow, bypass)`},
 		{"unknown option without value", hdr + `(sid:1; fast_pattern;)`, 38,
-			`unknown option "fast_pattern" (supported: msg, sid, rev, content, nocase, flow)`},
+			`unknown option "fast_pattern" (supported: msg, sid, rev, content, nocase, flow, bypass)`},
 		{"option name missing", hdr + `(:1; sid:1;)`, 31, `expected option name, found ":1;"`},
 		{"option without separator", hdr + `(sid 1;)`, 35,
 			`expected ":" or ";" after option "sid", found "1;)"`},
@@ -253,6 +258,9 @@ func TestParseErrors(t *testing.T) {
 		{"nocase first", hdr + `(nocase; content:"a"; sid:1;)`, 31, `option "nocase" must follow a content option`},
 		{"nocase twice", hdr + `(content:"a"; nocase; nocase; sid:1;)`, 52, `duplicate option "nocase" for the same content`},
 		{"nocase value", hdr + `(content:"a"; nocase:1; sid:1;)`, 44, `option "nocase" takes no value`},
+		{"bypass value", `pass tcp any any -> any any (bypass:1; sid:1;)`, 30, `option "bypass" takes no value`},
+		{"bypass twice", `pass tcp any any -> any any (bypass; bypass; sid:1;)`, 38, `duplicate option "bypass"`},
+		{"bypass on alert", `alert tcp any any -> any any (bypass; sid:1;)`, 31, `option "bypass" goes with pass rules only: a flow that alerts or drops stays inspected`},
 		{"deep nesting", `alert tcp ` + strings.Repeat("[", 20) + `1.1.1.1` + strings.Repeat("]", 20) + ` any -> any any (sid:1;)`, 28,
 			`source address lists nested more than 16 deep`},
 	}
@@ -320,7 +328,7 @@ func TestParseFile(t *testing.T) {
 	_, err = ParseFile(bad)
 	var pe *ParseError
 	require.True(t, errors.As(err, &pe))
-	assert.Equal(t, bad+`:2:38: unknown option "foo" (supported: msg, sid, rev, content, nocase, flow)`, pe.Error())
+	assert.Equal(t, bad+`:2:38: unknown option "foo" (supported: msg, sid, rev, content, nocase, flow, bypass)`, pe.Error())
 
 	_, err = ParseFile(filepath.Join(dir, "missing.rules"))
 	assert.ErrorIs(t, err, os.ErrNotExist)

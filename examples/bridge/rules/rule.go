@@ -20,6 +20,9 @@ type Rule struct {
 	Rev uint32
 	// Msg is the text of msg:"...", unescaped, or "" when the rule has none.
 	Msg string
+	// Bypass is set by the bypass option (pass rules only): as in Suricata, the frames the
+	// rule passes hand their flow to the kernel fast path, and inspection of it stops.
+	Bypass bool
 	// File and Line say where the rule was read, for log messages.
 	File string
 	Line int
@@ -51,7 +54,7 @@ func (r *Rule) usesIPPayload() bool {
 // String returns the rule in a canonical form: keywords in lower case,
 // single spaces, ranges written out (1024: as 1024:65535), one-item lists
 // without brackets, content bytes that are not printable ASCII in hex, and
-// options in the order msg, content (with nocase), flow, sid, rev. Parsing it gives
+// options in the order msg, content (with nocase), flow, bypass, sid, rev. Parsing it gives
 // a rule that matches the same packets and prints the same.
 func (r *Rule) String() string {
 	var b strings.Builder
@@ -88,6 +91,9 @@ func (r *Rule) String() string {
 		b.WriteString("flow:")
 		b.WriteString(r.flow.String())
 		b.WriteString("; ")
+	}
+	if r.Bypass {
+		b.WriteString("bypass; ")
 	}
 	b.WriteString("sid:")
 	b.WriteString(strconv.FormatUint(uint64(r.SID), 10))
