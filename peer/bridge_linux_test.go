@@ -119,16 +119,19 @@ func tcpTransferPaced(t *testing.T, tp *topo, size int, pause time.Duration) {
 }
 
 // exchange sends frames from src and collects them at dst in windows small enough that no ring
-// overflows even under the race detector; it returns every test frame dst received.
+// overflows even under the race detector; it returns every test frame dst received. It sends
+// from one CPU, so that the frames reach the bridge in the order sent (see [testenv.OneCPU]).
 func exchange(t *testing.T, src, dst *pktgen.Conn, frames [][]byte) [][]byte {
 	t.Helper()
 	const window = 100
 	var got [][]byte
 	for i := 0; i < len(frames); i += window {
 		end := min(i+window, len(frames))
-		for _, f := range frames[i:end] {
-			require.NoError(t, src.Send(f))
-		}
+		require.NoError(t, testenv.OneCPU(func() {
+			for _, f := range frames[i:end] {
+				require.NoError(t, src.Send(f))
+			}
+		}))
 		got = append(got, dst.Collect(end-len(got), 2*time.Second, 20*time.Second)...)
 	}
 	// Anything late or duplicated shows up here.

@@ -239,9 +239,12 @@ func TestHostileInput(t *testing.T) {
 			}
 			// What the kernel handed the bridge, seen by a tap on b0, and what left it, seen at
 			// the server: the same frames, byte for byte (VLAN tags put back on both sides).
+			// The server is drained only once the bridge is idle: on a loaded machine the workers
+			// may still be forwarding, and drain's 500 ms idle timeout must not run before the
+			// frames it waits for have left the bridge.
 			ingress := drain(t, tap)
-			egress := drain(t, server)
 			st := checkIdentity(t, br)
+			egress := drain(t, server)
 			ab := st.Dir(verdict.AToB)
 			t.Logf("A->B %+v", ab)
 			t.Logf("classes %v; refused by the sender's kernel %v", classes, refused)

@@ -156,7 +156,7 @@ func runBridge(t *testing.T, tp *topo, br *peer.Bridge, ctx context.Context) <-c
 		close(done)
 	}()
 	t.Cleanup(func() { br.Close(); <-done })
-	require.Eventually(t, func() bool { return br.Stats().A.Index != 0 }, 5*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return br.Stats().A.Index != 0 }, 20*time.Second, 5*time.Millisecond,
 		"the bridge started")
 	return errc
 }
@@ -315,7 +315,7 @@ func TestLinkFlap(t *testing.T) {
 	errc := runBridge(t, tp, br, context.Background())
 
 	flows := startFlows(t, tp, 32, 100*time.Millisecond)
-	require.Eventually(t, func() bool { return flows.echoes.Load() >= 200 }, 5*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return flows.echoes.Load() >= 200 }, 20*time.Second, 10*time.Millisecond,
 		"echoes before the flap")
 
 	// While the link is down one flow goes on sending (the others would only measure the
@@ -329,7 +329,7 @@ func TestLinkFlap(t *testing.T) {
 
 	tp.b1.Run(t, "ip", "link", "set", "b1", "down")
 	downAt := time.Now()
-	require.Eventually(t, func() bool { return !br.Stats().B.Up }, 2*time.Second, 100*time.Microsecond)
+	require.Eventually(t, func() bool { return !br.Stats().B.Up }, 20*time.Second, 100*time.Microsecond)
 	detect := time.Since(downAt)
 	runtime.GC() // a collection of the test's own garbage is not the bridge's
 	cpu := startCPU(t)
@@ -355,10 +355,10 @@ func TestLinkFlap(t *testing.T) {
 
 	tp.b1.Run(t, "ip", "link", "set", "b1", "up")
 	upAt := time.Now()
-	require.Eventually(t, func() bool { return flows.lastEcho.Load() > upAt.UnixNano() }, 5*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return flows.lastEcho.Load() > upAt.UnixNano() }, 20*time.Second, time.Millisecond,
 		"echoes after the flap")
 	recovery := time.Unix(0, flows.lastEcho.Load()).Sub(upAt)
-	require.Eventually(t, func() bool { return flows.echoes.Load() >= before+200 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return flows.echoes.Load() >= before+200 }, 20*time.Second, 10*time.Millisecond)
 	flows.halt()
 
 	st := checkIdentity(t, br)
@@ -423,13 +423,13 @@ func TestLinkDownPolicy(t *testing.T) {
 				select {
 				case got := <-blocked:
 					require.Equal(t, seq, got)
-				case <-time.After(5 * time.Second):
+				case <-time.After(20 * time.Second):
 					t.Fatalf("the worker never reached marker %d", seq)
 				}
 			}
 			waitKernel := func(d verdict.Direction, n uint64) {
 				t.Helper()
-				require.Eventually(t, func() bool { return br.Stats().Dir(d).KernelPackets >= n }, 5*time.Second,
+				require.Eventually(t, func() bool { return br.Stats().Dir(d).KernelPackets >= n }, 20*time.Second,
 					time.Millisecond, "%d frames in the %v RX ring", n, d)
 			}
 
@@ -453,7 +453,7 @@ func TestLinkDownPolicy(t *testing.T) {
 			waitKernel(verdict.BToA, 31)
 
 			tp.b1.Run(t, "ip", "link", "set", "b1", "down")
-			require.Eventually(t, func() bool { return !br.Stats().B.Up }, 2*time.Second, time.Millisecond)
+			require.Eventually(t, func() bool { return !br.Stats().B.Up }, 20*time.Second, time.Millisecond)
 			close(release[markA])
 			late := testFrames(toS, toC, 200, 20) // sent while B is down
 			for _, f := range late {
@@ -489,7 +489,7 @@ func TestLinkDownPolicy(t *testing.T) {
 			tp.b1.Run(t, "ip", "link", "set", "b1", "up")
 			testenv.WaitLinkUp(t, tp.b1)
 			testenv.WaitLinkUp(t, tp.s0)
-			require.Eventually(t, func() bool { return br.Stats().B.Up }, 2*time.Second, time.Millisecond)
+			require.Eventually(t, func() bool { return br.Stats().B.Up }, 20*time.Second, time.Millisecond)
 			assert.Empty(t, server.Collect(1, 500*time.Millisecond, time.Second),
 				"nothing committed or sent while B was down leaves once it is back")
 			exchangeBoth(t, tp, client, server, 10000, 200)
@@ -520,7 +520,7 @@ func TestInterfaceRemoved(t *testing.T) {
 
 		tp.bridge.Run("ip", "link", "del", "b1")
 		delAt := time.Now()
-		require.Eventually(t, func() bool { return br.Stats().B.Removals == 1 }, 2*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return br.Stats().B.Removals == 1 }, 20*time.Second, time.Millisecond)
 		detect := time.Since(delAt)
 		runtime.GC()
 		cpu := startCPU(t)
@@ -531,9 +531,9 @@ func TestInterfaceRemoved(t *testing.T) {
 		backAt := time.Now()
 		tp.s0.Run(t, "ip", "addr", "add", serverIP+"/24", "dev", "s0")
 		tp.sIfi = tp.s0.Interface(t)
-		require.Eventually(t, func() bool { return br.Stats().B.Rebinds == 1 }, 5*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return br.Stats().B.Rebinds == 1 }, 20*time.Second, time.Millisecond)
 		rebind := time.Since(backAt)
-		require.Eventually(t, func() bool { return br.Stats().B.Up }, 2*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return br.Stats().B.Up }, 20*time.Second, time.Millisecond)
 		st := br.Stats()
 		assert.NotEqual(t, old, st.B.Index, "bound to the new interface")
 		assert.Equal(t, uint64(1), st.B.Removals)
@@ -567,7 +567,7 @@ func TestInterfaceRemoved(t *testing.T) {
 			report(t, "interface removal with ExitOnRemove: Run returned in %v: %v", time.Since(delAt).Round(10*time.Microsecond), err)
 			require.ErrorIs(t, err, peer.ErrInterfaceRemoved)
 			assert.Contains(t, err.Error(), "b1")
-		case <-time.After(3 * time.Second):
+		case <-time.After(20 * time.Second):
 			t.Fatal("Run did not return after the interface was removed")
 		}
 	})
@@ -576,7 +576,7 @@ func TestInterfaceRemoved(t *testing.T) {
 		tp := newTopo(t, nil)
 		br := tp.start(t, tp.config(2))
 		tp.bridge.Run("ip", "link", "del", "b1")
-		require.Eventually(t, func() bool { return br.Stats().B.Removals == 1 }, 2*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return br.Stats().B.Removals == 1 }, 20*time.Second, time.Millisecond)
 		time.Sleep(300 * time.Millisecond) // into the back-off
 		start := time.Now()
 		require.NoError(t, br.Close())
@@ -607,7 +607,7 @@ func TestSendErrors(t *testing.T) {
 			client, server := tp.open(t)
 			tp.b1.Run(t, "ip", "link", "set", "b1", "mtu", "1000")
 			tp.s0.Run(t, "ip", "link", "set", "s0", "mtu", "1000")
-			require.Eventually(t, func() bool { return strings.Contains(logs.String(), "MTU changed") }, 2*time.Second,
+			require.Eventually(t, func() bool { return strings.Contains(logs.String(), "MTU changed") }, 20*time.Second,
 				10*time.Millisecond, "the supervisor reports the MTU change")
 
 			var all, small [][]byte

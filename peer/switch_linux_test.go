@@ -30,25 +30,34 @@ func TestSwitchOnRunningBridge(t *testing.T) {
 		frames[i] = pktgen.Frame(nil, tp.sIfi.HardwareAddr, tp.cIfi.HardwareAddr, uint32(i), 64+i%200)
 	}
 	got := make(chan int, 1)
-	go func() { got <- server.CountTest(n/2, 10*time.Second, nil, nil) }()
+	// The sink's idle timeout only bounds a failure: each frame restarts it.
+	go func() { got <- server.CountTest(n/2, 30*time.Second, nil, nil) }()
 	var c peer.Counters
+	// received waits until the bridge has taken want frames from side A. Sending waits for it
+	// after every batch, so the RX ring never holds more than one batch however slowly the
+	// workers run (-race, a loaded machine): a frame the ring dropped would never be Received.
+	received := func(want int, msg string) {
+		t.Helper()
+		for end := time.Now().Add(30 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+			c = br.Stats().Dir(verdict.AToB)
+			if c.Received >= uint64(want) || time.Now().After(end) {
+				break
+			}
+		}
+		require.Equal(t, uint64(want), c.Received, "%s: %+v", msg, c)
+	}
+	const batch = 100
 	for i, f := range frames {
 		if i == n/2 {
-			require.Eventually(t, func() bool {
-				c = br.Stats().Dir(verdict.AToB)
-				return c.Received == n/2
-			}, 20*time.Second, 5*time.Millisecond, "the first half reached the bridge")
+			received(n/2, "the first half reached the bridge")
 			require.NoError(t, sw.Set(verdict.Shared(verdict.DropAll)))
 		}
 		require.NoError(t, client.Send(f))
-		if i%100 == 99 {
-			time.Sleep(2 * time.Millisecond) // stay well below ring capacity
+		if i%batch == batch-1 && i != n/2-1 {
+			received(i+1, "a batch reached the bridge")
 		}
 	}
-	require.Eventually(t, func() bool {
-		c = br.Stats().Dir(verdict.AToB)
-		return c.Received == n
-	}, 20*time.Second, 5*time.Millisecond, "every frame reached the bridge")
+	received(n, "every frame reached the bridge")
 	arrived := <-got
 	assert.Equal(t, uint64(n/2), c.Forwarded, "before the swap everything passed")
 	assert.Equal(t, uint64(n/2), c.Dropped, "after the swap everything is dropped")

@@ -160,7 +160,7 @@ func TestTXSlotLimits(t *testing.T) {
 			require.NoError(t, tx.Commit(put(b2, false, remote, local, 2, 64)))
 			require.NoError(t, tx.Flush())
 
-			got := sink.Collect(2, 200*time.Millisecond, 5*time.Second)
+			got := sink.Collect(2, 5*time.Second, 5*time.Second)
 			require.Len(t, got, 2)
 			// The receiving veth strips the tag; recvfrom on Linux 6.18 puts it back in place.
 			if binary.BigEndian.Uint16(got[0][12:]) == unix.ETH_P_8021Q {
@@ -201,7 +201,7 @@ func TestTXKernelRejects(t *testing.T) {
 			assert.Zero(t, tx.Pending())
 			assert.Equal(t, uint64(2), tx.Rejected(), "both oversize frames counted")
 
-			got := sink.Collect(4, 200*time.Millisecond, 5*time.Second)
+			got := sink.Collect(4, 5*time.Second, 5*time.Second)
 			var seqs []uint32
 			for _, f := range got {
 				seq, ok := pktgen.Check(f)
@@ -245,7 +245,7 @@ func TestTXStuckFrameDiscard(t *testing.T) {
 	assert.Zero(t, tx.Pending())
 	assert.Zero(t, tx.Rejected(), "a discarded frame is not a refused one")
 
-	got := sink.Collect(3, 200*time.Millisecond, 5*time.Second)
+	got := sink.Collect(3, 5*time.Second, 5*time.Second)
 	var seqs []uint32
 	for _, f := range got {
 		seq, ok := pktgen.Check(f)
@@ -301,7 +301,7 @@ func TestTXVnetGSO(t *testing.T) {
 	buf := make([]byte, 1<<16)
 	end := time.Now().Add(5 * time.Second)
 	for bytes < payload && time.Now().Before(end) {
-		n, _, err := sink.Recv(buf, 200*time.Millisecond)
+		n, _, err := sink.Recv(buf, time.Until(end))
 		if err != nil {
 			break
 		}

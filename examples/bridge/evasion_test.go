@@ -184,9 +184,9 @@ func (tp *evTopo) datagrams() [][]byte {
 	return append([][]byte(nil), tp.dgrams...)
 }
 
-// eventually waits (at most 5 s) for cond.
+// eventually waits (at most 20 s, a bound for a hang on a loaded machine) for cond.
 func eventually(cond func() bool) bool {
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if cond() {
 			return true
 		}
@@ -507,7 +507,9 @@ drop udp any any -> any 9999 (msg:"forbidden udp"; content:"forbidden"; sid:101;
 `), "-eve", evePath)
 	p.waitFor(`bridging b0 <-> b1`, 20*time.Second)
 
-	request := func(first, second string) (string, error) {
+	// request sends a request in two pieces and reads the answer for at most wait: long for
+	// one that must pass (a bound for a hang), a short window for one that must be blocked.
+	request := func(first, second string, wait time.Duration) (string, error) {
 		var c net.Conn
 		err := tp.client.Do(func() (err error) {
 			c, err = net.DialTimeout("tcp4", net.JoinHostPort(serverIP, demoPort), 5*time.Second)
@@ -525,15 +527,15 @@ drop udp any any -> any 9999 (msg:"forbidden udp"; content:"forbidden"; sid:101;
 		if _, err := c.Write([]byte(second)); err != nil {
 			return "", err
 		}
-		c.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+		c.SetReadDeadline(time.Now().Add(wait))
 		b := make([]byte, 4096)
 		n, err := c.Read(b)
 		return string(b[:n]), err
 	}
-	resp, err := request("GET /hel", "lo HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := request("GET /hel", "lo HTTP/1.1\r\nHost: x\r\n\r\n", 20*time.Second)
 	require.NoError(t, err)
 	assert.Contains(t, resp, "hello from the server")
-	resp, err = request("GET /forb", "idden HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err = request("GET /forb", "idden HTTP/1.1\r\nHost: x\r\n\r\n", 1500*time.Millisecond)
 	assert.Error(t, err, "blocked, got %q", resp)
 	assert.Equal(t, "blocked", findEVE(t, evePath, 100).Alert.Action)
 

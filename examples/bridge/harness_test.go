@@ -275,10 +275,11 @@ func (tp *topo) get(path string, timeout time.Duration) (string, error) {
 	return string(body), err
 }
 
-// mustPass requires GET path to succeed within 5 s.
+// mustPass requires GET path to succeed within 20 s: a bound for a hang, long enough for a SYN
+// retransmission and a -race bridge on a loaded machine.
 func (tp *topo) mustPass(t *testing.T, path string) {
 	t.Helper()
-	_, err := tp.get(path, 5*time.Second)
+	_, err := tp.get(path, 20*time.Second)
 	require.NoError(t, err, "GET %s through the bridge", path)
 }
 

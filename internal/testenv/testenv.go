@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -238,4 +239,38 @@ func NewPair(tb testing.TB, cfg *VethConfig) Pair {
 	remote := NS(tb, "remote")
 	l, r := Veth(tb, local, "afb0", remote, "afb1", cfg)
 	return Pair{Local: l, Remote: r}
+}
+
+// OneCPU runs f on a thread bound to a single CPU and then gives the thread its CPUs back.
+// A frame sent to a veth enters the receive backlog of the CPU that sent it; a sender that
+// migrates between CPUs mid-burst spreads its frames over two backlogs, and when one CPU's
+// softirq work is delayed (a loaded machine) its frames reach the receiving socket after later
+// ones. Sent from one CPU, they arrive in the order sent. If f ends its goroutine
+// (t.FailNow), the thread still gets its CPUs back. OneCPU fails only if the thread's CPUs
+// cannot be read or set.
+func OneCPU(f func()) error {
+	runtime.LockOSThread()
+	var all, one unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		runtime.UnlockOSThread()
+		return os.NewSyscallError("sched_getaffinity", err)
+	}
+	for c := 0; c < len(all)*64 && one.Count() == 0; c++ {
+		if all.IsSet(c) {
+			one.Set(c)
+		}
+	}
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		runtime.UnlockOSThread()
+		return os.NewSyscallError("sched_setaffinity", err)
+	}
+	defer func() {
+		// A thread whose CPUs could not be given back stays locked: the runtime ends it with
+		// the goroutine rather than reuse it.
+		if unix.SchedSetaffinity(0, &all) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	f()
+	return nil
 }

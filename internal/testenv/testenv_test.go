@@ -3,6 +3,7 @@
 package testenv_test
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/afbridge/afbridge/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // TestPairCarriesFrames proves the fixture itself: frames sent on one end of the veth pair arrive
@@ -42,4 +44,35 @@ func TestNamespacesAreIsolated(t *testing.T) {
 	out := testenv.MustRun(t, a, "ip", "-o", "link", "show")
 	assert.NotContains(t, out, "afb0", "a new namespace holds only loopback")
 	assert.Contains(t, out, "lo")
+}
+
+// TestOneCPU: inside OneCPU the thread may run on exactly one of its CPUs; afterwards it has
+// them all back, also when f ends the goroutine.
+func TestOneCPU(t *testing.T) {
+	var before unix.CPUSet
+	require.NoError(t, unix.SchedGetaffinity(0, &before))
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	inside := -1
+	require.NoError(t, testenv.OneCPU(func() {
+		var s unix.CPUSet
+		require.NoError(t, unix.SchedGetaffinity(0, &s))
+		inside = s.Count()
+	}))
+	assert.Equal(t, 1, inside)
+	var after unix.CPUSet
+	require.NoError(t, unix.SchedGetaffinity(0, &after))
+	assert.Equal(t, before, after, "the CPUs are given back")
+
+	done := make(chan unix.CPUSet, 1)
+	go func() {
+		runtime.LockOSThread() // kept: the thread is inspected after f ended the goroutine's work
+		defer func() {
+			var s unix.CPUSet
+			_ = unix.SchedGetaffinity(0, &s)
+			done <- s
+		}()
+		_ = testenv.OneCPU(runtime.Goexit)
+	}()
+	assert.Equal(t, before, <-done, "given back when f ends the goroutine")
 }
