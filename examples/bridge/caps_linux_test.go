@@ -43,6 +43,17 @@ func statusLines(t *testing.T, pid int) map[string]map[string]string {
 	return out
 }
 
+// withoutRace returns the GOFLAGS value flags without its -race flag.
+func withoutRace(flags string) string {
+	var keep []string
+	for _, f := range strings.Fields(flags) {
+		if f != "-race" && f != "-race=true" {
+			keep = append(keep, f)
+		}
+	}
+	return strings.Join(keep, " ")
+}
+
 // noCgoBinary builds the bridge without cgo (only such a build can change credentials on every
 // thread) and with the test hook that probes, from inside, what the dropped process can do.
 func noCgoBinary(t *testing.T) string {
@@ -54,7 +65,9 @@ func noCgoBinary(t *testing.T) string {
 	if build.Env == nil {
 		build.Env = os.Environ()
 	}
-	build.Env = append(build.Env, "CGO_ENABLED=0")
+	// -race needs cgo: a GOFLAGS=-race in the environment (as .ci/run sets it) must not reach
+	// this build.
+	build.Env = append(build.Env, "CGO_ENABLED=0", "GOFLAGS="+withoutRace(os.Getenv("GOFLAGS")))
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.NoError(t, os.Chmod(binDir, 0o755)) // runnable by the unprivileged user below
