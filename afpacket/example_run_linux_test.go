@@ -3,8 +3,6 @@
 package afpacket_test
 
 import (
-	"io"
-	"os"
 	"testing"
 	"time"
 
@@ -13,23 +11,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// captureStdout runs fn with os.Stdout sent to a pipe and returns what it printed.
-func captureStdout(t *testing.T, fn func()) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	saved := os.Stdout
-	os.Stdout = w
-	out := make(chan string, 1)
-	go func() { b, _ := io.ReadAll(r); out <- string(b) }()
-	fn()
-	os.Stdout = saved
-	w.Close()
-	s := <-out
-	r.Close()
-	return s
-}
 
 // TestExamples runs the body of Example, which needs privileges and an eth0, in a namespace
 // whose eth0 receives IPv4 frames from its veth peer.
@@ -56,7 +37,7 @@ func TestExamples(t *testing.T) {
 		}
 	}()
 	var out string
-	require.NoError(t, eth0.NS.Do(func() error { out = captureStdout(t, Example); return nil }))
+	require.NoError(t, eth0.NS.Do(func() error { out = testenv.CaptureStdout(t, Example); return nil }))
 	close(stop)
 	<-sent
 	assert.Contains(t, out, "60 bytes, packet type 1\n", "broadcast IPv4 frames were read")

@@ -3,10 +3,8 @@
 package peer_test
 
 import (
-	"io"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,31 +13,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// stdoutMu serialises captureStdout: os.Stdout is process-wide.
-var stdoutMu sync.Mutex
-
-// captureStdout runs fn with os.Stdout sent to a pipe and returns what it printed.
-func captureStdout(t *testing.T, fn func()) string {
-	t.Helper()
-	stdoutMu.Lock()
-	defer stdoutMu.Unlock()
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	saved := os.Stdout
-	os.Stdout = w
-	out := make(chan string, 1)
-	go func() { b, _ := io.ReadAll(r); out <- string(b) }()
-	defer func() {
-		os.Stdout = saved
-		w.Close()
-		r.Close()
-	}()
-	fn()
-	os.Stdout = saved
-	w.Close()
-	return <-out
-}
 
 // exampleTopo builds what the package's examples expect: a namespace with interfaces eth0 and
 // eth1, each the end of a veth pair whose other end sits in a namespace of its own.
@@ -61,7 +34,7 @@ func TestExamples(t *testing.T) {
 		done := make(chan string, 1)
 		go func() {
 			var out string
-			_ = eth1.NS.Do(func() error { out = captureStdout(t, Example); return nil })
+			_ = eth1.NS.Do(func() error { out = testenv.CaptureStdout(t, Example); return nil })
 			done <- out
 		}()
 		// Example waits for SIGINT or SIGTERM; its handler is registered before Run opens the
@@ -88,7 +61,7 @@ func TestExamples(t *testing.T) {
 	t.Run("ExampleBridge_Stats", func(t *testing.T) {
 		eth1 := exampleTopo(t)
 		var out string
-		require.NoError(t, eth1.NS.Do(func() error { out = captureStdout(t, ExampleBridge_Stats); return nil }))
+		require.NoError(t, eth1.NS.Do(func() error { out = testenv.CaptureStdout(t, ExampleBridge_Stats); return nil }))
 		assert.Contains(t, out, "1 workers\n")
 		assert.Equal(t, 3, strings.Count(out, "A->B: "), out)
 		assert.Equal(t, 3, strings.Count(out, "B->A: "), out)
@@ -98,7 +71,7 @@ func TestExamples(t *testing.T) {
 		eth1 := exampleTopo(t)
 		eth1.Run(t, "ip", "addr", "add", "198.18.0.9/24", "dev", "eth1")
 		var out string
-		require.NoError(t, eth1.NS.Do(func() error { out = captureStdout(t, ExamplePreflight); return nil }))
+		require.NoError(t, eth1.NS.Do(func() error { out = testenv.CaptureStdout(t, ExamplePreflight); return nil }))
 		assert.Contains(t, out, "critical: eth1: has IP address 198.18.0.9/24: the host itself answers and sends on a bridged port; fix: ip addr del 198.18.0.9/24 dev eth1")
 	})
 }
