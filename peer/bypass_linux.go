@@ -5,6 +5,7 @@ package peer
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/afbridge/afbridge/bypass"
 	"github.com/afbridge/afbridge/flow"
@@ -97,14 +98,45 @@ func (b *Bridge) attachBypass(sides *[2]side) error {
 // bypassFlow hands the flow of a frame the verdict bypassed to the fast path. data is the frame
 // as the verdict saw it. Frames that are not bypass-eligible (fragments, non-IP) stay with the
 // bridge. A flow already in the map is left as it is (one map update that fails with EEXIST).
+//
+// While a flow waits for its handover every frame of it still reaches the verdict, which says
+// Bypass again; under a flood that was one bpf(2) map update per frame, and the bridge fell to a
+// fifth of its plain rate (bench harness, -bypass-after 0, 64-byte UDP). So a flow this worker
+// added within addedTTL is not added again: a flow that came back meanwhile (expired, withdrawn)
+// is re-added at most addedTTL later, and its frames are forwarded by the bridge until then.
 func (w *worker) bypassFlow(data []byte) {
 	if w.b.bp == nil {
 		return
 	}
 	_ = flow.Parse(data, &w.fp) // an error still leaves the key and the decision set
-	if w.fp.Bypassable() {
-		_ = w.b.bp.Add(w.fp.Key) // a refusal is counted in bypass.Stats.AddErrors
+	if !w.fp.Bypassable() {
+		return
 	}
+	now := time.Now().UnixNano()
+	if w.added.recent(w.fp.Key, now) {
+		return
+	}
+	_ = w.b.bp.Add(w.fp.Key) // a refusal is counted in bypass.Stats.AddErrors
+}
+
+// addedTTL is how long a worker remembers a flow it added to the fast path.
+const addedTTL = int64(100 * time.Millisecond)
+
+// addedCache is a direct-mapped set of the flows a worker added lately: bounded, no allocation.
+type addedCache [256]struct {
+	key flow.Key
+	at  int64 // when it was added, Unix ns; 0: empty
+}
+
+// recent reports whether k was added within addedTTL before now, and records it as added now
+// when it was not.
+func (c *addedCache) recent(k flow.Key, now int64) bool {
+	e := &c[k.Hash()%uint64(len(c))]
+	if e.at != 0 && e.key == k && now-e.at < addedTTL {
+		return true
+	}
+	e.key, e.at = k, now
+	return false
 }
 
 // settle lets flows handing over on this direction's ingress socket switch to the fast path,

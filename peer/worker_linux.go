@@ -68,6 +68,8 @@ type worker struct {
 
 	// fp is the flow parse of a frame the verdict bypassed.
 	fp flow.Packet
+	// added remembers the flows this worker handed to the fast path lately (see bypassFlow).
+	added addedCache
 
 	// kbase holds, per side, the kernel counters of sockets closed by a re-bind; guarded by
 	// Bridge.sockMu.
