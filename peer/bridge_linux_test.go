@@ -555,12 +555,7 @@ func TestDefragRefragments(t *testing.T) {
 	}))
 	br := tp.start(t, cfg)
 
-	var pc net.PacketConn
-	require.NoError(t, tp.server.Do(func() (err error) { pc, err = net.ListenPacket("udp4", serverIP+":0"); return }))
-	defer pc.Close()
-	var cc net.Conn
-	require.NoError(t, tp.client.Do(func() (err error) { cc, err = net.Dial("udp4", pc.LocalAddr().String()); return }))
-	defer cc.Close()
+	pc, cc := udpPair(t, tp)
 	msg := make([]byte, 4000)
 	for i := range msg {
 		msg[i] = byte(i * 13)
@@ -603,4 +598,17 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 		time.Sleep(p.pause)
 	}
 	return n, err
+}
+
+// udpPair opens a UDP socket on the server and one connected to it on the client, both closed
+// when the test ends.
+func udpPair(t *testing.T, tp *topo) (net.PacketConn, net.Conn) {
+	t.Helper()
+	var pc net.PacketConn
+	require.NoError(t, tp.server.Do(func() (err error) { pc, err = net.ListenPacket("udp4", serverIP+":0"); return }))
+	t.Cleanup(func() { pc.Close() })
+	var cc net.Conn
+	require.NoError(t, tp.client.Do(func() (err error) { cc, err = net.Dial("udp4", pc.LocalAddr().String()); return }))
+	t.Cleanup(func() { cc.Close() })
+	return pc, cc
 }

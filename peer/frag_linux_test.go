@@ -409,12 +409,7 @@ func TestIPPairKeepsFlowsOnOneWorker(t *testing.T) {
 		tcpTransfer(t, tp, 200<<10)
 	}
 
-	var pc net.PacketConn
-	require.NoError(t, tp.server.Do(func() (err error) { pc, err = net.ListenPacket("udp4", serverIP+":0"); return }))
-	defer pc.Close()
-	var cc net.Conn
-	require.NoError(t, tp.client.Do(func() (err error) { cc, err = net.Dial("udp4", pc.LocalAddr().String()); return }))
-	defer cc.Close()
+	pc, cc := udpPair(t, tp)
 	msg := make([]byte, 4000)
 	for i := range msg {
 		msg[i] = byte(i * 7)
