@@ -8,6 +8,8 @@ import (
 	"math/bits"
 	"strings"
 	"time"
+
+	"github.com/afbridge/afbridge/internal/bitnames"
 )
 
 // Policy chooses whose bytes win where two fragments overlap. The policies model the targets
@@ -122,25 +124,14 @@ var anomalyNames = [...]string{"overlap", "overlap-differs", "tiny-fragment", "t
 
 // String lists the set bits' names joined by "|", or "none".
 func (a Anomaly) String() string {
-	if a == 0 {
-		return "none"
+	s := bitnames.Join(uint64(a&^NoDrop), anomalyNames[:]...)
+	switch {
+	case a&NoDrop == 0:
+		return s
+	case s == "none":
+		return "no-drop"
 	}
-	var b strings.Builder
-	for i, n := range anomalyNames {
-		if a&(1<<i) != 0 {
-			if b.Len() > 0 {
-				b.WriteByte('|')
-			}
-			b.WriteString(n)
-		}
-	}
-	if a&NoDrop != 0 {
-		if b.Len() > 0 {
-			b.WriteByte('|')
-		}
-		b.WriteString("no-drop")
-	}
-	return b.String()
+	return s + "|no-drop"
 }
 
 // Status says what became of a packet handed to [Reassembler.Packet] or [Reassembler.Frame].

@@ -427,6 +427,8 @@ func TestConfig(t *testing.T) {
 	assert.ErrorIs(t, err, ErrConfig)
 	assert.Equal(t, "overlap|overlap-differs", (Overlap | OverlapDiffers).String())
 	assert.Equal(t, "none", Anomaly(0).String())
+	assert.Equal(t, "no-drop", NoDrop.String())
+	assert.Equal(t, "tiny-fragment|no-drop", (TinyFragment | NoDrop).String())
 	assert.Equal(t, "complete", Complete.String())
 }
 

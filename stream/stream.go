@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"strings"
+
+	"github.com/afbridge/afbridge/internal/bitnames"
 )
 
 // Anomaly is a set of things a segment did. The bits in [Config.DropOn] set [Result.Drop].
@@ -55,21 +56,7 @@ var anomalyNames = [...]string{"overlap-differs", "unverifiable", "out-of-order"
 	"blocked", "retransmission", "midstream", "out-of-window", "after-fin", "depth-reached"}
 
 // String lists the set bits' names joined by "|", or "none".
-func (a Anomaly) String() string {
-	if a == 0 {
-		return "none"
-	}
-	var b strings.Builder
-	for i, n := range anomalyNames {
-		if a&(1<<i) != 0 {
-			if b.Len() > 0 {
-				b.WriteByte('|')
-			}
-			b.WriteString(n)
-		}
-	}
-	return b.String()
-}
+func (a Anomaly) String() string { return bitnames.Join(uint64(a), anomalyNames[:]...) }
 
 // State is a connection's TCP state as the IPS sees it.
 type State uint8
