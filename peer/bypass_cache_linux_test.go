@@ -23,19 +23,27 @@ func TestAddedCache(t *testing.T) {
 	assert.False(t, c.recent(a, t0+addedTTL), "past the TTL: add again")
 	assert.False(t, c.recent(b, t0+addedTTL+1), "another flow: add")
 	assert.True(t, c.recent(b, t0+addedTTL+2))
-	// A flow whose slot another flow took is added again.
-	var d flow.Key
-	found := false
+	// A set holds addedWays flows: one more evicts the oldest, which is then added again.
+	same := []flow.Key{a}
 	for i := range uint16(65535) {
-		d = a
+		d := a
 		d.Port[1] = i
-		if d != a && d.Hash()%uint64(len(c)) == a.Hash()%uint64(len(c)) {
-			found = true
-			break
+		if d != a && d.HashSeed(c.seed)%addedSets == a.HashSeed(c.seed)%addedSets {
+			same = append(same, d)
+			if len(same) == addedWays+1 {
+				break
+			}
 		}
 	}
-	require.True(t, found, "a key sharing a's slot")
-	assert.False(t, c.recent(d, t0+addedTTL+3))
-	assert.False(t, c.recent(a, t0+addedTTL+4), "a lost its slot to d")
+	require.Len(t, same, addedWays+1, "keys sharing a's set")
+	now := t0 + 2*addedTTL
+	for i, k := range same[:addedWays] {
+		assert.False(t, c.recent(k, now+int64(i)), "flow %d: add", i)
+	}
+	for i, k := range same[:addedWays] {
+		assert.True(t, c.recent(k, now+addedWays), "flow %d: a set holds %d", i, addedWays)
+	}
+	assert.False(t, c.recent(same[addedWays], now+addedWays+1), "a fifth flow: add")
+	assert.False(t, c.recent(a, now+addedWays+2), "a, the oldest, lost its way to it")
 	assert.Zero(t, testing.AllocsPerRun(100, func() { c.recent(a, t0) }))
 }

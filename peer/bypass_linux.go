@@ -122,20 +122,43 @@ func (w *worker) bypassFlow(data []byte) {
 // addedTTL is how long a worker remembers a flow it added to the fast path.
 const addedTTL = int64(100 * time.Millisecond)
 
-// addedCache is a direct-mapped set of the flows a worker added lately: bounded, no allocation.
-type addedCache [256]struct {
-	key flow.Key
-	at  int64 // when it was added, Unix ns; 0: empty
+// addedSets and addedWays shape addedCache: 2,048 flows in 96 KiB per worker. Four ways per set
+// keep a few hundred flows from evicting each other, and the hash is seeded per worker, so
+// flows crafted to share a set cannot make every frame of theirs cost a map update.
+const (
+	addedSets = 512
+	addedWays = 4
+)
+
+// addedCache is a set-associative set of the flows a worker added lately: bounded, no
+// allocation. A full set forgets its oldest entry.
+type addedCache struct {
+	seed uint64
+	sets [addedSets][addedWays]struct {
+		key flow.Key
+		at  int64 // when it was added, Unix ns; 0: empty
+	}
 }
 
 // recent reports whether k was added within addedTTL before now, and records it as added now
 // when it was not.
 func (c *addedCache) recent(k flow.Key, now int64) bool {
-	e := &c[k.Hash()%uint64(len(c))]
-	if e.at != 0 && e.key == k && now-e.at < addedTTL {
-		return true
+	set := &c.sets[k.HashSeed(c.seed)%addedSets]
+	old := 0
+	for i := range set {
+		e := &set[i]
+		if e.at != 0 && e.key == k {
+			if now-e.at < addedTTL {
+				return true
+			}
+			e.at = now
+			return false
+		}
+		if e.at < set[old].at {
+			old = i
+		}
 	}
-	e.key, e.at = k, now
+	set[old].key, set[old].at = k, now
 	return false
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/afbridge/afbridge/bypass"
 	"github.com/afbridge/afbridge/flow"
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"time"
 	"unsafe"
@@ -109,6 +110,7 @@ func newWorker(b *Bridge, i int, h verdict.Handler) *worker {
 	w := &worker{b: b, idx: i, batch: b.cfg.Batch, h: h, tick: b.cfg.TickInterval, workers: b.cfg.Workers(),
 		scratch: make([]byte, scratchLen), big: make([]byte, scratchLen)}
 	w.ticker, _ = h.(verdict.Ticker)
+	w.added.seed = rand.Uint64()
 	if b.cfg.OnPanic == FailClosed {
 		w.fail = verdict.Drop
 	}
