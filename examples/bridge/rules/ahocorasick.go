@@ -56,6 +56,10 @@ type automaton struct {
 
 	pats   [][]byte
 	nocase []bool
+
+	// skip, when not nil, lets a scan jump over most of the input (see
+	// skipFilter); find uses it.
+	skip *skipFilter
 }
 
 // denseBudget bounds the dense rows: 4 MiB holds every state of depth 2 or
@@ -308,6 +312,7 @@ func (t *trie) compile() *automaton {
 	}
 	a.outStart[n] = int32(len(a.outs))
 	a.edgeStart[n-a.ndense] = int32(len(a.to))
+	a.skip = newSkipFilter(a)
 	return a
 }
 

@@ -35,9 +35,8 @@
 // searched in the fragment's IP payload.
 //
 // [Set.Match] decodes a frame (Ethernet, up to two 802.1Q/802.1ad tags, IPv4
-// or IPv6 with extension headers, TCP, UDP, ICMP, ICMPv6), runs one
-// Aho-Corasick pass over the payload for all content patterns of all rules,
-// and resolves the verdict in Suricata's default action order: pass, drop,
+// or IPv6 with extension headers, TCP, UDP, ICMP, ICMPv6), finds every
+// content pattern of every rule in the payload in one pass, and resolves the verdict in Suricata's default action order: pass, drop,
 // reject, alert. It allocates nothing once its [Result] has been used, and a
 // Set is safe for concurrent use with one Result per goroutine.
 //
@@ -51,7 +50,16 @@
 // are indexed by the destination or source port they name (TCP and UDP) and
 // else by the /16s of the IPv4 networks they name, so a frame checks only
 // the rules that can match its ports and addresses, plus those that name
-// neither. A rule set over [MaxRules], [MaxContentLen], [MaxPatternBytes] or
+// neither.
+//
+// The content pass is an Aho-Corasick automaton. When every content is at
+// least 4 bytes long and the contents are few enough (a hundred rules of
+// 10-16 byte contents, not ET Open's 50,000), a Wu-Manber skip table over
+// 2-byte blocks goes in front of it: the scan then reads about one byte in
+// m-1 of random data, m the shortest content's length (up to 32), and walks
+// the automaton's trie only where a block could end the first m bytes of a
+// content. The results are the same either way; a payload on which the skip
+// finds too many candidate places falls back to the plain automaton. A rule set over [MaxRules], [MaxContentLen], [MaxPatternBytes] or
 // [MaxAutomatonBytes] is refused with a [*LimitError] naming the first rule
 // over the limit.
 //

@@ -263,8 +263,9 @@ func (r *Result) grow(s *Set) {
 // frame and allocates nothing once r has been used with s.
 //
 // Rules without content are checked by header. For rules with content, one
-// Aho-Corasick pass over the payload finds every pattern that occurs, and
-// only the rules whose longest content is among them are checked further.
+// pass over the payload (Aho-Corasick, behind a skip table when the contents
+// allow one) finds every pattern that occurs, and only the rules whose
+// longest content is among them are checked further.
 func (s *Set) Match(frame []byte, r *Result) Action {
 	r.grow(s)
 	r.Action, r.Rule, r.Alerts, r.Overflow = NoMatch, nil, r.Alerts[:0], 0
@@ -302,7 +303,7 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 		// word for the patterns found, which with tens of thousands of
 		// patterns is much less than all of them.
 		ipHits, l4Hits, memo := r.hits[:s.words], r.hits[s.words:2*s.words], r.hits[2*s.words:3*s.words]
-		r.found = s.ac.scanMemo(frame[from:p.end], p.payOff-from, ipHits, l4Hits, memo, r.found[:0])
+		r.found = s.ac.find(frame[from:p.end], p.payOff-from, ipHits, l4Hits, memo, r.found[:0])
 		for _, id := range r.found {
 			for _, i := range s.byPattern[id] {
 				rule := s.rules[i]

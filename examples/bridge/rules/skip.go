@@ -1,0 +1,246 @@
+package rules
+
+import "bytes"
+
+// skipFilter lets a scan jump over most of a payload instead of walking the
+// automaton over every byte: a Wu-Manber SHIFT table over 2-byte blocks.
+//
+// Every pattern is at least m bytes long. The scan looks at windows of m
+// bytes, reading only the last two bytes of each (the block). shift[block]
+// is how far the window can move without passing a window that starts an
+// occurrence: the distance from the block's last position in the first m
+// bytes of any pattern to position m-1, or m-1 when the block is in no
+// pattern's first m bytes. A window whose block has shift 0 may start an
+// occurrence; the patterns starting there are found by walking the trie
+// (the automaton's goto edges) from the root, never by rescanning.
+//
+// Why nothing is skipped: say the window ending at pos has shift s > 0 and a
+// pattern occurs at t with its window ending at e, pos < e < pos+s. Then
+// t <= pos-1 (as e-pos < s <= m-1), so the block data[pos-1:pos+1] lies in
+// the pattern's first m bytes with its last byte at index pos-t, and
+// shift[block] <= m-1-(pos-t) = e-pos < s: a contradiction.
+//
+// The table is indexed by raw bytes and filled for every case variant of a
+// pattern's folded blocks, so nocase patterns need no folding at scan time;
+// a case-sensitive pattern is verified against the original bytes, as the
+// automaton does.
+//
+// Random payloads (what a bulk transfer sends) hit a shift-0 block with a
+// probability of about (patterns)/65536, so with a hundred 14-byte contents
+// the scan reads about one byte in thirteen. Many patterns fill the table
+// with small shifts, and short patterns cap the shift at m-1: then the skip
+// does not pay, newSkipFilter returns nil, and Match keeps the plain
+// automaton. A payload whose blocks often have shift 0 (text close to the
+// patterns) makes a scan give up after a bounded amount of work and run
+// the automaton instead, so the worst case is a constant factor over it.
+type skipFilter struct {
+	m     int // window length: the shortest pattern, at most maxSkipWindow
+	shift *[1 << 16]uint8
+	depth []int32 // depth of each automaton state, to tell goto edges from failure transitions
+}
+
+const (
+	// maxSkipWindow caps the window: a longer one adds blocks to the table
+	// (fewer large shifts) for little more distance per window.
+	maxSkipWindow = 32
+	// minSkipWindow is the shortest window worth skipping with: below it
+	// the shift is at most 2 and the table lookups cost more than they save.
+	minSkipWindow = 4
+	// maxSkipPatterns bounds the patterns a table is built for; with more,
+	// nearly every block has a small shift (and building would cost load
+	// time for nothing).
+	maxSkipPatterns = 16 << 10
+	// maxSkipCost is the estimated cost per byte, in table lookups, above
+	// which the filter is not used: the automaton costs about two to three
+	// lookups per byte (see skipCost).
+	maxSkipCost = 0.35
+	// skipVerifyCost is the estimated cost of verifying a shift-0 window,
+	// in table lookups.
+	skipVerifyCost = 4
+)
+
+// newSkipFilter returns a skip filter for the automaton's patterns, or nil
+// when none pays: a pattern shorter than minSkipWindow, too many patterns,
+// or an estimated cost per byte over maxSkipCost for every window tried.
+func newSkipFilter(a *automaton) *skipFilter {
+	if len(a.pats) == 0 || len(a.pats) > maxSkipPatterns {
+		return nil
+	}
+	minLen := len(a.pats[0])
+	for _, p := range a.pats {
+		minLen = min(minLen, len(p))
+	}
+	if minLen < minSkipWindow {
+		return nil
+	}
+	var best *[1 << 16]uint8
+	bestM, bestCost := 0, maxSkipCost
+	for _, m := range []int{min(minLen, maxSkipWindow), min(minLen, 16), min(minLen, 8)} {
+		if m == bestM {
+			continue
+		}
+		t := skipTable(a.pats, m)
+		if c := skipCost(t); c < bestCost {
+			best, bestM, bestCost = t, m, c
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return newSkipFilterWindow(a, bestM, best)
+}
+
+// newSkipFilterWindow returns the skip filter of window m (2 <= m <= the
+// shortest pattern's length, m <= 256) with table t, or skipTable(a.pats, m)
+// when t is nil, whatever it costs: tests use it to try every window.
+func newSkipFilterWindow(a *automaton, m int, t *[1 << 16]uint8) *skipFilter {
+	if t == nil {
+		t = skipTable(a.pats, m)
+	}
+	f := &skipFilter{m: m, shift: t, depth: make([]int32, a.states())}
+	// Every state is a prefix of a pattern, and following a pattern from
+	// the root takes only goto edges: a goto edge leads one deeper, every
+	// other transition to a state no deeper.
+	for _, p := range a.pats {
+		s := int32(0)
+		for k, c := range p {
+			s = a.step(s, a.class[c]) >> 1
+			f.depth[s] = int32(k + 1)
+		}
+	}
+	return f
+}
+
+// skipTable returns the SHIFT table of window m for pats.
+func skipTable(pats [][]byte, m int) *[1 << 16]uint8 {
+	var folded [1 << 16]uint8
+	for i := range folded {
+		folded[i] = uint8(m - 1)
+	}
+	for _, p := range pats {
+		for j := 1; j < m; j++ {
+			b := uint16(lower(p[j-1]))<<8 | uint16(lower(p[j]))
+			folded[b] = min(folded[b], uint8(m-1-j))
+		}
+	}
+	t := new([1 << 16]uint8)
+	for b := range t {
+		t[b] = folded[uint16(lower(byte(b>>8)))<<8|uint16(lower(byte(b)))]
+	}
+	return t
+}
+
+// skipCost estimates the cost per byte of a skip scan over uniformly random
+// bytes, in table lookups: per window one lookup, plus a verification when
+// the shift is 0, over the mean distance a window moves.
+func skipCost(t *[1 << 16]uint8) float64 {
+	var adv, zero int
+	for _, s := range t {
+		adv += max(int(s), 1)
+		if s == 0 {
+			zero++
+		}
+	}
+	p0 := float64(zero) / float64(len(t))
+	return (1 + skipVerifyCost*p0) / (float64(adv) / float64(len(t)))
+}
+
+// skipBudget is the work (verified windows plus trie steps) a skip scan of
+// n bytes may do before it gives up for the automaton: half a unit per
+// byte, as a verification step costs several window lookups.
+func skipBudget(n int) int { return n/2 + 64 }
+
+// find is scanMemo, through the skip filter when the automaton has one: it
+// sets the same bits in all and tail and returns the same ids in found,
+// though not necessarily in the same order.
+func (a *automaton) find(data []byte, tailFrom int, all, tail, memo []uint64, found []int32) []int32 {
+	return a.findBudget(data, tailFrom, all, tail, memo, found, skipBudget(len(data)))
+}
+
+// findBudget is find with the skip scan's budget given.
+func (a *automaton) findBudget(data []byte, tailFrom int, all, tail, memo []uint64, found []int32, budget int) []int32 {
+	if a.skip != nil {
+		base := len(found)
+		var ok bool
+		if found, ok = a.scanSkip(data, tailFrom, all, tail, found, budget); ok {
+			return found
+		}
+		// Too many candidate windows: start again with the automaton,
+		// which needs the bitsets as it left them, zero.
+		clearHits(all, tail, memo, found[base:])
+		found = found[:base]
+	}
+	return a.scanMemo(data, tailFrom, all, tail, memo, found)
+}
+
+// scanSkip is scan through the skip filter. It reports false, with
+// whatever it found so far, when verifying windows took more than budget
+// steps.
+func (a *automaton) scanSkip(data []byte, tailFrom int, all, tail []uint64, found []int32, budget int) ([]int32, bool) {
+	f := a.skip
+	shift := f.shift
+	m := f.m
+	for pos := m - 1; pos < len(data); {
+		if s := shift[uint16(data[pos-1])<<8|uint16(data[pos])]; s != 0 {
+			pos += int(s)
+			continue
+		}
+		start := pos + 1 - m
+		var steps int
+		found, steps = a.descend(data, start, tailFrom, all, tail, found)
+		if budget -= 1 + steps; budget < 0 {
+			return found, false
+		}
+		pos++
+	}
+	return found, true
+}
+
+// descend walks the trie from the root over data[start:] and records every
+// pattern that occurs at start. It returns the number of steps taken.
+func (a *automaton) descend(data []byte, start, tailFrom int, all, tail []uint64, found []int32) ([]int32, int) {
+	depth := a.skip.depth
+	s := int32(0)
+	i := start
+	for ; i < len(data); i++ {
+		c := a.class[data[i]]
+		want := int32(i - start + 1)
+		if s < a.ndense {
+			s = a.dense[s*a.nclass+int32(c)] >> 1
+			if depth[s] != want {
+				break
+			}
+		} else if s = a.edge(s, c); s < 0 {
+			break
+		}
+		for _, id := range a.outs[a.outStart[s]:a.outStart[s+1]] {
+			w, bit := id>>6, uint64(1)<<(uint(id)&63)
+			if tail[w]&bit != 0 || (start < tailFrom && all[w]&bit != 0) {
+				continue // nothing new to learn from this occurrence
+			}
+			if !a.nocase[id] && !bytes.Equal(data[start:i+1], a.pats[id]) {
+				continue
+			}
+			if all[w]&bit == 0 {
+				all[w] |= bit
+				found = append(found, id)
+			}
+			if start >= tailFrom {
+				tail[w] |= bit
+			}
+		}
+	}
+	return found, i - start
+}
+
+// edge returns the trie child of sparse state s on class c, or -1.
+func (a *automaton) edge(s int32, c uint8) int32 {
+	i := s - a.ndense
+	lo, hi := a.edgeStart[i], a.edgeStart[i+1]
+	for k, l := range a.label[lo:hi] {
+		if l == c {
+			return a.to[lo+int32(k)] >> 1
+		}
+	}
+	return -1
+}

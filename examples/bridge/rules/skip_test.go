@@ -1,0 +1,310 @@
+package rules
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// checkSkip compares the skip scan of text with window m against the naive
+// search, with an unlimited budget and through findBudget with the given
+// budget (a small one makes it give up and fall back to the automaton).
+func checkSkip(t *testing.T, a *automaton, m int, pats [][]byte, nocase []bool, text []byte, tailFrom, budget int) {
+	t.Helper()
+	saved := a.skip
+	defer func() { a.skip = saved }()
+	a.skip = newSkipFilterWindow(a, m, nil)
+
+	words := (len(pats) + 63) / 64
+	var wantAll, wantTail []int32
+	for id, p := range pats {
+		if naiveContains(text, p, nocase[id]) {
+			wantAll = append(wantAll, int32(id))
+		}
+		if naiveContains(text[tailFrom:], p, nocase[id]) {
+			wantTail = append(wantTail, int32(id))
+		}
+	}
+	ids := func(bits []uint64) []int32 {
+		var out []int32
+		for id := range pats {
+			if bits[id>>6]&(1<<(id&63)) != 0 {
+				out = append(out, int32(id))
+			}
+		}
+		return out
+	}
+	sorted := func(f []int32) []int32 {
+		f = slices.Clone(f)
+		slices.Sort(f)
+		if len(f) == 0 {
+			return nil
+		}
+		return f
+	}
+	desc := fmt.Sprintf("m=%d tailFrom=%d budget=%d pats=%q nocase=%v text=%q", m, tailFrom, budget, pats, nocase, text)
+
+	all, tail := make([]uint64, words), make([]uint64, words)
+	found, ok := a.scanSkip(text, tailFrom, all, tail, make([]int32, 0, len(pats)), math.MaxInt)
+	require.True(t, ok, desc)
+	require.Equal(t, wantAll, ids(all), "all: "+desc)
+	require.Equal(t, wantTail, ids(tail), "tail: "+desc)
+	require.Equal(t, wantAll, sorted(found), "found, each once: "+desc)
+
+	// Through findBudget, with the memo the automaton uses when it falls
+	// back; clearing the words of the found ids zeroes every bitset.
+	all, tail, memo := make([]uint64, words), make([]uint64, words), make([]uint64, words)
+	found = a.findBudget(text, tailFrom, all, tail, memo, make([]int32, 0, len(pats)), budget)
+	require.Equal(t, wantAll, ids(all), "find all: "+desc)
+	require.Equal(t, wantTail, ids(tail), "find tail: "+desc)
+	require.Equal(t, wantAll, sorted(found), "find found: "+desc)
+	clearHits(all, tail, memo, found)
+	require.Equal(t, make([]uint64, words), all)
+	require.Equal(t, make([]uint64, words), tail)
+	require.Equal(t, make([]uint64, words), memo)
+}
+
+// TestSkipAgainstNaive is the differential test of the skip filter: random
+// pattern sets (nocase or not, sharing prefixes and suffixes, overlapping,
+// of 2 to 20 bytes) and random texts with patterns planted at random places,
+// at both ends and overlapping each other, in random case, for every window
+// from 2 to the shortest pattern, dense and sparse automata, and budgets
+// from none (the automaton at once) to unlimited.
+func TestSkipAgainstNaive(t *testing.T) {
+	alphabets := []string{"aAbB\x00|Zz", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", ""}
+	rng := rand.New(rand.NewPCG(9, 10))
+	for round := range 500 {
+		alphabet := alphabets[round%len(alphabets)]
+		randByte := func() byte {
+			if alphabet == "" {
+				return byte(rng.Uint32())
+			}
+			return alphabet[rng.IntN(len(alphabet))]
+		}
+		minLen := 2 + rng.IntN(8)
+		var pats [][]byte
+		var nocase []bool
+		for range 1 + rng.IntN(30) {
+			var p []byte
+			if len(pats) > 0 && rng.IntN(3) == 0 {
+				// Share a prefix or suffix with an earlier pattern.
+				q := pats[rng.IntN(len(pats))]
+				k := rng.IntN(len(q) + 1)
+				if rng.IntN(2) == 0 {
+					p = append(p, q[:k]...)
+				} else {
+					p = append(p, q[len(q)-k:]...)
+				}
+			}
+			for len(p) < minLen+rng.IntN(12) {
+				p = append(p, randByte())
+			}
+			pats = append(pats, p)
+			nocase = append(nocase, rng.IntN(2) == 0)
+		}
+		a := newAutomatonDense(pats, nocase, []int{denseBudget, 40, 0}[round%3])
+		shortest := len(pats[0])
+		for _, p := range pats {
+			shortest = min(shortest, len(p))
+		}
+		for range 6 {
+			var text []byte
+			for len(text) < rng.IntN(200) {
+				if rng.IntN(4) == 0 {
+					// A pattern, in random case, maybe overlapping the
+					// bytes before it.
+					p := pats[rng.IntN(len(pats))]
+					if k := rng.IntN(4); k < len(text) && rng.IntN(2) == 0 {
+						text = text[:len(text)-k]
+					}
+					for _, c := range p {
+						if rng.IntN(3) == 0 {
+							c ^= 0x20 * byte(rng.IntN(2))
+						}
+						text = append(text, c)
+					}
+					continue
+				}
+				text = append(text, randByte())
+			}
+			tailFrom := rng.IntN(len(text) + 1)
+			budget := []int{0, 3, skipBudget(len(text)), math.MaxInt}[rng.IntN(4)]
+			for _, m := range []int{2, shortest, 2 + rng.IntN(shortest-1)} {
+				checkSkip(t, a, m, pats, nocase, text, tailFrom, budget)
+			}
+		}
+	}
+}
+
+// TestSkipEdges covers what random texts rarely hit: patterns at the very
+// start and end of the text, texts shorter than the window, a text that is
+// exactly a pattern, nested and periodic patterns, and bytes that fold.
+func TestSkipEdges(t *testing.T) {
+	for _, tc := range []struct {
+		pats   []string
+		nocase []bool
+		texts  []string
+	}{
+		{[]string{"abcd", "bcde", "cdef"}, []bool{false, true, false}, []string{"abcdef", "ABCDEF", "abcd", "xabcd", "abc", "", "cdefab", "bcde"}},
+		{[]string{"aaaa", "aaaaa", "aaaaaaaaaaa"}, []bool{false, true, true}, []string{strings.Repeat("a", 40), strings.Repeat("aA", 20), "aaa", "Aaaa"}},
+		{[]string{"abab", "baba", "ababab"}, []bool{true, false, false}, []string{"abababab", "BABA", "xxababx", "ab"}},
+		{[]string{"\x00\xff\x00\xff", "\xc4\xe4\xc4\xe4"}, []bool{true, true}, []string{"\x00\xff\x00\xff", "\xe4\xc4\xe4\xc4\xe4", "\xc4\xe4\xc4\xe4"}},
+		{[]string{"User-Agent: curl", "user-agent"}, []bool{false, true}, []string{"user-agent: curl", "USER-AGENT: curl", "xUser-Agent: curl"}},
+	} {
+		var pats [][]byte
+		shortest := math.MaxInt
+		for _, p := range tc.pats {
+			pats = append(pats, []byte(p))
+			shortest = min(shortest, len(p))
+		}
+		for _, budget := range []int{0, math.MaxInt} {
+			a := newAutomaton(pats, tc.nocase)
+			for m := 2; m <= shortest; m++ {
+				for _, text := range tc.texts {
+					for from := 0; from <= len(text); from++ {
+						checkSkip(t, a, m, pats, tc.nocase, []byte(text), from, budget)
+					}
+				}
+			}
+		}
+	}
+}
+
+// FuzzSkip checks the skip filter against the naive search. The input is: a
+// byte choosing the window (low 5 bits, reduced to 2 up to the shortest
+// pattern), whether to budget, and a dense budget; a byte for where the tail
+// starts; then patterns, each a length byte (low 4 bits: 2 to 17 bytes; bit
+// 4: nocase) and its bytes, up to a zero length byte; the rest is the text.
+func FuzzSkip(f *testing.F) {
+	f.Add([]byte("\x03\x00\x03abcd\x13ABCDe\x00xxabcdeABCD"))
+	f.Add([]byte("\xff\x05\x02aaaa\x12aaaaa\x00aaaaaaaaaaaaaaaaaa"))
+	f.Add([]byte("\x41\x00\x0ezq-needle-0001\x0ezq-needle-0002\x00random zq-needle-0002zq-needle-0001"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) < 2 {
+			return
+		}
+		mode, from := in[0], int(in[1])
+		in = in[2:]
+		var pats [][]byte
+		var nocase []bool
+		shortest := math.MaxInt
+		for len(in) > 0 && in[0] != 0 && len(pats) < 64 {
+			n := int(in[0]&15) + 2
+			nc := in[0]&16 != 0
+			if len(in) < 1+n {
+				break
+			}
+			pats = append(pats, in[1:1+n])
+			nocase = append(nocase, nc)
+			shortest = min(shortest, n)
+			in = in[1+n:]
+		}
+		if len(in) > 0 {
+			in = in[1:]
+		}
+		if len(pats) == 0 {
+			return
+		}
+		m := 2 + int(mode&31)%(shortest-1)
+		budget := math.MaxInt
+		if mode&32 != 0 {
+			budget = skipBudget(len(in))
+		}
+		a := newAutomatonDense(pats, nocase, []int{denseBudget, 0}[mode>>6&1])
+		checkSkip(t, a, m, pats, nocase, in, from%(len(in)+1), budget)
+	})
+}
+
+// TestSkipChosen keeps newSkipFilter's choice honest: it is used for the
+// bench harness's rules and ET-shaped sets of a hundred rules, and not when
+// a content is shorter than minSkipWindow or the patterns are many.
+func TestSkipChosen(t *testing.T) {
+	bench := mustParse(t, benchHarnessRules(100))
+	require.NotNil(t, bench.ac.skip)
+	assert.Equal(t, 14, bench.ac.skip.m)
+	assert.NotNil(t, mustParse(t, etRules(100, 1)).ac.skip)
+	assert.True(t, mustParse(t, benchHarnessRules(100)+`alert tcp any any -> any any (content:"abc"; sid:1;)`).ac.skip == nil, "a 3-byte content")
+	assert.True(t, mustParse(t, manyRules(100)).ac.skip == nil, "3-byte hex contents")
+
+	// More patterns than maxSkipPatterns.
+	var pats [][]byte
+	for i := range maxSkipPatterns + 1 {
+		pats = append(pats, fmt.Appendf(nil, "pattern-%08d", i))
+	}
+	assert.True(t, newAutomaton(pats, make([]bool, len(pats))).skip == nil)
+	// Fewer, but filling the table with small shifts: 12,000 random
+	// 4-byte patterns put a shift of 0 on a sixth of the blocks.
+	rng := rand.New(rand.NewPCG(1, 1))
+	pats = pats[:0]
+	for range 12000 {
+		p := make([]byte, 4)
+		for i := range p {
+			p[i] = byte(rng.Uint32())
+		}
+		pats = append(pats, p)
+	}
+	assert.True(t, newAutomaton(pats, make([]bool, len(pats))).skip == nil)
+}
+
+// TestMatchSkipAgainstNaive runs Match with rule sets that use the skip
+// filter on frames with their contents planted in random bytes, split,
+// case-flipped and at both ends of the payload, and on payloads that make
+// the skip scan give up, against the naive matcher; and shows that Match
+// still allocates nothing.
+func TestMatchSkipAgainstNaive(t *testing.T) {
+	rules := benchHarnessRules(100) + etRules(100, 4) +
+		"alert ip any any -> any any (content:\"IpPayLoad\"; nocase; sid:1;)\n" +
+		"drop tcp any any -> any 80 (content:\"GET /forbidden\"; content:\"Host: evil\"; nocase; sid:2;)\n"
+	set := mustParse(t, rules)
+	require.NotNil(t, set.ac.skip)
+	var contents [][]byte
+	for _, r := range set.rules {
+		for _, c := range r.contents {
+			contents = append(contents, c.pattern)
+		}
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	r := set.NewResult()
+	for round := range 400 {
+		var pay []byte
+		switch round % 8 {
+		case 0:
+			// Every window a candidate: the skip scan gives up.
+			pay = bytes.Repeat([]byte("0101"), 300)
+			pay = append(pay, "zq-needle-0042"...)
+		default:
+			for len(pay) < rng.IntN(1500) {
+				if rng.IntN(6) == 0 {
+					c := contents[rng.IntN(len(contents))]
+					if rng.IntN(4) == 0 {
+						c = c[:rng.IntN(len(c))] // a piece only
+					}
+					for _, b := range c {
+						if rng.IntN(4) == 0 {
+							b ^= 0x20
+						}
+						pay = append(pay, b)
+					}
+					continue
+				}
+				pay = append(pay, byte(rng.Uint32()))
+			}
+		}
+		port := []uint16{80, 443, 5201}[rng.IntN(3)]
+		for _, f := range []frameSpec{tcp4("10.0.0.1", "10.0.0.2", 40000, port, string(pay)), udp4("10.0.0.1", "10.0.0.2", 40000, port, string(pay))} {
+			fr := f.build()
+			set.Match(fr, r)
+			checkAgainstNaive(t, set, fr, r)
+		}
+	}
+	for _, f := range randomPayloadFrames() {
+		assert.Zero(t, testing.AllocsPerRun(50, func() { set.Match(f.frame, r) }), f.name)
+	}
+}
