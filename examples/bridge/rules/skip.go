@@ -119,15 +119,21 @@ func skipTable(pats [][]byte, m int) *[1 << 16]uint8 {
 	}
 	for _, p := range pats {
 		for j := 1; j < m; j++ {
-			b := uint16(lower(p[j-1]))<<8 | uint16(lower(p[j]))
+			b := skipBlock(lower(p[j-1]), lower(p[j]))
 			folded[b] = min(folded[b], uint8(m-1-j))
 		}
 	}
 	t := new([1 << 16]uint8)
 	for b := range t {
-		t[b] = folded[uint16(lower(byte(b>>8)))<<8|uint16(lower(byte(b)))]
+		t[b] = folded[skipBlock(lower(byte(b)), lower(byte(b>>8)))]
 	}
 	return t
+}
+
+// skipBlock is the table index of the block of bytes x, y: little-endian,
+// so that a scan reads it with one 16-bit load.
+func skipBlock(x, y byte) uint16 {
+	return uint16(x) | uint16(y)<<8
 }
 
 // skipCost estimates the cost per byte of a skip scan over uniformly random
@@ -176,24 +182,88 @@ func (a *automaton) findBudget(data []byte, tailFrom int, all, tail, memo []uint
 // scanSkip is scan through the skip filter. It reports false, with
 // whatever it found so far, when verifying windows took more than budget
 // steps.
+//
+// Each window's lookup waits for the one before it (the shift says where
+// the next window is), so one scan is a chain of dependent loads. Four
+// scans run interleaved instead, each over the windows ending in a quarter
+// of data, so that the processor overlaps their loads. The proof of
+// skipFilter holds for each: a scan starts at the first window of its
+// quarter and stops at its end, and every window end lies in one quarter.
 func (a *automaton) scanSkip(data []byte, tailFrom int, all, tail []uint64, found []int32, budget int) ([]int32, bool) {
-	f := a.skip
-	shift := f.shift
-	m := f.m
-	for pos := m - 1; pos < len(data); {
-		if s := shift[uint16(data[pos-1])<<8|uint16(data[pos])]; s != 0 {
-			pos += int(s)
-			continue
+	shift := a.skip.shift
+	n := len(data)
+	first := a.skip.m - 1
+	if first >= n {
+		return found, true
+	}
+	// Lane k covers the window ends [e_k, e_k+1).
+	w := (n - first) / 4
+	e1, e2, e3 := first+w, first+2*w, first+3*w
+	p0, p1, p2, p3 := first, e1, e2, e3
+	if w >= 16 {
+		for p0 < e1 && p1 < e2 && p2 < e3 && p3 < n {
+			s0 := shift[uint16(data[p0-1])|uint16(data[p0])<<8]
+			s1 := shift[uint16(data[p1-1])|uint16(data[p1])<<8]
+			s2 := shift[uint16(data[p2-1])|uint16(data[p2])<<8]
+			s3 := shift[uint16(data[p3-1])|uint16(data[p3])<<8]
+			if s0 != 0 && s1 != 0 && s2 != 0 && s3 != 0 {
+				p0 += int(s0)
+				p1 += int(s1)
+				p2 += int(s2)
+				p3 += int(s3)
+				continue
+			}
+			// Advance the lanes with a candidate by one window each and
+			// the others by their shift, as a single scan would.
+			p0, found, budget = a.skipStep(data, p0, s0, tailFrom, all, tail, found, budget)
+			p1, found, budget = a.skipStep(data, p1, s1, tailFrom, all, tail, found, budget)
+			p2, found, budget = a.skipStep(data, p2, s2, tailFrom, all, tail, found, budget)
+			p3, found, budget = a.skipStep(data, p3, s3, tailFrom, all, tail, found, budget)
+			if budget < 0 {
+				return found, false
+			}
 		}
-		start := pos + 1 - m
-		var steps int
-		found, steps = a.descend(data, start, tailFrom, all, tail, found)
-		if budget -= 1 + steps; budget < 0 {
+	} else {
+		p0, p1, p2, p3 = first, n, n, n
+		e1, e2, e3 = n, n, n
+	}
+	var ok bool
+	for _, l := range [...][2]int{{p0, e1}, {p1, e2}, {p2, e3}, {p3, n}} {
+		if found, budget, ok = a.skipLane(data, l[0], l[1], tailFrom, all, tail, found, budget); !ok {
 			return found, false
 		}
-		pos++
 	}
 	return found, true
+}
+
+// skipStep moves a lane at window end p with shift s: by s, or when s is 0
+// by one window after verifying it.
+func (a *automaton) skipStep(data []byte, p int, s uint8, tailFrom int, all, tail []uint64, found []int32, budget int) (int, []int32, int) {
+	if s != 0 {
+		return p + int(s), found, budget
+	}
+	found, steps := a.descend(data, p+1-a.skip.m, tailFrom, all, tail, found)
+	return p + 1, found, budget - 1 - steps
+}
+
+// skipLane is one scan over the window ends [p, end).
+func (a *automaton) skipLane(data []byte, p, end, tailFrom int, all, tail []uint64, found []int32, budget int) ([]int32, int, bool) {
+	shift := a.skip.shift
+	end = min(end, len(data))
+	for p < end {
+		s := shift[uint16(data[p-1])|uint16(data[p])<<8]
+		if s != 0 {
+			p += int(s)
+			continue
+		}
+		var steps int
+		found, steps = a.descend(data, p+1-a.skip.m, tailFrom, all, tail, found)
+		if budget -= 1 + steps; budget < 0 {
+			return found, budget, false
+		}
+		p++
+	}
+	return found, budget, true
 }
 
 // descend walks the trie from the root over data[start:] and records every
