@@ -58,7 +58,7 @@ type automaton struct {
 	nocase []bool
 
 	// skip, when not nil, lets a scan jump over most of the input (see
-	// skipFilter); find uses it.
+	// skipFilter); find uses it. newAutomaton sets it; a Set sets its own.
 	skip *skipFilter
 }
 
@@ -202,7 +202,9 @@ func newAutomatonDense(pats [][]byte, nocase []bool, budget int) *automaton {
 	for i, p := range pats {
 		t.add(p, nocase[i])
 	}
-	return t.compile()
+	a := t.compile()
+	a.skip = newSkipFilter(a, nil)
+	return a
 }
 
 // compile turns the trie into an automaton. The trie is not usable after.
@@ -312,7 +314,6 @@ func (t *trie) compile() *automaton {
 	}
 	a.outStart[n] = int32(len(a.outs))
 	a.edgeStart[n-a.ndense] = int32(len(a.to))
-	a.skip = newSkipFilter(a)
 	return a
 }
 

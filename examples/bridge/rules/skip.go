@@ -34,9 +34,12 @@ import "bytes"
 // patterns) makes a scan give up after a bounded amount of work and run
 // the automaton instead, so the worst case is a constant factor over it.
 type skipFilter struct {
-	m     int // window length: the shortest pattern, at most maxSkipWindow
+	m     int // window length: at most the shortest required pattern, and maxSkipWindow
 	shift *[1 << 16]uint8
 	depth []int32 // depth of each automaton state, to tell goto edges from failure transitions
+	// partial is set when a pattern is shorter than m: the table leaves it
+	// out, and a skip scan finds it only where it verifies a window anyway.
+	partial bool
 }
 
 const (
@@ -60,15 +63,26 @@ const (
 )
 
 // newSkipFilter returns a skip filter for the automaton's patterns, or nil
-// when none pays: a pattern shorter than minSkipWindow, too many patterns,
-// or an estimated cost per byte over maxSkipCost for every window tried.
-func newSkipFilter(a *automaton) *skipFilter {
+// when none pays: a required pattern shorter than minSkipWindow, too many
+// patterns, or an estimated cost per byte over maxSkipCost for every window
+// tried. optional, when not nil, marks the patterns a scan may find only in
+// part (see find): the window is chosen from the others alone.
+//
+// A Set passes the contents that are no rule's longest: a rule is looked at
+// only when its longest content occurs, so "GET" beside a long content does
+// not keep the skip from every frame, only from the frames where the long
+// one occurs (Match then rescans with the automaton).
+func newSkipFilter(a *automaton, optional []bool) *skipFilter {
 	if len(a.pats) == 0 || len(a.pats) > maxSkipPatterns {
 		return nil
 	}
-	minLen := len(a.pats[0])
-	for _, p := range a.pats {
-		minLen = min(minLen, len(p))
+	minLen := -1
+	for id, p := range a.pats {
+		if optional == nil || !optional[id] {
+			if minLen < 0 || len(p) < minLen {
+				minLen = len(p)
+			}
+		}
 	}
 	if minLen < minSkipWindow {
 		return nil
@@ -90,14 +104,17 @@ func newSkipFilter(a *automaton) *skipFilter {
 	return newSkipFilterWindow(a, bestM, best)
 }
 
-// newSkipFilterWindow returns the skip filter of window m (2 <= m <= the
-// shortest pattern's length, m <= 256) with table t, or skipTable(a.pats, m)
-// when t is nil, whatever it costs: tests use it to try every window.
+// newSkipFilterWindow returns the skip filter of window m (2 <= m <= 256)
+// with table t, or skipTable(a.pats, m) when t is nil, whatever it costs:
+// tests use it to try every window. Patterns shorter than m are left out.
 func newSkipFilterWindow(a *automaton, m int, t *[1 << 16]uint8) *skipFilter {
 	if t == nil {
 		t = skipTable(a.pats, m)
 	}
 	f := &skipFilter{m: m, shift: t, depth: make([]int32, a.states())}
+	for _, p := range a.pats {
+		f.partial = f.partial || len(p) < m
+	}
 	// Every state is a prefix of a pattern, and following a pattern from
 	// the root takes only goto edges: a goto edge leads one deeper, every
 	// other transition to a state no deeper.
@@ -111,13 +128,17 @@ func newSkipFilterWindow(a *automaton, m int, t *[1 << 16]uint8) *skipFilter {
 	return f
 }
 
-// skipTable returns the SHIFT table of window m for pats.
+// skipTable returns the SHIFT table of window m for the patterns of pats
+// that are at least m bytes long.
 func skipTable(pats [][]byte, m int) *[1 << 16]uint8 {
 	var folded [1 << 16]uint8
 	for i := range folded {
 		folded[i] = uint8(m - 1)
 	}
 	for _, p := range pats {
+		if len(p) < m {
+			continue
+		}
 		for j := 1; j < m; j++ {
 			b := skipBlock(lower(p[j-1]), lower(p[j]))
 			folded[b] = min(folded[b], uint8(m-1-j))
@@ -158,25 +179,28 @@ func skipBudget(n int) int { return n/2 + 64 }
 
 // find is scanMemo, through the skip filter when the automaton has one: it
 // sets the same bits in all and tail and returns the same ids in found,
-// though not necessarily in the same order.
-func (a *automaton) find(data []byte, tailFrom int, all, tail, memo []uint64, found []int32) []int32 {
+// though not necessarily in the same order, for every pattern at least as
+// long as the skip window. It reports whether that holds for every pattern
+// (exact); when not, the bits of shorter patterns are a subset of the
+// truth.
+func (a *automaton) find(data []byte, tailFrom int, all, tail, memo []uint64, found []int32) ([]int32, bool) {
 	return a.findBudget(data, tailFrom, all, tail, memo, found, skipBudget(len(data)))
 }
 
 // findBudget is find with the skip scan's budget given.
-func (a *automaton) findBudget(data []byte, tailFrom int, all, tail, memo []uint64, found []int32, budget int) []int32 {
+func (a *automaton) findBudget(data []byte, tailFrom int, all, tail, memo []uint64, found []int32, budget int) ([]int32, bool) {
 	if a.skip != nil {
 		base := len(found)
 		var ok bool
 		if found, ok = a.scanSkip(data, tailFrom, all, tail, found, budget); ok {
-			return found
+			return found, !a.skip.partial
 		}
 		// Too many candidate windows: start again with the automaton,
 		// which needs the bitsets as it left them, zero.
 		clearHits(all, tail, memo, found[base:])
 		found = found[:base]
 	}
-	return a.scanMemo(data, tailFrom, all, tail, memo, found)
+	return a.scanMemo(data, tailFrom, all, tail, memo, found), true
 }
 
 // scanSkip is scan through the skip filter. It reports false, with
