@@ -5,7 +5,8 @@ import "bytes"
 // skipFilter lets a scan jump over most of a payload instead of walking the
 // automaton over every byte: a Wu-Manber SHIFT table over 2-byte blocks.
 //
-// Every pattern is at least m bytes long. The scan looks at windows of m
+// Every pattern in the table is at least m bytes long (see partial for the
+// others). The scan looks at windows of m
 // bytes, reading only the last two bytes of each (the block). shift[block]
 // is how far the window can move without passing a window that starts an
 // occurrence: the distance from the block's last position in the first m
@@ -30,13 +31,19 @@ import "bytes"
 // the scan reads about one byte in thirteen. Many patterns fill the table
 // with small shifts, and short patterns cap the shift at m-1: then the skip
 // does not pay, newSkipFilter returns nil, and Match keeps the plain
-// automaton. A payload whose blocks often have shift 0 (text close to the
+// automaton. The filter holds 64 KiB, and 4 bytes per byte of the longest
+// pattern. A payload whose blocks often have shift 0 (text close to the
 // patterns) makes a scan give up after a bounded amount of work and run
 // the automaton instead, so the worst case is a constant factor over it.
 type skipFilter struct {
 	m     int // window length: at most the shortest required pattern, and maxSkipWindow
 	shift *[1 << 16]uint8
-	depth []int32 // depth of each automaton state, to tell goto edges from failure transitions
+	// levels[d] is the first automaton state of depth d, for d from 1 to
+	// the longest pattern's length, and levels[len(levels)-1] the number
+	// of states: states are numbered breadth first, so depth d is the range
+	// levels[d]:levels[d+1]. A goto edge leads one deeper, every other
+	// transition to a state no deeper; that tells them apart in a dense row.
+	levels []int32
 	// partial is set when a pattern is shorter than m: the table leaves it
 	// out, and a skip scan finds it only where it verifies a window anyway.
 	partial bool
@@ -111,18 +118,25 @@ func newSkipFilterWindow(a *automaton, m int, t *[1 << 16]uint8) *skipFilter {
 	if t == nil {
 		t = skipTable(a.pats, m)
 	}
-	f := &skipFilter{m: m, shift: t, depth: make([]int32, a.states())}
+	longest := 0
+	for _, p := range a.pats {
+		longest = max(longest, len(p))
+	}
+	f := &skipFilter{m: m, shift: t, levels: make([]int32, longest+2)}
+	n := int32(a.states())
+	for d := range f.levels {
+		f.levels[d] = n
+	}
+	f.levels[0] = 0
+	// Every state is a prefix of a pattern, and following a pattern from
+	// the root takes only goto edges, so the k-byte prefixes of the
+	// patterns are the states of depth k.
 	for _, p := range a.pats {
 		f.partial = f.partial || len(p) < m
-	}
-	// Every state is a prefix of a pattern, and following a pattern from
-	// the root takes only goto edges: a goto edge leads one deeper, every
-	// other transition to a state no deeper.
-	for _, p := range a.pats {
 		s := int32(0)
 		for k, c := range p {
 			s = a.step(s, a.class[c]) >> 1
-			f.depth[s] = int32(k + 1)
+			f.levels[k+1] = min(f.levels[k+1], s)
 		}
 	}
 	return f
@@ -293,15 +307,18 @@ func (a *automaton) skipLane(data []byte, p, end, tailFrom int, all, tail []uint
 // descend walks the trie from the root over data[start:] and records every
 // pattern that occurs at start. It returns the number of steps taken.
 func (a *automaton) descend(data []byte, start, tailFrom int, all, tail []uint64, found []int32) ([]int32, int) {
-	depth := a.skip.depth
+	levels := a.skip.levels
 	s := int32(0)
 	i := start
 	for ; i < len(data); i++ {
 		c := a.class[data[i]]
-		want := int32(i - start + 1)
+		d := i - start + 1 // the depth of a goto edge's target
+		if d >= len(levels)-1 {
+			break // no pattern is longer
+		}
 		if s < a.ndense {
 			s = a.dense[s*a.nclass+int32(c)] >> 1
-			if depth[s] != want {
+			if s < levels[d] || s >= levels[d+1] {
 				break
 			}
 		} else if s = a.edge(s, c); s < 0 {
