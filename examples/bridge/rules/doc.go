@@ -50,18 +50,22 @@
 // are indexed by the destination or source port they name (TCP and UDP) and
 // else by the /16s of the IPv4 networks they name, so a frame checks only
 // the rules that can match its ports and addresses, plus those that name
-// neither.
-//
-// The content pass is an Aho-Corasick automaton. When every content is at
-// least 4 bytes long and the contents are few enough (a hundred rules of
-// 10-16 byte contents, not ET Open's 50,000), a Wu-Manber skip table over
-// 2-byte blocks goes in front of it: the scan then reads about one byte in
-// m-1 of random data, m the shortest content's length (up to 32), and walks
-// the automaton's trie only where a block could end the first m bytes of a
-// content. The results are the same either way; a payload on which the skip
-// finds too many candidate places falls back to the plain automaton. A rule set over [MaxRules], [MaxContentLen], [MaxPatternBytes] or
+// neither. A rule set over [MaxRules], [MaxContentLen], [MaxPatternBytes] or
 // [MaxAutomatonBytes] is refused with a [*LimitError] naming the first rule
 // over the limit.
+//
+// The content pass is an Aho-Corasick automaton. In front of it, when it
+// pays, goes a Wu-Manber skip table: over 2-byte blocks (64 KiB), or for
+// thousands of binary contents over 3-byte blocks hashed to 1 MiB. It is
+// built from the rules' fast patterns (their longest contents), which must
+// be at least 4 bytes long; a scan then reads about one byte in m-1 of
+// random data, m the shortest fast pattern's length (up to 32), and walks
+// the automaton's trie only where a block could end the first m bytes of a
+// pattern. The results are the same either way: when a fast pattern occurs
+// whose rule has a content the table leaves out, the payload is scanned
+// again with the automaton, and a payload on which the skip finds too many
+// candidate places (text made of the patterns' bytes) falls back to the
+// automaton after a bounded amount of work.
 //
 // Replacing a Set (a reload) needs no call here: parse the new one while the
 // old is in force, swap the pointer, and drop every reference to the old Set

@@ -36,16 +36,25 @@ import "bytes"
 // patterns) makes a scan give up after a bounded amount of work and run
 // the automaton instead, so the worst case is a constant factor over it.
 type skipFilter struct {
-	m     int // window length: at most the shortest required pattern, and maxSkipWindow
+	m int // window length: at most the shortest required pattern, and maxSkipWindow
+	// shift is the SHIFT table over 2-byte blocks, or nil when wide is
+	// used instead.
 	shift *[1 << 16]uint8
+	// wide is the SHIFT table over 3-byte blocks, hashed to wideBits bits
+	// (see wideIndex), for many patterns: 2-byte blocks of thousands of
+	// patterns cover most of the 65,536, so most shifts would be small. A
+	// hash collision only lowers a shift, never raises one.
+	wide     []uint8
+	wideBits uint
 	// levels[d] is the first automaton state of depth d, for d from 1 to
 	// the longest pattern's length, and levels[len(levels)-1] the number
 	// of states: states are numbered breadth first, so depth d is the range
 	// levels[d]:levels[d+1]. A goto edge leads one deeper, every other
 	// transition to a state no deeper; that tells them apart in a dense row.
 	levels []int32
-	// partial is set when a pattern is shorter than m: the table leaves it
-	// out, and a skip scan finds it only where it verifies a window anyway.
+	// partial is set when the table leaves a pattern out (optional, or
+	// shorter than m): a skip scan finds it only where it verifies a window
+	// anyway.
 	partial bool
 }
 
@@ -56,14 +65,21 @@ const (
 	// minSkipWindow is the shortest window worth skipping with: below it
 	// the shift is at most 2 and the table lookups cost more than they save.
 	minSkipWindow = 4
-	// maxSkipPatterns bounds the patterns a table is built for; with more,
-	// nearly every block has a small shift (and building would cost load
-	// time for nothing).
-	maxSkipPatterns = 16 << 10
+	// maxSkipPatterns bounds the patterns a table is built for (build
+	// time: a few table entries per pattern byte).
+	maxSkipPatterns = 256 << 10
+	// minWidePatterns is the fewest required patterns for which a wide
+	// table is tried: with fewer, the 2-byte one does as well in 64 KiB.
+	minWidePatterns = 2048
+	// wideBits is the size of a wide table: 1 MiB.
+	wideBits = 20
 	// maxSkipCost is the estimated cost per byte, in table lookups, above
 	// which the filter is not used: the automaton costs about two to three
 	// lookups per byte (see skipCost).
 	maxSkipCost = 0.35
+	// wideCostFactor weighs a wide table's lookups, which miss the L1
+	// and often the L2 cache.
+	wideCostFactor = 2
 	// skipVerifyCost is the estimated cost of verifying a shift-0 window,
 	// in table lookups.
 	skipVerifyCost = 4
@@ -72,8 +88,8 @@ const (
 // newSkipFilter returns a skip filter for the automaton's patterns, or nil
 // when none pays: a required pattern shorter than minSkipWindow, too many
 // patterns, or an estimated cost per byte over maxSkipCost for every window
-// tried. optional, when not nil, marks the patterns a scan may find only in
-// part (see find): the window is chosen from the others alone.
+// and table tried. optional, when not nil, marks the patterns that a scan
+// may find only in part (see find): the table holds the others alone.
 //
 // A Set passes the contents that are no rule's longest: a rule is looked at
 // only when its longest content occurs, so "GET" beside a long content does
@@ -83,9 +99,10 @@ func newSkipFilter(a *automaton, optional []bool) *skipFilter {
 	if len(a.pats) == 0 || len(a.pats) > maxSkipPatterns {
 		return nil
 	}
-	minLen := -1
+	minLen, required := -1, 0
 	for id, p := range a.pats {
 		if optional == nil || !optional[id] {
+			required++
 			if minLen < 0 || len(p) < minLen {
 				minLen = len(p)
 			}
@@ -94,35 +111,39 @@ func newSkipFilter(a *automaton, optional []bool) *skipFilter {
 	if minLen < minSkipWindow {
 		return nil
 	}
-	var best *[1 << 16]uint8
-	bestM, bestCost := 0, maxSkipCost
+	var (
+		bestM    int
+		bestCost = maxSkipCost
+		narrow   *[1 << 16]uint8
+		wide     []uint8
+	)
 	for _, m := range []int{min(minLen, maxSkipWindow), min(minLen, 16), min(minLen, 8)} {
-		if m == bestM {
-			continue
+		if t := skipTable(a.pats, optional, m); skipCost(t[:]) < bestCost {
+			bestM, bestCost, narrow, wide = m, skipCost(t[:]), t, nil
 		}
-		t := skipTable(a.pats, m)
-		if c := skipCost(t); c < bestCost {
-			best, bestM, bestCost = t, m, c
+		if required >= minWidePatterns {
+			w := wideTable(a.pats, optional, m, wideBits)
+			if c := wideCostFactor * skipCost(w); c < bestCost {
+				bestM, bestCost, narrow, wide = m, c, nil, w
+			}
 		}
 	}
-	if best == nil {
+	if narrow == nil && wide == nil {
 		return nil
 	}
-	return newSkipFilterWindow(a, bestM, best)
+	return newSkipFilterWindow(a, bestM, optional, narrow, wide, wideBits)
 }
 
-// newSkipFilterWindow returns the skip filter of window m (2 <= m <= 256)
-// with table t, or skipTable(a.pats, m) when t is nil, whatever it costs:
-// tests use it to try every window. Patterns shorter than m are left out.
-func newSkipFilterWindow(a *automaton, m int, t *[1 << 16]uint8) *skipFilter {
-	if t == nil {
-		t = skipTable(a.pats, m)
-	}
+// newSkipFilterWindow returns the skip filter of window m (2 <= m <= 256,
+// and m >= 3 for a wide table) with table narrow or wide, whatever it
+// costs: tests use it to try every window. Patterns that are optional or
+// shorter than m are left out.
+func newSkipFilterWindow(a *automaton, m int, optional []bool, narrow *[1 << 16]uint8, wide []uint8, bits uint) *skipFilter {
 	longest := 0
 	for _, p := range a.pats {
 		longest = max(longest, len(p))
 	}
-	f := &skipFilter{m: m, shift: t, levels: make([]int32, longest+2)}
+	f := &skipFilter{m: m, shift: narrow, wide: wide, wideBits: bits, levels: make([]int32, longest+2)}
 	n := int32(a.states())
 	for d := range f.levels {
 		f.levels[d] = n
@@ -131,8 +152,8 @@ func newSkipFilterWindow(a *automaton, m int, t *[1 << 16]uint8) *skipFilter {
 	// Every state is a prefix of a pattern, and following a pattern from
 	// the root takes only goto edges, so the k-byte prefixes of the
 	// patterns are the states of depth k.
-	for _, p := range a.pats {
-		f.partial = f.partial || len(p) < m
+	for id, p := range a.pats {
+		f.partial = f.partial || leftOut(p, id, optional, m)
 		s := int32(0)
 		for k, c := range p {
 			s = a.step(s, a.class[c]) >> 1
@@ -142,15 +163,20 @@ func newSkipFilterWindow(a *automaton, m int, t *[1 << 16]uint8) *skipFilter {
 	return f
 }
 
-// skipTable returns the SHIFT table of window m for the patterns of pats
-// that are at least m bytes long.
-func skipTable(pats [][]byte, m int) *[1 << 16]uint8 {
+// leftOut reports whether pattern id, p, stays out of a table of window m.
+func leftOut(p []byte, id int, optional []bool, m int) bool {
+	return len(p) < m || (optional != nil && optional[id])
+}
+
+// skipTable returns the SHIFT table over 2-byte blocks of window m for the
+// patterns of pats that are not left out.
+func skipTable(pats [][]byte, optional []bool, m int) *[1 << 16]uint8 {
 	var folded [1 << 16]uint8
 	for i := range folded {
 		folded[i] = uint8(m - 1)
 	}
-	for _, p := range pats {
-		if len(p) < m {
+	for id, p := range pats {
+		if leftOut(p, id, optional, m) {
 			continue
 		}
 		for j := 1; j < m; j++ {
@@ -171,10 +197,53 @@ func skipBlock(x, y byte) uint16 {
 	return uint16(x) | uint16(y)<<8
 }
 
+// wideTable returns the SHIFT table over 3-byte blocks, hashed to bits
+// bits, of window m (m >= 3) for the patterns of pats that are not left
+// out. Each block is entered in every case variant of its letters, as a
+// scan hashes raw bytes.
+func wideTable(pats [][]byte, optional []bool, m int, bits uint) []uint8 {
+	t := make([]uint8, 1<<bits)
+	for i := range t {
+		t[i] = uint8(m - 2)
+	}
+	for id, p := range pats {
+		if leftOut(p, id, optional, m) {
+			continue
+		}
+		for j := 2; j < m; j++ {
+			sh := uint8(m - 1 - j)
+			xs, nx := caseVariants(p[j-2])
+			ys, ny := caseVariants(p[j-1])
+			zs, nz := caseVariants(p[j])
+			for _, x := range xs[:nx] {
+				for _, y := range ys[:ny] {
+					for _, z := range zs[:nz] {
+						h := wideIndex(uint32(x)|uint32(y)<<8|uint32(z)<<16, bits)
+						t[h] = min(t[h], sh)
+					}
+				}
+			}
+		}
+	}
+	return t
+}
+
+// caseVariants returns c in lower and upper case (2), or c alone (1).
+func caseVariants(c byte) ([2]byte, int) {
+	c = lower(c)
+	if c >= 'a' && c <= 'z' {
+		return [2]byte{c, c - 'a' + 'A'}, 2
+	}
+	return [2]byte{c}, 1
+}
+
+// wideIndex hashes a 3-byte block (little-endian in x) to bits bits.
+func wideIndex(x uint32, bits uint) uint32 { return x * 0x9e3779b1 >> (32 - bits) }
+
 // skipCost estimates the cost per byte of a skip scan over uniformly random
 // bytes, in table lookups: per window one lookup, plus a verification when
 // the shift is 0, over the mean distance a window moves.
-func skipCost(t *[1 << 16]uint8) float64 {
+func skipCost(t []uint8) float64 {
 	var adv, zero int
 	for _, s := range t {
 		adv += max(int(s), 1)
@@ -186,10 +255,13 @@ func skipCost(t *[1 << 16]uint8) float64 {
 	return (1 + skipVerifyCost*p0) / (float64(adv) / float64(len(t)))
 }
 
-// skipBudget is the work (verified windows plus trie steps) a skip scan of
-// n bytes may do before it gives up for the automaton: half a unit per
-// byte, as a verification step costs several window lookups.
-func skipBudget(n int) int { return n/2 + 64 }
+// skipBudget is the work (windows looked up, windows verified and trie
+// steps) a skip scan of n bytes may do before it gives up for the
+// automaton. Each unit is a dependent load, as an automaton step per byte
+// is, so a scan that gives up has spent about a third of what the
+// automaton then spends: the worst case (text full of blocks of the
+// patterns) costs 1.3 times the automaton alone.
+func skipBudget(n int) int { return n/4 + 64 }
 
 // find is scanMemo, through the skip filter when the automaton has one: it
 // sets the same bits in all and tail and returns the same ids in found,
@@ -218,8 +290,8 @@ func (a *automaton) findBudget(data []byte, tailFrom int, all, tail, memo []uint
 }
 
 // scanSkip is scan through the skip filter. It reports false, with
-// whatever it found so far, when verifying windows took more than budget
-// steps.
+// whatever it found so far, when it took more than budget steps (see
+// skipBudget).
 //
 // Each window's lookup waits for the one before it (the shift says where
 // the next window is), so one scan is a chain of dependent loads. Four
@@ -228,6 +300,9 @@ func (a *automaton) findBudget(data []byte, tailFrom int, all, tail, memo []uint
 // skipFilter holds for each: a scan starts at the first window of its
 // quarter and stops at its end, and every window end lies in one quarter.
 func (a *automaton) scanSkip(data []byte, tailFrom int, all, tail []uint64, found []int32, budget int) ([]int32, bool) {
+	if a.skip.wide != nil {
+		return a.scanWide(data, tailFrom, all, tail, found, budget)
+	}
 	shift := a.skip.shift
 	n := len(data)
 	first := a.skip.m - 1
@@ -244,7 +319,8 @@ func (a *automaton) scanSkip(data []byte, tailFrom int, all, tail []uint64, foun
 			s1 := shift[uint16(data[p1-1])|uint16(data[p1])<<8]
 			s2 := shift[uint16(data[p2-1])|uint16(data[p2])<<8]
 			s3 := shift[uint16(data[p3-1])|uint16(data[p3])<<8]
-			if s0 != 0 && s1 != 0 && s2 != 0 && s3 != 0 {
+			budget -= 4
+			if s0 != 0 && s1 != 0 && s2 != 0 && s3 != 0 && budget >= 0 {
 				p0 += int(s0)
 				p1 += int(s1)
 				p2 += int(s2)
@@ -274,6 +350,63 @@ func (a *automaton) scanSkip(data []byte, tailFrom int, all, tail []uint64, foun
 	return found, true
 }
 
+// scanWide is scanSkip with the wide table: the same four lanes, each
+// window looked up by the hash of its last three bytes.
+func (a *automaton) scanWide(data []byte, tailFrom int, all, tail []uint64, found []int32, budget int) ([]int32, bool) {
+	wide, bits := a.skip.wide, a.skip.wideBits
+	n := len(data)
+	first := a.skip.m - 1
+	if first >= n {
+		return found, true
+	}
+	w := (n - first) / 4
+	e1, e2, e3 := first+w, first+2*w, first+3*w
+	p0, p1, p2, p3 := first, e1, e2, e3
+	if w >= 16 {
+		for p0 < e1 && p1 < e2 && p2 < e3 && p3 < n {
+			s0 := wide[wideIndex(uint32(data[p0-2])|uint32(data[p0-1])<<8|uint32(data[p0])<<16, bits)]
+			s1 := wide[wideIndex(uint32(data[p1-2])|uint32(data[p1-1])<<8|uint32(data[p1])<<16, bits)]
+			s2 := wide[wideIndex(uint32(data[p2-2])|uint32(data[p2-1])<<8|uint32(data[p2])<<16, bits)]
+			s3 := wide[wideIndex(uint32(data[p3-2])|uint32(data[p3-1])<<8|uint32(data[p3])<<16, bits)]
+			budget -= 4
+			if s0 != 0 && s1 != 0 && s2 != 0 && s3 != 0 && budget >= 0 {
+				p0 += int(s0)
+				p1 += int(s1)
+				p2 += int(s2)
+				p3 += int(s3)
+				continue
+			}
+			p0, found, budget = a.skipStep(data, p0, s0, tailFrom, all, tail, found, budget)
+			p1, found, budget = a.skipStep(data, p1, s1, tailFrom, all, tail, found, budget)
+			p2, found, budget = a.skipStep(data, p2, s2, tailFrom, all, tail, found, budget)
+			p3, found, budget = a.skipStep(data, p3, s3, tailFrom, all, tail, found, budget)
+			if budget < 0 {
+				return found, false
+			}
+		}
+	} else {
+		p0, p1, p2, p3 = first, n, n, n
+		e1, e2, e3 = n, n, n
+	}
+	for _, l := range [...][2]int{{p0, e1}, {p1, e2}, {p2, e3}, {p3, n}} {
+		p, end := l[0], min(l[1], n)
+		for p < end {
+			s := wide[wideIndex(uint32(data[p-2])|uint32(data[p-1])<<8|uint32(data[p])<<16, bits)]
+			if budget--; s != 0 && budget >= 0 {
+				p += int(s)
+				continue
+			}
+			var steps int
+			found, steps = a.descend(data, p+1-a.skip.m, tailFrom, all, tail, found)
+			if budget -= 1 + steps; budget < 0 {
+				return found, false
+			}
+			p++
+		}
+	}
+	return found, true
+}
+
 // skipStep moves a lane at window end p with shift s: by s, or when s is 0
 // by one window after verifying it.
 func (a *automaton) skipStep(data []byte, p int, s uint8, tailFrom int, all, tail []uint64, found []int32, budget int) (int, []int32, int) {
@@ -290,7 +423,7 @@ func (a *automaton) skipLane(data []byte, p, end, tailFrom int, all, tail []uint
 	end = min(end, len(data))
 	for p < end {
 		s := shift[uint16(data[p-1])|uint16(data[p])<<8]
-		if s != 0 {
+		if budget--; s != 0 && budget >= 0 {
 			p += int(s)
 			continue
 		}

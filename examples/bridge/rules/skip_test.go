@@ -12,17 +12,31 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// checkSkip compares the skip scan of text with window m against the naive
-// search, with an unlimited budget and through findBudget with the given
-// budget (a small one makes it give up and fall back to the automaton).
-// Patterns of m bytes or more must be found exactly; shorter ones, which
-// the table leaves out, in part (a subset of the truth) unless find says
-// its answer is exact.
-func checkSkip(t *testing.T, a *automaton, m int, pats [][]byte, nocase []bool, text []byte, tailFrom, budget int) {
+// skipSpec says which skip filter checkSkip builds: window m, a 2-byte
+// table or (bits > 0) a wide one of 1<<bits entries, and the optional
+// patterns.
+type skipSpec struct {
+	m        int
+	bits     uint
+	optional []bool
+}
+
+// checkSkip compares the skip scan of text with the filter of sp against
+// the naive search, with an unlimited budget and through findBudget with
+// the given budget (a small one makes it give up and fall back to the
+// automaton). Patterns in the table must be found exactly; those it leaves
+// out (optional, or shorter than m) in part, a subset of the truth, unless
+// find says its answer is exact.
+func checkSkip(t *testing.T, a *automaton, sp skipSpec, pats [][]byte, nocase []bool, text []byte, tailFrom, budget int) {
 	t.Helper()
 	saved := a.skip
 	defer func() { a.skip = saved }()
-	a.skip = newSkipFilterWindow(a, m, nil)
+	m := sp.m
+	if sp.bits == 0 {
+		a.skip = newSkipFilterWindow(a, m, sp.optional, skipTable(a.pats, sp.optional, m), nil, 0)
+	} else {
+		a.skip = newSkipFilterWindow(a, m, sp.optional, nil, wideTable(a.pats, sp.optional, m, sp.bits), sp.bits)
+	}
 
 	words := (len(pats) + 63) / 64
 	wantAll, wantTail := make([]bool, len(pats)), make([]bool, len(pats))
@@ -30,7 +44,7 @@ func checkSkip(t *testing.T, a *automaton, m int, pats [][]byte, nocase []bool, 
 		wantAll[id] = naiveContains(text, p, nocase[id])
 		wantTail[id] = naiveContains(text[tailFrom:], p, nocase[id])
 	}
-	desc := fmt.Sprintf("m=%d tailFrom=%d budget=%d pats=%q nocase=%v text=%q", m, tailFrom, budget, pats, nocase, text)
+	desc := fmt.Sprintf("m=%d bits=%d optional=%v tailFrom=%d budget=%d pats=%q nocase=%v text=%q", m, sp.bits, sp.optional, tailFrom, budget, pats, nocase, text)
 	check := func(what string, all, tail []uint64, found []int32, exact bool) {
 		t.Helper()
 		seen := map[int32]bool{}
@@ -42,7 +56,7 @@ func checkSkip(t *testing.T, a *automaton, m int, pats [][]byte, nocase []bool, 
 			gotAll := all[id>>6]&(1<<(id&63)) != 0
 			gotTail := tail[id>>6]&(1<<(id&63)) != 0
 			require.Equal(t, gotAll, seen[int32(id)], "%s: found matches all for %d: %s", what, id, desc)
-			if exact || len(p) >= m {
+			if exact || !leftOut(p, id, sp.optional, m) {
 				require.Equal(t, wantAll[id], gotAll, "%s: all %q: %s", what, p, desc)
 				require.Equal(t, wantTail[id], gotTail, "%s: tail %q: %s", what, p, desc)
 			} else {
@@ -133,9 +147,21 @@ func TestSkipAgainstNaive(t *testing.T) {
 			}
 			tailFrom := rng.IntN(len(text) + 1)
 			budget := []int{0, 3, skipBudget(len(text)), math.MaxInt}[rng.IntN(4)]
-			// Windows longer than the shortest pattern leave some out.
+			// Windows longer than the shortest pattern leave some out,
+			// and so do optional patterns. Wide tables of 64 and 1,024
+			// entries make hash collisions common.
+			var optional []bool
+			if rng.IntN(3) == 0 {
+				optional = make([]bool, len(pats))
+				for id := range optional {
+					optional[id] = rng.IntN(3) == 0
+				}
+			}
 			for _, m := range []int{2, shortest, 2 + rng.IntN(shortest-1), 2 + rng.IntN(longest-1)} {
-				checkSkip(t, a, m, pats, nocase, text, tailFrom, budget)
+				checkSkip(t, a, skipSpec{m, 0, optional}, pats, nocase, text, tailFrom, budget)
+				if m >= 3 {
+					checkSkip(t, a, skipSpec{m, []uint{6, 10}[rng.IntN(2)], optional}, pats, nocase, text, tailFrom, budget)
+				}
 			}
 		}
 	}
@@ -167,7 +193,10 @@ func TestSkipEdges(t *testing.T) {
 			for m := 2; m <= longest; m++ {
 				for _, text := range tc.texts {
 					for from := 0; from <= len(text); from++ {
-						checkSkip(t, a, m, pats, tc.nocase, []byte(text), from, budget)
+						checkSkip(t, a, skipSpec{m, 0, nil}, pats, tc.nocase, []byte(text), from, budget)
+						if m >= 3 {
+							checkSkip(t, a, skipSpec{m, 8, nil}, pats, tc.nocase, []byte(text), from, budget)
+						}
 					}
 				}
 			}
@@ -178,7 +207,8 @@ func TestSkipEdges(t *testing.T) {
 // FuzzSkip checks the skip filter against the naive search. The input is: a
 // byte choosing the window (low 5 bits, reduced to 2 up to the longest
 // pattern), whether to budget, and a dense budget; a byte for where the tail
-// starts; then patterns, each a length byte (low 4 bits: 2 to 17 bytes; bit
+// starts (low 6 bits) and a wide table of 64 entries instead of the 2-byte
+// one (bit 6, for windows of 3 or more); then patterns, each a length byte (low 4 bits: 2 to 17 bytes; bit
 // 4: nocase) and its bytes, up to a zero length byte; the rest is the text.
 func FuzzSkip(f *testing.F) {
 	f.Add([]byte("\x03\x00\x03abcd\x13ABCDe\x00xxabcdeABCD"))
@@ -188,7 +218,7 @@ func FuzzSkip(f *testing.F) {
 		if len(in) < 2 {
 			return
 		}
-		mode, from := in[0], int(in[1])
+		mode, from, wide := in[0], int(in[1]&63), in[1]&64 != 0
 		in = in[2:]
 		var pats [][]byte
 		var nocase []bool
@@ -216,7 +246,11 @@ func FuzzSkip(f *testing.F) {
 			budget = skipBudget(len(in))
 		}
 		a := newAutomatonDense(pats, nocase, []int{denseBudget, 0}[mode>>6&1])
-		checkSkip(t, a, m, pats, nocase, in, from%(len(in)+1), budget)
+		sp := skipSpec{m: m}
+		if wide && m >= 3 {
+			sp.bits = 6
+		}
+		checkSkip(t, a, sp, pats, nocase, in, from%(len(in)+1), budget)
 	})
 }
 
@@ -255,6 +289,21 @@ func TestSkipChosen(t *testing.T) {
 		pats = append(pats, p)
 	}
 	assert.True(t, newAutomaton(pats, make([]bool, len(pats))).skip == nil)
+
+	// Thousands of binary 12-byte patterns fill the 2-byte table but not
+	// the wide one.
+	pats = pats[:0]
+	for range 5000 {
+		p := make([]byte, 12)
+		for i := range p {
+			p[i] = byte(rng.Uint32())
+		}
+		pats = append(pats, p)
+	}
+	wide := newAutomaton(pats, make([]bool, len(pats))).skip
+	require.NotNil(t, wide)
+	assert.NotNil(t, wide.wide)
+	assert.Equal(t, 12, wide.m)
 }
 
 // TestMatchSkipAgainstNaive runs Match with rule sets that use the skip
@@ -269,7 +318,31 @@ func TestMatchSkipAgainstNaive(t *testing.T) {
 		"drop tcp any any -> any any (content:\"GET\"; content:\"/forbidden-too\"; content:\"|0d 0a|\"; sid:9003;)\n"
 	set := mustParse(t, rules)
 	require.NotNil(t, set.ac.skip)
+	require.Nil(t, set.ac.skip.wide)
 	require.NotNil(t, set.rescan, "short contents beside long ones")
+	checkMatchSkip(t, set, 400)
+
+	// Thousands of binary contents: the wide table.
+	rng := rand.New(rand.NewPCG(13, 14))
+	var b strings.Builder
+	for i := range 5000 {
+		b.WriteString(`alert tcp any any -> any any (content:"|`)
+		for range 12 {
+			fmt.Fprintf(&b, "%02x ", rng.IntN(256))
+		}
+		fmt.Fprintf(&b, "|\"; content:\"ab\"; sid:%d;)\n", 10000+i)
+	}
+	wide := mustParse(t, b.String()+benchHarnessRules(100))
+	require.NotNil(t, wide.ac.skip)
+	require.NotNil(t, wide.ac.skip.wide)
+	checkMatchSkip(t, wide, 200)
+}
+
+// checkMatchSkip runs Match with set on rounds random frames (and their
+// UDP twins) with the set's contents planted in random bytes, split and
+// case-flipped, against the naive matcher, and shows that Match allocates
+// nothing.
+func checkMatchSkip(t *testing.T, set *Set, rounds int) {
 	var contents [][]byte
 	for _, r := range set.rules {
 		for _, c := range r.contents {
@@ -278,7 +351,7 @@ func TestMatchSkipAgainstNaive(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(11, 12))
 	r := set.NewResult()
-	for round := range 400 {
+	for round := range rounds {
 		var pay []byte
 		switch round % 8 {
 		case 0:
