@@ -329,13 +329,34 @@ func (a *automaton) scanSkip(data []byte, tailFrom int, all, tail []uint64, foun
 			}
 			// Advance the lanes with a candidate by one window each and
 			// the others by their shift, as a single scan would.
-			p0, found, budget = a.skipStep(data, p0, s0, tailFrom, all, tail, found, budget)
-			p1, found, budget = a.skipStep(data, p1, s1, tailFrom, all, tail, found, budget)
-			p2, found, budget = a.skipStep(data, p2, s2, tailFrom, all, tail, found, budget)
-			p3, found, budget = a.skipStep(data, p3, s3, tailFrom, all, tail, found, budget)
+			var steps int
+			if s0 == 0 {
+				found, steps = a.descend(data, p0+1-a.skip.m, tailFrom, all, tail, found)
+				budget -= 1 + steps
+				s0 = 1
+			}
+			if s1 == 0 {
+				found, steps = a.descend(data, p1+1-a.skip.m, tailFrom, all, tail, found)
+				budget -= 1 + steps
+				s1 = 1
+			}
+			if s2 == 0 {
+				found, steps = a.descend(data, p2+1-a.skip.m, tailFrom, all, tail, found)
+				budget -= 1 + steps
+				s2 = 1
+			}
+			if s3 == 0 {
+				found, steps = a.descend(data, p3+1-a.skip.m, tailFrom, all, tail, found)
+				budget -= 1 + steps
+				s3 = 1
+			}
 			if budget < 0 {
 				return found, false
 			}
+			p0 += int(s0)
+			p1 += int(s1)
+			p2 += int(s2)
+			p3 += int(s3)
 		}
 	} else {
 		p0, p1, p2, p3 = first, n, n, n
@@ -376,13 +397,34 @@ func (a *automaton) scanWide(data []byte, tailFrom int, all, tail []uint64, foun
 				p3 += int(s3)
 				continue
 			}
-			p0, found, budget = a.skipStep(data, p0, s0, tailFrom, all, tail, found, budget)
-			p1, found, budget = a.skipStep(data, p1, s1, tailFrom, all, tail, found, budget)
-			p2, found, budget = a.skipStep(data, p2, s2, tailFrom, all, tail, found, budget)
-			p3, found, budget = a.skipStep(data, p3, s3, tailFrom, all, tail, found, budget)
+			var steps int
+			if s0 == 0 {
+				found, steps = a.descend(data, p0+1-a.skip.m, tailFrom, all, tail, found)
+				budget -= 1 + steps
+				s0 = 1
+			}
+			if s1 == 0 {
+				found, steps = a.descend(data, p1+1-a.skip.m, tailFrom, all, tail, found)
+				budget -= 1 + steps
+				s1 = 1
+			}
+			if s2 == 0 {
+				found, steps = a.descend(data, p2+1-a.skip.m, tailFrom, all, tail, found)
+				budget -= 1 + steps
+				s2 = 1
+			}
+			if s3 == 0 {
+				found, steps = a.descend(data, p3+1-a.skip.m, tailFrom, all, tail, found)
+				budget -= 1 + steps
+				s3 = 1
+			}
 			if budget < 0 {
 				return found, false
 			}
+			p0 += int(s0)
+			p1 += int(s1)
+			p2 += int(s2)
+			p3 += int(s3)
 		}
 	} else {
 		p0, p1, p2, p3 = first, n, n, n
@@ -405,16 +447,6 @@ func (a *automaton) scanWide(data []byte, tailFrom int, all, tail []uint64, foun
 		}
 	}
 	return found, true
-}
-
-// skipStep moves a lane at window end p with shift s: by s, or when s is 0
-// by one window after verifying it.
-func (a *automaton) skipStep(data []byte, p int, s uint8, tailFrom int, all, tail []uint64, found []int32, budget int) (int, []int32, int) {
-	if s != 0 {
-		return p + int(s), found, budget
-	}
-	found, steps := a.descend(data, p+1-a.skip.m, tailFrom, all, tail, found)
-	return p + 1, found, budget - 1 - steps
 }
 
 // skipLane is one scan over the window ends [p, end).
