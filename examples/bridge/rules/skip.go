@@ -56,6 +56,10 @@ type skipFilter struct {
 	// shorter than m): a skip scan finds it only where it verifies a window
 	// anyway.
 	partial bool
+	// perKiB is four times the table's estimated work per KiB of random
+	// bytes (see skipCost): a scan whose work outruns it is on data the
+	// skip does not suit, and gives up early (see hopeless).
+	perKiB int
 }
 
 const (
@@ -144,6 +148,11 @@ func newSkipFilterWindow(a *automaton, m int, optional []bool, narrow *[1 << 16]
 		longest = max(longest, len(p))
 	}
 	f := &skipFilter{m: m, shift: narrow, wide: wide, wideBits: bits, levels: make([]int32, longest+2)}
+	if narrow != nil {
+		f.perKiB = int(4*1024*skipCost(narrow[:])) + 1
+	} else {
+		f.perKiB = int(4*1024*skipCost(wide)) + 1
+	}
 	n := int32(a.states())
 	for d := range f.levels {
 		f.levels[d] = n
@@ -278,7 +287,7 @@ func (a *automaton) findBudget(data []byte, tailFrom int, all, tail, memo []uint
 	if a.skip != nil {
 		base := len(found)
 		var ok bool
-		if found, ok = a.scanSkip(data, tailFrom, all, tail, found, budget); ok {
+		if found, ok = a.scanSkip(data, tailFrom, all, tail, found, budget, true); ok {
 			return found, !a.skip.partial
 		}
 		// Too many candidate windows: start again with the automaton,
@@ -291,7 +300,7 @@ func (a *automaton) findBudget(data []byte, tailFrom int, all, tail, memo []uint
 
 // scanSkip is scan through the skip filter. It reports false, with
 // whatever it found so far, when it took more than budget steps (see
-// skipBudget).
+// skipBudget), or with early when it turned out hopeless.
 //
 // Each window's lookup waits for the one before it (the shift says where
 // the next window is), so one scan is a chain of dependent loads. Four
@@ -299,9 +308,10 @@ func (a *automaton) findBudget(data []byte, tailFrom int, all, tail, memo []uint
 // of data, so that the processor overlaps their loads. The proof of
 // skipFilter holds for each: a scan starts at the first window of its
 // quarter and stops at its end, and every window end lies in one quarter.
-func (a *automaton) scanSkip(data []byte, tailFrom int, all, tail []uint64, found []int32, budget int) ([]int32, bool) {
+func (a *automaton) scanSkip(data []byte, tailFrom int, all, tail []uint64, found []int32, budget int, early bool) ([]int32, bool) {
+	start := budget
 	if a.skip.wide != nil {
-		return a.scanWide(data, tailFrom, all, tail, found, budget)
+		return a.scanWide(data, tailFrom, all, tail, found, budget, early)
 	}
 	shift := a.skip.shift
 	n := len(data)
@@ -350,7 +360,7 @@ func (a *automaton) scanSkip(data []byte, tailFrom int, all, tail []uint64, foun
 				budget -= 1 + steps
 				s3 = 1
 			}
-			if budget < 0 {
+			if budget < 0 || early && a.skip.hopeless(start-budget, p0-first+p1-e1+p2-e2+p3-e3) {
 				return found, false
 			}
 			p0 += int(s0)
@@ -373,7 +383,8 @@ func (a *automaton) scanSkip(data []byte, tailFrom int, all, tail []uint64, foun
 
 // scanWide is scanSkip with the wide table: the same four lanes, each
 // window looked up by the hash of its last three bytes.
-func (a *automaton) scanWide(data []byte, tailFrom int, all, tail []uint64, found []int32, budget int) ([]int32, bool) {
+func (a *automaton) scanWide(data []byte, tailFrom int, all, tail []uint64, found []int32, budget int, early bool) ([]int32, bool) {
+	start := budget
 	wide, bits := a.skip.wide, a.skip.wideBits
 	n := len(data)
 	first := a.skip.m - 1
@@ -418,7 +429,7 @@ func (a *automaton) scanWide(data []byte, tailFrom int, all, tail []uint64, foun
 				budget -= 1 + steps
 				s3 = 1
 			}
-			if budget < 0 {
+			if budget < 0 || early && a.skip.hopeless(start-budget, p0-first+p1-e1+p2-e2+p3-e3) {
 				return found, false
 			}
 			p0 += int(s0)
@@ -447,6 +458,14 @@ func (a *automaton) scanWide(data []byte, tailFrom int, all, tail []uint64, foun
 		}
 	}
 	return found, true
+}
+
+// hopeless reports whether a scan that has done used units of work (see
+// skipBudget) over covered bytes is far over the estimate for random
+// bytes: then the data is not what the skip suits (text made of the
+// patterns' bytes), and giving up early saves most of the budget.
+func (f *skipFilter) hopeless(used, covered int) bool {
+	return used*1024 > f.perKiB*covered+64*1024
 }
 
 // skipLane is one scan over the window ends [p, end).

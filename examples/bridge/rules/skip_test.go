@@ -67,7 +67,7 @@ func checkSkip(t *testing.T, a *automaton, sp skipSpec, pats [][]byte, nocase []
 	}
 
 	all, tail := make([]uint64, words), make([]uint64, words)
-	found, ok := a.scanSkip(text, tailFrom, all, tail, make([]int32, 0, len(pats)), math.MaxInt)
+	found, ok := a.scanSkip(text, tailFrom, all, tail, make([]int32, 0, len(pats)), math.MaxInt, false)
 	require.True(t, ok, desc)
 	check("scanSkip", all, tail, found, false)
 
