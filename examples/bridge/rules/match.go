@@ -35,9 +35,11 @@ type Set struct {
 	ac    *automaton // nil when no rule has content
 	words int        // uint64 words in a pattern bitset
 	// rescan has the bit of every fast pattern with a rule that has a
-	// content shorter than the skip window: when such a pattern occurs, a
-	// skip scan did not find everything the rule needs, and Match scans
-	// again with the automaton alone. nil when there is no such rule.
+	// content the skip table leaves out (another rule's fast pattern
+	// shorter than the window, or a content that is no rule's fast
+	// pattern): when such a pattern occurs, a skip scan did not find
+	// everything the rule needs, and Match scans again with the automaton
+	// alone. nil when there is no such rule.
 	rescan []uint64
 }
 
@@ -190,7 +192,7 @@ func compileLimits(rules []*Rule, lim limits) (*Set, error) {
 
 // addSkip puts a skip filter in front of the automaton when one pays, with
 // the contents that are no rule's fast pattern optional, and marks in rescan
-// the fast patterns whose rules need a content the filter leaves out.
+// the fast patterns whose rules have a content the filter leaves out.
 func (s *Set) addSkip() {
 	if len(s.byPattern) > maxSkipPatterns {
 		return
@@ -208,7 +210,7 @@ func (s *Set) addSkip() {
 	for id, rules := range s.byPattern {
 		for _, i := range rules {
 			for _, p := range s.rules[i].patterns {
-				if len(s.ac.pats[p]) < f.m {
+				if leftOut(s.ac.pats[p], int(p), optional, f.m) {
 					s.rescan[id>>6] |= 1 << (uint(id) & 63)
 				}
 			}
@@ -340,8 +342,8 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 		data, tailFrom := frame[from:p.end], p.payOff-from
 		found, exact := s.ac.find(data, tailFrom, ipHits, l4Hits, memo, r.found[:0])
 		if !exact && hasAny(s.rescan, found) {
-			// A rule to check needs a content shorter than the skip
-			// window, which the skip scan may have missed.
+			// A rule to check has a content the skip table leaves
+			// out, which the skip scan may have missed.
 			clearHits(ipHits, l4Hits, memo, found)
 			found = s.ac.scanMemo(data, tailFrom, ipHits, l4Hits, memo, found[:0])
 		}

@@ -3,11 +3,12 @@ package rules
 import "bytes"
 
 // skipFilter lets a scan jump over most of a payload instead of walking the
-// automaton over every byte: a Wu-Manber SHIFT table over 2-byte blocks.
+// automaton over every byte: a Wu-Manber SHIFT table over 2-byte blocks
+// (or hashed 3-byte ones, see wide; the same reasoning holds).
 //
 // Every pattern in the table is at least m bytes long (see partial for the
-// others). The scan looks at windows of m
-// bytes, reading only the last two bytes of each (the block). shift[block]
+// others). The scan looks at windows of m bytes, reading only the last two
+// bytes of each (the block). shift[block]
 // is how far the window can move without passing a window that starts an
 // occurrence: the distance from the block's last position in the first m
 // bytes of any pattern to position m-1, or m-1 when the block is in no
@@ -267,16 +268,17 @@ func skipCost(t []uint8) float64 {
 // skipBudget is the work (windows looked up, windows verified and trie
 // steps) a skip scan of n bytes may do before it gives up for the
 // automaton. Each unit is a dependent load, as an automaton step per byte
-// is, so a scan that gives up has spent about a third of what the
-// automaton then spends: the worst case (text full of blocks of the
-// patterns) costs 1.3 times the automaton alone.
+// is, so a scan that gives up has spent about a quarter of what the
+// automaton then spends: the worst case costs 1.25 times the automaton
+// alone. Text made of the patterns' bytes usually gives up much sooner
+// (see hopeless).
 func skipBudget(n int) int { return n/4 + 64 }
 
 // find is scanMemo, through the skip filter when the automaton has one: it
 // sets the same bits in all and tail and returns the same ids in found,
-// though not necessarily in the same order, for every pattern at least as
-// long as the skip window. It reports whether that holds for every pattern
-// (exact); when not, the bits of shorter patterns are a subset of the
+// though not necessarily in the same order, for every pattern the table
+// holds. It reports whether that holds for every pattern (exact); when
+// not, the bits of the others (see skipFilter.partial) are a subset of the
 // truth.
 func (a *automaton) find(data []byte, tailFrom int, all, tail, memo []uint64, found []int32) ([]int32, bool) {
 	return a.findBudget(data, tailFrom, all, tail, memo, found, skipBudget(len(data)))

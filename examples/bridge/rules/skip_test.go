@@ -365,6 +365,20 @@ func checkMatchSkip(t *testing.T, set *Set, rounds int) {
 			if rng.IntN(2) == 0 {
 				pay = bytes.Replace(pay, []byte("\r\n"), []byte("\r."), 1)
 			}
+		case 2, 3:
+			// Every content of one rule, in random bytes: the rule
+			// matches only if the contents the table leaves out are
+			// found too.
+			rule := set.rules[rng.IntN(len(set.rules))]
+			for _, c := range rule.contents {
+				pay = append(pay, bytes.Repeat([]byte{'~'}, rng.IntN(40))...)
+				pay = append(pay, c.pattern...)
+			}
+			for i := range pay {
+				if pay[i] == '~' {
+					pay[i] = byte(rng.Uint32())
+				}
+			}
 		default:
 			for len(pay) < rng.IntN(1500) {
 				if rng.IntN(6) == 0 {
@@ -393,4 +407,36 @@ func checkMatchSkip(t *testing.T, set *Set, rounds int) {
 	for _, f := range randomPayloadFrames() {
 		assert.Zero(t, testing.AllocsPerRun(50, func() { set.Match(f.frame, r) }), f.name)
 	}
+}
+
+// FuzzMatchSkip is FuzzMatch's comparison with the naive matcher for a rule
+// set that uses the skip table and leaves contents out of it (rules with
+// two or three contents, and short ones beside long ones).
+func FuzzMatchSkip(f *testing.F) {
+	set, err := Parse(strings.NewReader(benchHarnessRules(100)+etRules(100, 4)+manyRules(100)), "fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	if set.ac.skip == nil || set.rescan == nil {
+		f.Fatal("the set does not use the skip table with rescans")
+	}
+	for _, fr := range randomPayloadFrames()[:2] {
+		f.Add(fr.frame)
+	}
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, r := range set.rules[100:200] { // the ET-shaped ones
+		var pay []byte
+		for _, c := range r.contents {
+			for range 20 {
+				pay = append(pay, byte(rng.Uint32()))
+			}
+			pay = append(pay, c.pattern...)
+		}
+		f.Add(tcp4("10.0.0.1", "10.0.0.2", 40000, 80, string(pay)).build())
+	}
+	res := set.NewResult()
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		set.Match(frame, res)
+		checkAgainstNaive(t, set, frame, res)
+	})
 }
