@@ -272,7 +272,7 @@ func skipCost(t []uint8) float64 {
 // automaton then spends: the worst case costs 1.25 times the automaton
 // alone. Text made of the patterns' bytes usually gives up much sooner
 // (see hopeless).
-func skipBudget(n int) int { return n/4 + 64 }
+func skipBudget(n int) int { return n/4 + 16 }
 
 // find is scanMemo, through the skip filter when the automaton has one: it
 // sets the same bits in all and tail and returns the same ids in found,
@@ -467,7 +467,7 @@ func (a *automaton) scanWide(data []byte, tailFrom int, all, tail []uint64, foun
 // bytes: then the data is not what the skip suits (text made of the
 // patterns' bytes), and giving up early saves most of the budget.
 func (f *skipFilter) hopeless(used, covered int) bool {
-	return used*1024 > f.perKiB*covered+64*1024
+	return used*1024 > f.perKiB*covered+16*1024
 }
 
 // skipLane is one scan over the window ends [p, end).
