@@ -375,10 +375,15 @@ func (a *automaton) scanSkip(data []byte, tailFrom int, all, tail []uint64, foun
 		e1, e2, e3 = n, n, n
 	}
 	var ok bool
+	// Finish each lane alone, still watching the work against the bytes
+	// covered by all four.
+	covered := p0 - first + p1 - e1 + p2 - e2 + p3 - e3
 	for _, l := range [...][2]int{{p0, e1}, {p1, e2}, {p2, e3}, {p3, n}} {
-		if found, budget, ok = a.skipLane(data, l[0], l[1], tailFrom, all, tail, found, budget); !ok {
+		var moved int
+		if found, budget, moved, ok = a.skipLane(data, l[0], l[1], tailFrom, all, tail, found, budget, early, start, covered); !ok {
 			return found, false
 		}
+		covered += moved
 	}
 	return found, true
 }
@@ -443,9 +448,10 @@ func (a *automaton) scanWide(data []byte, tailFrom int, all, tail []uint64, foun
 		p0, p1, p2, p3 = first, n, n, n
 		e1, e2, e3 = n, n, n
 	}
+	covered := p0 - first + p1 - e1 + p2 - e2 + p3 - e3
 	for _, l := range [...][2]int{{p0, e1}, {p1, e2}, {p2, e3}, {p3, n}} {
-		p, end := l[0], min(l[1], n)
-		for p < end {
+		from, end := l[0], min(l[1], n)
+		for p := from; p < end; {
 			s := wide[wideIndex(uint32(data[p-2])|uint32(data[p-1])<<8|uint32(data[p])<<16, bits)]
 			if budget--; s != 0 && budget >= 0 {
 				p += int(s)
@@ -453,11 +459,12 @@ func (a *automaton) scanWide(data []byte, tailFrom int, all, tail []uint64, foun
 			}
 			var steps int
 			found, steps = a.descend(data, p+1-a.skip.m, tailFrom, all, tail, found)
-			if budget -= 1 + steps; budget < 0 {
+			if budget -= 1 + steps; budget < 0 || early && a.skip.hopeless(start-budget, covered+p-from) {
 				return found, false
 			}
 			p++
 		}
+		covered += max(end-from, 0)
 	}
 	return found, true
 }
@@ -470,9 +477,13 @@ func (f *skipFilter) hopeless(used, covered int) bool {
 	return used*1024 > f.perKiB*covered+16*1024
 }
 
-// skipLane is one scan over the window ends [p, end).
-func (a *automaton) skipLane(data []byte, p, end, tailFrom int, all, tail []uint64, found []int32, budget int) ([]int32, int, bool) {
+// skipLane is one scan over the window ends [p, end), after the scan
+// covered bytes with a budget of start at first. It returns the bytes it
+// moved over.
+func (a *automaton) skipLane(data []byte, p, end, tailFrom int, all, tail []uint64, found []int32, budget int,
+	early bool, start, covered int) ([]int32, int, int, bool) {
 	shift := a.skip.shift
+	from := p
 	end = min(end, len(data))
 	for p < end {
 		s := shift[uint16(data[p-1])|uint16(data[p])<<8]
@@ -482,12 +493,12 @@ func (a *automaton) skipLane(data []byte, p, end, tailFrom int, all, tail []uint
 		}
 		var steps int
 		found, steps = a.descend(data, p+1-a.skip.m, tailFrom, all, tail, found)
-		if budget -= 1 + steps; budget < 0 {
-			return found, budget, false
+		if budget -= 1 + steps; budget < 0 || early && a.skip.hopeless(start-budget, covered+p-from) {
+			return found, budget, 0, false
 		}
 		p++
 	}
-	return found, budget, true
+	return found, budget, max(end-from, 0), true
 }
 
 // descend walks the trie from the root over data[start:] and records every
