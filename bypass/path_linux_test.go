@@ -189,7 +189,7 @@ func TestRecreatedPort(t *testing.T) {
 	b.attach()
 	require.NotEqual(t, old, b.ifidx[1])
 	b.sendB = openRaw(t, hb)
-	b.fw = newForwarder(t, b.p, b.ports[0], b.ports[1])
+	b.fw = newForwarder(t, b.p, b.ports[0], b.ports[1], 64<<20)
 	stop := b.fw.start()
 	t.Cleanup(stop)
 

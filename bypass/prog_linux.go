@@ -75,7 +75,8 @@ const (
 	cntNoPort   = 48 // tap marked fast, but the ingress port has no peer in the port map
 	cntClosed   = 56 // flows the socket filter returned to the bridge on a TCP FIN or RST
 	cntForced   = 64 // directions handed over at Config.HandoverLimit with frames still in the ring
-	counterSize = 72
+	cntShed     = 72 // frames of flows handing over dropped while their ring overflowed
+	counterSize = 80
 )
 
 // parseKey emits the flow-key parser shared by the tc program and the socket filter. It expects
@@ -421,6 +422,8 @@ func (p *Path) tcProgram() asm.Instructions {
 //     (Filter.Settle published a done count at or past the flow's Last), the direction becomes
 //     live and the frame takes the fast path; otherwise the frame goes to the ring and becomes the
 //     flow's Last.
+//   - while that ring overflowed lately (see ShedHold), such a frame is dropped instead, and
+//     counted as shed.
 //
 // Every frame let into the ring increments the member's admitted count, the sequence number
 // Settle compares with.
@@ -430,6 +433,7 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 	admOff := uint32(8 * (int(side)*m + index))
 	doneOff := uint32(8 * (2*m + int(side)*m))
 	pendOff := uint32(8 * (4*m + int(side)*m + index))
+	shedOff := uint32(8 * (6*m + int(side)*m + index))
 	ins := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.Mov.Imm(asm.R0, markRing),
@@ -493,6 +497,13 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		// Frames still in member R3's ring: this one queues behind them. On another member
 		// (the fanout group changed) it goes to the ring untracked until R3 has settled.
 		asm.JNE.Imm(asm.R3, int32(index), "admit").WithSymbol("outstanding"),
+		// The ring overflowed lately (Filter.Settle moved the shed deadline past now): the kernel
+		// is dropping frames anyway, so drop this one rather than queue it behind its flow (see
+		// ShedHold). Its flow's Last then stays put, the bridge catches up with it, and the flow
+		// leaves the overloaded ring in order. tc sees the ring mark and does not forward it.
+		asm.LoadMapValue(asm.R4, 0, shedOff).WithReference("seq"),
+		asm.LoadMem(asm.R4, asm.R4, 0, asm.DWord),
+		asm.JLT.Reg(asm.R8, asm.R4, "shed"),
 	)
 	if limit := p.cfg.HandoverLimit; limit > 0 {
 		// The bridge never caught up: after limit frames, switch anyway, letting this frame
@@ -542,6 +553,18 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		asm.Mov.Imm(asm.R1, 1),
 		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntExpired),
 		asm.Ja.Label("admit"),
+		// Shed: dropped, counted, and neither queued nor forwarded.
+		asm.Mov.Imm(asm.R1, 0).WithSymbol("shed"),
+		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, idxOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "shed_out"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntShed),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("shed_out"),
+		asm.Return(),
 		asm.LoadMapPtr(asm.R1, 0).WithReference("flows").WithSymbol("teardown"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, keyOff),
