@@ -114,9 +114,6 @@ type Stats struct {
 	// Frames and Bytes count what the fast path forwarded, indexed by the ingress [Side]: Frames[A]
 	// went from A to B. A GSO super-frame counts once, with its full length.
 	Frames, Bytes [2]uint64
-	// Orphans counts frames the socket filter kept out of the ring whose flow left the map before
-	// tc saw them (a race with expiry, eviction or withdrawal); they were forwarded all the same.
-	Orphans uint64
 	// Forced counts directions handed over at Config.HandoverLimit, with frames of the flow
 	// still in the ring that the fast path may have overtaken.
 	Forced uint64

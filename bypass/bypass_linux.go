@@ -20,8 +20,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// flowValue is the flow map's value. LastSeen, Frames and Bytes are written by the tc program;
-// Last, Live and Member by the socket filter during the handover; user space writes the whole
+// flowValue is the flow map's value. LastSeen, Frames and Bytes are written by the socket filter
+// for the frames it sends to the fast path, and by the tc program for those no filter of ours saw;
+// Last, Live, Member and Waits by the socket filter during the handover; user space writes the whole
 // value once, when it adds the flow.
 type flowValue struct {
 	LastSeen uint64    // CLOCK_MONOTONIC ns
@@ -41,7 +42,6 @@ type portValue struct {
 type counterValue struct {
 	Frames, Bytes [2]uint64
 	Expired       uint64
-	Orphans       uint64
 	NoPort        uint64
 	Closed        uint64
 	Forced        uint64
@@ -461,7 +461,6 @@ func (p *Path) Stats() (Stats, error) {
 		st.Closed += c.Closed
 		st.Forced += c.Forced
 		st.Shed += c.Shed
-		st.Orphans += c.Orphans
 		st.NoPort += c.NoPort
 	}
 	// Read the user-space counters before the walk: a flow added during it is then at worst
