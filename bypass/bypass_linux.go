@@ -262,12 +262,10 @@ type Filter struct {
 	side  Side
 	index int
 
-	base       uint64 // the member's admitted count when this filter was built
-	done       uint64 // the sequence number Settle published last
-	marked     bool   // a handover point waits for the worker to take markQueued frames
-	markN      uint64 // the admitted count at the handover point
-	markQueued uint64 // frames queued to the ring (not dropped) at the handover point
-	drops      uint64 // the socket's drops Settle saw last
+	base   uint64   // the member's admitted count when this filter was built
+	done   uint64   // the sequence number Settle published last
+	points [2]point // handover points waiting to be published, oldest first
+	drops  uint64   // the socket's drops Observe saw last
 }
 
 // seqWords is the number of 8-byte words per member in the seq map: per side, the admitted,
@@ -288,7 +286,7 @@ func (f *Filter) Attach(c syscall.Conn) error {
 	m := f.p.cfg.Members
 	f.base = f.Admitted()
 	f.done = atomic.LoadUint64(f.p.word(2*m + int(f.side)*m + f.index))
-	f.marked = false
+	f.points = [2]point{}
 	f.drops = 0
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
@@ -307,51 +305,71 @@ func (f *Filter) Attach(c syscall.Conn) error {
 }
 
 // Wants reports whether frames of flows handing over sit in the member's ring, waiting for
-// [Filter.Settle]. It reads shared memory: no system call, no allocation.
+// [Filter.Observe] and [Filter.Settle]. It reads shared memory: no system call, no allocation.
 func (f *Filter) Wants() bool {
 	m := f.p.cfg.Members
 	return atomic.LoadUint64(f.p.word(4*m+int(f.side)*m+f.index)) > f.done
 }
 
-// Settle lets flows handing over on this member switch to the fast path without a frame
-// overtaking another. Call it from the worker that owns the member's ring after it has flushed
-// (sent or dropped) every frame it took from the ring, whenever [Filter.Wants] says so:
+// Observe looks for a handover point: call it from the worker that owns the member's ring, while
+// [Filter.Wants] says so, with the socket's cumulative PACKET_STATISTICS (afpacket.Stats.Packets,
+// which includes the drops, and afpacket.Stats.Drops) read just before the call, after taking a
+// batch of frames and before sending them. [Filter.Settle], once they are sent, publishes it.
 //
-//   - received is the number of frames the worker has taken from the ring since the socket was
-//     opened;
-//   - packets and drops are the socket's cumulative PACKET_STATISTICS (afpacket.Stats.Packets,
-//     which includes the drops, and afpacket.Stats.Drops), read just before the call.
+// When packets equals the number of frames the filter has let in, no frame is between the filter
+// and the ring: every frame let in so far is among the first packets-drops the ring queued, and
+// once the worker has taken and flushed that many, a flow whose last bridged frame is among them
+// can take the fast path without overtaking any. Observing before the send and publishing right
+// after it wins the race with a flow whose next frame answers the one being sent (a ping, a UDP
+// request): publishing only after reading the statistics again would usually come too late.
 //
 // The counts are the socket's, from when it was opened; the filter must be the only one the socket
 // had that let frames in (peer opens sockets with a drop-all filter and replaces it with this one).
-//
-// When packets equals the number of frames the filter has let in, no frame is between the filter
-// and the ring, so once the worker has taken and flushed the frames queued until then, every
-// frame the filter let in before is dealt with. Settle publishes that, possibly on a later call,
-// and the next frame of a flow whose last bridged frame is covered takes the fast path. It reports
-// whether everything the filter let in so far has been published.
-//
-// Settle makes no system call and does not allocate; it is not safe for concurrent use.
-func (f *Filter) Settle(received, packets, drops uint64) bool {
+// A growing drop count means the ring overflows: the filter then sheds frames of flows handing over
+// for [ShedHold]. Observe makes no system call and does not allocate; it is not safe for
+// concurrent use.
+func (f *Filter) Observe(packets, drops uint64) {
 	m := f.p.cfg.Members
 	if drops > f.drops {
 		f.drops = drops
 		atomic.StoreUint64(f.p.word(6*m+int(f.side)*m+f.index), monoNow()+uint64(ShedHold))
 	}
 	adm := atomic.LoadUint64(f.p.word(int(f.side)*m + f.index))
-	if f.marked && received >= f.markQueued {
-		f.publish(f.markN)
-		f.marked = false
+	if f.base+packets != adm || packets < drops || adm <= f.done {
+		return
 	}
-	if !f.marked && f.base+packets == adm && packets >= drops {
-		if queued := packets - drops; received >= queued {
-			f.publish(adm)
-		} else {
-			f.marked, f.markN, f.markQueued = true, adm, queued
-		}
+	pt := point{n: adm, queued: packets - drops}
+	switch {
+	case !f.points[0].set():
+		f.points[0] = pt
+	case adm > f.points[0].n:
+		f.points[1] = pt // the newest; points[0] may be reached sooner
 	}
-	return !f.marked && f.done == adm
 }
+
+// Settle publishes the newest handover point [Filter.Observe] found whose frames the worker has
+// all taken and flushed: received is the number of frames it has taken from the ring since the
+// socket was opened, every one of them sent or dropped. The next frame of a flow whose last
+// bridged frame the point covers takes the fast path. Settle reports whether everything the
+// filter let in so far has been published. It makes no system call and does not allocate; it is
+// not safe for concurrent use.
+func (f *Filter) Settle(received uint64) bool {
+	switch {
+	case f.points[1].set() && received >= f.points[1].queued:
+		f.publish(f.points[1].n)
+		f.points = [2]point{}
+	case f.points[0].set() && received >= f.points[0].queued:
+		f.publish(f.points[0].n)
+		f.points = [2]point{f.points[1]}
+	}
+	return !f.points[0].set() && f.done == f.Admitted()
+}
+
+// point is a handover point: once the worker has taken queued frames from the ring and sent
+// them, every frame the filter let in up to admitted count n is dealt with.
+type point struct{ n, queued uint64 }
+
+func (p point) set() bool { return p.n != 0 }
 
 func (f *Filter) publish(n uint64) {
 	if n > f.done {

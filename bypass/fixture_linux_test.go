@@ -288,10 +288,12 @@ func (w *forwarder) loop(stop <-chan struct{}) {
 				}
 				w.received[s].Add(1)
 			}
-			// Every frame taken from the socket has been sent: settle.
+			// Every frame taken from the socket has been sent: settle. (The forwarder sends each
+			// frame as it takes it, so it observes only now; peer's workers observe before sending.)
 			if w.filters[s].Wants() {
 				if st, err := w.conns[s].Stats(); err == nil {
-					w.filters[s].Settle(w.received[s].Load(), st.Packets, st.Drops)
+					w.filters[s].Observe(st.Packets, st.Drops)
+					w.filters[s].Settle(w.received[s].Load())
 				}
 			}
 		}

@@ -52,21 +52,21 @@ func TestHandoverStateMachine(t *testing.T) {
 	assert.Equal(t, uint64(2), f.Admitted())
 
 	assert.True(t, f.Wants())
-	assert.False(t, f.Settle(0, 1, 0), "frame 2 is between the filter and the ring")
-	assert.False(t, f.Settle(1, 2, 0), "frame 2 is in the ring")
+	assert.False(t, settle(f, 0, 1, 0), "frame 2 is between the filter and the ring")
+	assert.False(t, settle(f, 1, 2, 0), "frame 2 is in the ring")
 	ret, _ = run()
 	assert.Equal(t, uint32(retNext), ret, "outstanding: to the ring")
 	assert.Equal(t, uint64(3), value().Last[B])
 	assert.Equal(t, [2]uint32{0, 0}, value().Live)
 
-	assert.False(t, f.Settle(2, 3, 0), "frames 1 and 2 taken, 3 in the ring: a handover point")
+	assert.False(t, settle(f, 2, 3, 0), "frames 1 and 2 taken, 3 in the ring: a handover point")
 	assert.True(t, f.Wants())
 	ret, _ = run()
 	assert.Equal(t, uint32(retNext), ret, "frame 3 is still outstanding")
 	assert.Equal(t, uint64(4), value().Last[B])
 
-	assert.False(t, f.Settle(3, 3, 0), "frame 3 taken: the point is published, frame 4 is in flight")
-	assert.True(t, f.Settle(3, 4, 1), "frame 4 dropped by the kernel: all published")
+	assert.False(t, settle(f, 3, 3, 0), "frame 3 taken: the point is published, frame 4 is in flight")
+	assert.True(t, settle(f, 3, 4, 1), "frame 4 dropped by the kernel: all published")
 	assert.False(t, f.Wants())
 	ret, mark = run()
 	assert.Equal(t, uint32(0), ret, "settled: the fast path")
@@ -148,14 +148,14 @@ func TestShedWhileOverflowing(t *testing.T) {
 	ret, _ := run(frame)
 	require.Equal(t, uint32(retNext), ret, "first frame after Add: to the ring")
 	require.Equal(t, uint64(1), last())
-	assert.False(t, f.Settle(0, 1, 0), "frame 1 in the ring, no drops")
+	assert.False(t, settle(f, 0, 1, 0), "frame 1 in the ring, no drops")
 	ret, _ = run(frame)
 	assert.Equal(t, uint32(retNext), ret, "no overflow: queued behind frame 1")
 	assert.Equal(t, uint64(2), last())
 	assert.Zero(t, shed())
 
 	// The ring overflowed: of the 2 frames counted, the kernel dropped 1.
-	assert.False(t, f.Settle(0, 2, 1))
+	assert.False(t, settle(f, 0, 2, 1))
 	for i := range 3 {
 		ret, mark := run(frame)
 		assert.Equal(t, uint32(0), ret, "frame %d: shed", i)
@@ -168,8 +168,8 @@ func TestShedWhileOverflowing(t *testing.T) {
 	assert.Equal(t, uint32(retNext), ret, "a flow not handing over is never shed")
 
 	// The bridge takes the queued frame of the flow, then other's: the flow goes live.
-	assert.False(t, f.Settle(1, 3, 1))
-	assert.True(t, f.Settle(2, 3, 1))
+	assert.False(t, settle(f, 1, 3, 1))
+	assert.True(t, settle(f, 2, 3, 1))
 	ret, mark := run(frame)
 	assert.Equal(t, uint32(0), ret)
 	assert.Equal(t, uint32(markFast), mark, "settled: the fast path")
@@ -184,4 +184,10 @@ func TestShedWhileOverflowing(t *testing.T) {
 	ret, _ = run(other)
 	assert.Equal(t, uint32(retNext), ret, "past the deadline: queued")
 	assert.Equal(t, uint64(3), shed())
+}
+
+// settle is what a worker that observes right before sending does: Observe then Settle.
+func settle(f *Filter, received, packets, drops uint64) bool {
+	f.Observe(packets, drops)
+	return f.Settle(received)
 }

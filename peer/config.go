@@ -149,6 +149,8 @@ type Config struct {
 	//     share a worker. The bridge loads the program at Start (which then needs CAP_BPF or
 	//     CAP_SYS_ADMIN; re-binds after a link flap reuse it) and unloads it at Close.
 	// Use fanout.EBPF without Defrag for an inline bridge that must not change the traffic.
+	// With one worker the mode is moot (every frame has one place to go) and the sockets join
+	// in fanout.CPU mode, which spends nothing per frame choosing it.
 	ClusterType fanout.Mode
 	// Defrag makes the kernel reassemble IPv4 fragments before fanout on both sides
 	// (PACKET_FANOUT_FLAG_DEFRAG), so the verdict sees whole datagrams. That changes the traffic:
