@@ -41,7 +41,8 @@ type Config struct {
 	// [DefaultMaxFlows].
 	MaxFlows int
 	// IdleTimeout is how long a bypassed flow may see no frame, in either direction, before it
-	// expires and its next frame goes back to the bridge. 0 means [DefaultIdleTimeout].
+	// expires and its next frame goes back to the bridge. 0 means [DefaultIdleTimeout]. The
+	// socket filter reads the kernel's coarse clock, so expiry is exact to a scheduler tick.
 	IdleTimeout time.Duration
 	// HandoverLimit bounds the handover of a direction whose frames never let the bridge catch
 	// up (a saturating TCP stream keeps the ring full): after that many frames found earlier

@@ -358,7 +358,7 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.Add.Reg(asm.R3, asm.R2),
 		asm.LoadMem(asm.R3, asm.R3, valLive, asm.Word),
 		asm.JEq.Imm(asm.R3, 0, "next"),
-		asm.FnKtimeGetNs.Call(),
+		asm.FnKtimeGetCoarseNs.Call(),
 		asm.StoreMem(asm.R9, valLastSeen, asm.R0, asm.DWord),
 		asm.LoadMem(asm.R2, asm.RFP, sideOff, asm.DWord),
 		asm.And.Imm(asm.R2, 1),
@@ -462,8 +462,8 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		// A TCP FIN or RST returns the flow to the bridge, so that its teardown is inspected.
 		asm.LoadMem(asm.R1, asm.RFP, flagsOff, asm.Byte),
 		asm.JSet.Imm(asm.R1, 0x05, "teardown"),
-		asm.FnKtimeGetNs.Call(),
-		asm.Mov.Reg(asm.R8, asm.R0), // R8: now
+		asm.FnKtimeGetCoarseNs.Call(), // the tick is plenty for an idle timeout, and costs no clock read
+		asm.Mov.Reg(asm.R8, asm.R0),   // R8: now
 		asm.LoadMem(asm.R1, asm.R7, valLastSeen, asm.DWord),
 		asm.Mov.Reg(asm.R2, asm.R8),
 		asm.Sub.Reg(asm.R2, asm.R1),
