@@ -45,10 +45,11 @@ type Config struct {
 	// socket filter reads the kernel's coarse clock, so expiry is exact to a scheduler tick.
 	IdleTimeout time.Duration
 	// HandoverLimit bounds the handover of a direction whose frames never let the bridge catch
-	// up (a saturating TCP stream keeps the ring full): after that many frames found earlier
-	// ones of the flow still in the ring, the next one takes the fast path anyway and may
-	// overtake up to a ring's worth of them (counted in [Stats].Forced). 0, the default, never
-	// gives up the order: such a flow stays on the bridge until its traffic pauses.
+	// up yet never overflow the ring (a stream that keeps a frame or two always queued; one that
+	// overflows it is shed, see [ShedHold]): after that many frames found earlier ones of the
+	// flow still in the ring, the next one takes the fast path anyway and may overtake up to a
+	// ring's worth of them (counted in [Stats].Forced). 0, the default, never gives up the order:
+	// such a flow stays on the bridge until its traffic pauses.
 	HandoverLimit int
 }
 

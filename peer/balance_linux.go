@@ -26,9 +26,8 @@ func (b *Bridge) loadBalancer() error {
 
 // balance gives a group of mode fanout.EBPF the IP-pair program. A group of one member (one
 // worker) joins in fanout.CPU mode whatever Config.ClusterType says: every mode sends every
-// frame to its only member, but hash mode dissects and hashes each frame to find that out, a
-// cost a profile of a 64-byte flood put at about 5% of the receiving CPU. A group with one
-// member uses no program either.
+// frame to its only member, but hash mode dissects and hashes each frame to find that out. A
+// group with one member uses no program either.
 func (b *Bridge) balance(g *fanout.Group) {
 	if b.cfg.Workers() == 1 {
 		g.Mode, g.Program, g.ProgramFD = fanout.CPU, nil, 0
