@@ -64,6 +64,7 @@ type Path struct {
 
 	flows    *ebpf.Map // LRU hash flow.Key -> flowValue
 	ports    *ebpf.Map // hash ingress ifindex -> portValue
+	peers    *ebpf.Map // array Side -> the other port's ifindex, for the socket filters
 	counters *ebpf.Map // per-CPU array, one counterValue
 	seq      *ebpf.Map // one-element mmapable array: admitted, done and pending sequence numbers and the shed deadline, per member and side
 	seqMem   []byte
@@ -109,6 +110,9 @@ func Open(cfg *Config) (*Path, error) {
 	if p.ports, err = mk(&ebpf.MapSpec{Name: "afb_ports", Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 8}); err != nil {
 		return nil, err
 	}
+	if p.peers, err = mk(&ebpf.MapSpec{Name: "afb_peers", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 2}); err != nil {
+		return nil, err
+	}
 	if p.counters, err = mk(&ebpf.MapSpec{Name: "afb_counters", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: counterSize, MaxEntries: 1}); err != nil {
 		return nil, err
 	}
@@ -128,7 +132,7 @@ func Open(cfg *Config) (*Path, error) {
 }
 
 func (p *Path) load(name string, typ ebpf.ProgramType, insns asm.Instructions) (*ebpf.Program, error) {
-	for sym, m := range map[string]*ebpf.Map{"flows": p.flows, "ports": p.ports, "counters": p.counters, "seq": p.seq} {
+	for sym, m := range map[string]*ebpf.Map{"flows": p.flows, "ports": p.ports, "peers": p.peers, "counters": p.counters, "seq": p.seq} {
 		if err := insns.AssociateMap(sym, m); err != nil && !errors.Is(err, asm.ErrUnreferencedSymbol) {
 			return nil, fmt.Errorf("bypass: %s: %w", name, err)
 		}
@@ -182,6 +186,11 @@ func (p *Path) Attach(a, b int) error {
 	for s := range 2 {
 		if err := p.ports.Put(uint32(idx[s]), portValue{Peer: uint32(idx[1-s]), Side: uint32(s)}); err != nil {
 			return fmt.Errorf("bypass: attach: port map: %w", err)
+		}
+	}
+	for s := range 2 {
+		if err := p.peers.Put(uint32(s), uint32(idx[1-s])); err != nil {
+			return fmt.Errorf("bypass: attach: peer map: %w", err)
 		}
 	}
 	var fresh [2]link.Link
@@ -540,7 +549,7 @@ func (p *Path) release() error {
 		errs = append(errs, unix.Munmap(p.seqMem))
 		p.seqMem = nil
 	}
-	for _, m := range []*ebpf.Map{p.flows, p.ports, p.counters, p.seq} {
+	for _, m := range []*ebpf.Map{p.flows, p.ports, p.peers, p.counters, p.seq} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}

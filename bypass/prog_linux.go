@@ -17,6 +17,7 @@ const (
 	skbVLANTCI        = 24
 	skbIngressIfindex = 36
 	skbCB0            = 48
+	skbCB1            = 52
 )
 
 // Marks the socket filter leaves in __sk_buff.cb[0] for the tc program that runs next on the same
@@ -372,21 +373,26 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.Mov.Imm(asm.R2, 0),
 		asm.StoreMem(asm.R6, skbCB0, asm.R2, asm.Word),
 		asm.JEq.Imm(asm.R1, markRing, "next"),
-		asm.LoadMem(asm.R1, asm.R6, skbIngressIfindex, asm.Word),
+		asm.JNE.Imm(asm.R1, markFast, "unmarked"),
+		// The filter found the flow live, counted the frame and left the peer's ifindex in
+		// cb[1]: forward it, with no parse and no map lookup.
+		asm.LoadMem(asm.R1, asm.R6, skbCB1, asm.Word),
+		asm.StoreMem(asm.R6, skbCB1, asm.R2, asm.Word),
+		asm.JEq.Imm(asm.R1, 0, "noport"),
+		asm.FnRedirect.Call(),
+		asm.Return(),
+		asm.LoadMem(asm.R1, asm.R6, skbIngressIfindex, asm.Word).WithSymbol("unmarked"),
 		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference("ports"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, idxOff),
 		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "noport"),
+		asm.JEq.Imm(asm.R0, 0, "next"),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
 		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word), // the peer's ifindex from here on
 		asm.LoadMem(asm.R1, asm.R0, 4, asm.Word),
 		asm.And.Imm(asm.R1, 1),
 		asm.StoreMem(asm.RFP, sideOff, asm.R1, asm.DWord),
-		// The filter found the flow live and counted the frame against it: forward it.
-		asm.LoadMem(asm.R1, asm.RFP, markOff, asm.DWord),
-		asm.JEq.Imm(asm.R1, markFast, "count"),
 	}
 	ins = append(ins, parseKey("p_", "next")...)
 	ins = append(ins,
@@ -438,9 +444,7 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.FnRedirect.Call(),
 		asm.Return(),
 		// A frame the filter kept out of the ring on a port with no peer: count the loss.
-		asm.LoadMem(asm.R1, asm.RFP, markOff, asm.DWord).WithSymbol("noport"),
-		asm.JNE.Imm(asm.R1, markFast, "next"),
-		asm.Mov.Imm(asm.R1, 0),
+		asm.Mov.Imm(asm.R1, 0).WithSymbol("noport"),
 		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
@@ -541,6 +545,30 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		asm.AddAtomic.Mem(asm.R7, asm.R1, asm.DWord, valPackets+8*s),
 		asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
 		asm.AddAtomic.Mem(asm.R7, asm.R1, asm.DWord, valBytes+8*s),
+		// ... and against the per-CPU totals (array lookups, which the verifier inlines).
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, idxOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "peer"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntFrames+8*s),
+		asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
+		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntBytes+8*s),
+		// The peer's ifindex goes to tc in cb[1]; 0 (no port attached) makes tc count the frame
+		// as lost (NoPort).
+		asm.Mov.Imm(asm.R1, int32(side)).WithSymbol("peer"),
+		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("peers"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, idxOff),
+		asm.FnMapLookupElem.Call(),
+		asm.Mov.Imm(asm.R1, 0),
+		asm.JEq.Imm(asm.R0, 0, "topeer"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+		asm.StoreMem(asm.R6, skbCB1, asm.R1, asm.Word).WithSymbol("topeer"),
 		asm.Mov.Imm(asm.R0, markFast),
 		asm.StoreMem(asm.R6, skbCB0, asm.R0, asm.Word),
 		asm.Mov.Imm(asm.R0, 0),
