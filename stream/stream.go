@@ -118,6 +118,9 @@ type Config struct {
 	Depth int64
 	// DropOn is the anomalies that set [Result.Drop]; zero: [DefaultDropOn]; [NoDrop]: none.
 	DropOn Anomaly
+	// Headroom is how many bytes are kept free in front of every [Result.View], for
+	// [Reassembler.Frame] to put a header there without copying the view. Zero: 256.
+	Headroom int
 }
 
 // maxRanges is how many separate out-of-order ranges one direction may hold.
@@ -142,6 +145,7 @@ func (c *Config) resolve() (Config, error) {
 		{"MaxMemory", &r.MaxMemory, 64 << 20, 1 << 40},
 		{"Hold", &r.Hold, 65536, 1 << 24},
 		{"HoldBuffers", &r.HoldBuffers, 64, 1 << 20},
+		{"Headroom", &r.Headroom, 256, 1 << 16},
 	} {
 		if *f.v < 0 || *f.v > f.max {
 			return r, fmt.Errorf("%w: %s is %d; use 0 for the default (%d) or up to %d", ErrConfig, f.name, *f.v, f.def, f.max)
@@ -300,6 +304,7 @@ type Reassembler struct {
 	scratch []byte
 	alt     []byte // Result.Alt is built here
 	altView []byte
+	viewLen int // length of the last Result.View, which starts at scratch[cfg.Headroom]
 	c       Counters
 }
 
@@ -314,9 +319,24 @@ func New(cfg *Config) (*Reassembler, error) {
 		cfg:     c,
 		mask:    uint32(c.Hold - 1),
 		holds:   make([]*hold, 0, c.HoldBuffers),
-		scratch: make([]byte, c.Tail+maxSegment+c.Hold),
+		scratch: make([]byte, c.Headroom+c.Tail+maxSegment+c.Hold),
 		alt:     make([]byte, 0, 2*c.Tail+maxSegment),
 	}, nil
+}
+
+// Frame returns head followed by the View of the last [Reassembler.Segment] (nothing when it
+// had none), for a caller that matches the view as the payload of a frame it builds: head is
+// copied into the [Config.Headroom] kept in front of the view, and the view itself is not
+// copied again. The caller may change the result (to fix a length field); it is valid until
+// the next call on the Reassembler. Frame returns nil when head is longer than the headroom.
+func (r *Reassembler) Frame(head []byte) []byte {
+	h := r.cfg.Headroom
+	if len(head) > h {
+		return nil
+	}
+	b := r.scratch[h-len(head) : h+r.viewLen]
+	copy(b, head)
+	return b
 }
 
 // Counters returns the totals so far.
@@ -377,7 +397,7 @@ const (
 func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) Result {
 	d &= 1
 	r.c.Segments++
-	r.altView = nil
+	r.altView, r.viewLen = nil, 0
 	if !s.started {
 		s.started = true
 		s.client = d
@@ -551,7 +571,7 @@ func (r *Reassembler) data(h, o *half, seq uint32, data []byte, res *Result) Ano
 		}
 	}
 	tail := min(len(h.ret), r.cfg.Tail)
-	v := r.scratch[:tail+len(data)]
+	v := r.scratch[r.cfg.Headroom : r.cfg.Headroom+tail+len(data)]
 	copy(v, h.ret[len(h.ret)-tail:])
 	copy(v[tail:], data)
 	next := end
@@ -597,6 +617,7 @@ func (r *Reassembler) data(h, o *half, seq uint32, data []byte, res *Result) Ano
 	r.retain(h, o, fresh)
 	res.View = v
 	res.New = len(fresh)
+	r.viewLen = len(v)
 	return a
 }
 

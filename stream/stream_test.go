@@ -459,3 +459,23 @@ func TestRetainWindow(t *testing.T) {
 	r.retain(&h, &o, []byte{1})
 	assert.Equal(t, []byte{all[len(all)-2], all[len(all)-1], 1}, h.ret)
 }
+
+// TestFrame: Frame puts a header in front of the last view in place (the view's bytes are the
+// same memory), gives the header alone when the segment had no view, and refuses a header
+// longer than the headroom.
+func TestFrame(t *testing.T) {
+	c := newConn(t, &Config{Tail: 3, Headroom: 8}, 1, 2)
+	c.handshake()
+	c.send(0, []byte("abcdef"))
+	res := c.send(6, []byte("gh"))
+	require.Equal(t, []byte("defgh"), res.View)
+	f := c.r.Frame([]byte("HEAD"))
+	assert.Equal(t, []byte("HEADdefgh"), f)
+	assert.Same(t, &res.View[0], &f[4], "the view is not copied")
+	assert.Equal(t, []byte("12345678defgh"), c.r.Frame([]byte("12345678")))
+	assert.Nil(t, c.r.Frame([]byte("123456789")), "longer than the headroom")
+	c.ackFromServer(8)
+	assert.Equal(t, []byte("HEAD"), c.r.Frame([]byte("HEAD")), "no view: the header alone")
+	assert.Equal(t, Retransmission, c.send(6, []byte("gh")).Anomalies)
+	assert.Equal(t, []byte("H"), c.r.Frame([]byte("H")), "a retransmission has no view")
+}

@@ -65,6 +65,7 @@ type inspector struct {
 	flows   *flow.Table[flowEntry]
 	dgram   []byte       // a reassembled datagram as a frame
 	synth   []byte       // the frame the rules see: headers and the stream's view
+	head    []byte       // the headers alone, for streams.Frame
 	why     *rules.Rule  // the built-in signature of the last inspection drop, or nil
 	whyPkt  rules.Packet // the frame it concerns, decoded
 	// cur is the flow of the frame inspect judged last, nil when it has none (not IP, a held
@@ -92,6 +93,7 @@ func newInspector(tail int, stats *inspectStats) (*inspector, error) {
 		streams: streams,
 		dgram:   make([]byte, 64+defrag.MaxHeader+65535),
 		synth:   make([]byte, 0, 256+tail+2*65536),
+		head:    make([]byte, 0, 256),
 	}
 	in.flows, err = flow.NewTable(flow.Config[flowEntry]{
 		Capacity: inspectFlows,
@@ -180,7 +182,7 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 		end := min(pk.End, len(frame))
 		sr := in.streams.Segment(&e.tcp, stream.Dir(p.Dir), frame[pk.L4:end], 0)
 		fl = flowBits(sr.ToServer, e.tcp.Established())
-		match = in.synthesize(frame, pk, sr.View)
+		match = in.viewFrame(frame, pk, sr.View)
 		view, tailLen = sr.View, len(sr.View)-sr.New
 		if sr.Drop {
 			in.stats.segDrops.Add(1)
@@ -305,24 +307,45 @@ func (in *inspector) tick(now time.Time) {
 // extension headers, which the rules' decoder need not walk again), its transport header, and
 // payload, with the IP length fixed to match.
 func (in *inspector) synthesize(frame []byte, pk *flow.Packet, payload []byte) []byte {
-	b := append(in.synth[:0], frame[:pk.L3]...)
-	ip := len(b)
-	pay := min(pk.Payload, pk.End, len(frame))
-	l4 := min(pk.L4, pay)
-	if pk.Key.Family == 4 {
-		b = append(b, frame[pk.L3:l4]...)
-		b = append(b, frame[l4:pay]...)
-		b = append(b, payload...)
-		binary.BigEndian.PutUint16(b[ip+2:], uint16(min(len(b)-ip, 65535)))
-	} else {
-		b = append(b, frame[pk.L3:pk.L3+40]...)
-		b[ip+6] = pk.Key.Proto
-		b = append(b, frame[l4:pay]...)
-		b = append(b, payload...)
-		binary.BigEndian.PutUint16(b[ip+4:], uint16(min(len(b)-ip-40, 65535)))
-	}
+	b := append(appendHeaders(in.synth[:0], frame, pk), payload...)
+	setIPLength(b, pk)
 	in.synth = b[:0]
 	return b
+}
+
+// viewFrame is synthesize for view, the stream's view of the last segment: the headers go in
+// front of the view where the reassembler built it, so that a 64 KiB view is not copied again.
+func (in *inspector) viewFrame(frame []byte, pk *flow.Packet, view []byte) []byte {
+	in.head = appendHeaders(in.head[:0], frame, pk)
+	b := in.streams.Frame(in.head)
+	if b == nil {
+		return in.synthesize(frame, pk, view) // headers longer than the headroom
+	}
+	setIPLength(b, pk)
+	return b
+}
+
+// appendHeaders appends to b the headers synthesize puts in front of the payload.
+func appendHeaders(b, frame []byte, pk *flow.Packet) []byte {
+	b = append(b, frame[:pk.L3]...)
+	pay := min(pk.Payload, pk.End, len(frame))
+	if pk.Key.Family == 4 {
+		return append(b, frame[pk.L3:pay]...)
+	}
+	ip := len(b)
+	b = append(b, frame[pk.L3:pk.L3+40]...)
+	b[ip+6] = pk.Key.Proto
+	return append(b, frame[min(pk.L4, pay):pay]...)
+}
+
+// setIPLength sets the IP length of b, a frame appendHeaders began, to cover the rest of b.
+func setIPLength(b []byte, pk *flow.Packet) {
+	ip := pk.L3
+	if pk.Key.Family == 4 {
+		binary.BigEndian.PutUint16(b[ip+2:], uint16(min(len(b)-ip, 65535)))
+	} else {
+		binary.BigEndian.PutUint16(b[ip+4:], uint16(min(len(b)-ip-40, 65535)))
+	}
 }
 
 // flowEntry is what a worker remembers of one flow beyond what the flow table tracks.
