@@ -182,7 +182,9 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 		end := min(pk.End, len(frame))
 		sr := in.streams.Segment(&e.tcp, stream.Dir(p.Dir), frame[pk.L4:end], 0)
 		fl = flowBits(sr.ToServer, e.tcp.Established())
-		match = in.viewFrame(frame, pk, sr.View)
+		if sr.View != nil || pk.ExtHeaders > 0 || min(pk.Payload, end) < end {
+			match = in.viewFrame(frame, pk, sr.View)
+		} // else no payload (an ACK): the frame is its own view, nothing to build
 		view, tailLen = sr.View, len(sr.View)-sr.New
 		if sr.Drop {
 			in.stats.segDrops.Add(1)
