@@ -392,7 +392,7 @@ const (
 // exactly the IP payload (cut at the IP length, without link padding). gsoSize is the
 // segment size of a GSO super-frame (the virtio-net header's gso_size), or 0. Nothing refers
 // to tcp after the call.
-func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) Result {
+func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) (res Result) {
 	d &= 1
 	r.c.Segments++
 	r.altView, r.viewLen = nil, 0
@@ -400,12 +400,14 @@ func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) Result 
 		s.started = true
 		s.client = d
 	}
-	res := Result{Segments: 1}
+	res.Segments = 1
 	if len(tcp) < 20 || int(tcp[12]>>4)*4 < 20 || int(tcp[12]>>4)*4 > len(tcp) || len(tcp)-int(tcp[12]>>4)*4 > maxSegment {
-		return r.finish(s, d, res, Malformed)
+		r.finish(s, d, &res, Malformed)
+		return res
 	}
 	if s.blocked {
-		return r.finish(s, d, res, Blocked)
+		r.finish(s, d, &res, Blocked)
+		return res
 	}
 	var a Anomaly
 	h, o := &s.h[d], &s.h[1-d]
@@ -437,7 +439,8 @@ func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) Result 
 	}
 	if flags&fRST != 0 {
 		s.rst = true
-		return r.finish(s, d, res, a)
+		r.finish(s, d, &res, a)
+		return res
 	}
 	if len(data) > 0 {
 		mss := gsoSize
@@ -472,10 +475,12 @@ func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) Result 
 		h.fin = true
 		h.finSeq = seq + uint32(len(data))
 	}
-	return r.finish(s, d, res, a)
+	r.finish(s, d, &res, a)
+	return res
 }
 
-func (r *Reassembler) finish(s *Stream, d Dir, res Result, a Anomaly) Result {
+// finish completes res, in place: a Result is too big to copy back and forth on every segment.
+func (r *Reassembler) finish(s *Stream, d Dir, res *Result, a Anomaly) {
 	res.Anomalies = a
 	res.Alt = r.altView
 	res.Drop = a&r.cfg.DropOn != 0
@@ -485,7 +490,6 @@ func (r *Reassembler) finish(s *Stream, d Dir, res Result, a Anomaly) Result {
 	for m := uint32(a) & (1<<len(anomalyNames) - 1); m != 0; m &= m - 1 {
 		r.c.Anomalies[bits.TrailingZeros32(m)]++
 	}
-	return res
 }
 
 // syn records a SYN's sequence number and options.
