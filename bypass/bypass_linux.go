@@ -20,8 +20,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// flowValue is the flow map's value. LastSeen, Frames and Bytes are written by the tc program;
-// Last, Live and Member by the socket filter during the handover; user space writes the whole
+// flowValue is the flow map's value. LastSeen, Frames and Bytes are written by the socket filter
+// for the frames it sends to the fast path, and by the tc program for those no filter of ours saw;
+// Last, Live, Member and Waits by the socket filter during the handover; user space writes the whole
 // value once, when it adds the flow.
 type flowValue struct {
 	LastSeen uint64    // CLOCK_MONOTONIC ns
@@ -41,10 +42,10 @@ type portValue struct {
 type counterValue struct {
 	Frames, Bytes [2]uint64
 	Expired       uint64
-	Orphans       uint64
 	NoPort        uint64
 	Closed        uint64
 	Forced        uint64
+	Shed          uint64
 }
 
 var (
@@ -64,7 +65,7 @@ type Path struct {
 	flows    *ebpf.Map // LRU hash flow.Key -> flowValue
 	ports    *ebpf.Map // hash ingress ifindex -> portValue
 	counters *ebpf.Map // per-CPU array, one counterValue
-	seq      *ebpf.Map // one-element mmapable array: admitted, done and pending sequence numbers per member
+	seq      *ebpf.Map // one-element mmapable array: admitted, done and pending sequence numbers and the shed deadline, per member and side
 	seqMem   []byte
 	tc       *ebpf.Program
 
@@ -111,10 +112,10 @@ func Open(cfg *Config) (*Path, error) {
 	if p.counters, err = mk(&ebpf.MapSpec{Name: "afb_counters", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: counterSize, MaxEntries: 1}); err != nil {
 		return nil, err
 	}
-	if p.seq, err = mk(&ebpf.MapSpec{Name: "afb_seq", Type: ebpf.Array, KeySize: 4, ValueSize: uint32(8 * 6 * c.Members), MaxEntries: 1, Flags: unix.BPF_F_MMAPABLE}); err != nil {
+	if p.seq, err = mk(&ebpf.MapSpec{Name: "afb_seq", Type: ebpf.Array, KeySize: 4, ValueSize: uint32(8 * seqWords * c.Members), MaxEntries: 1, Flags: unix.BPF_F_MMAPABLE}); err != nil {
 		return nil, err
 	}
-	size := (8*6*c.Members + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
+	size := (8*seqWords*c.Members + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
 	if p.seqMem, err = unix.Mmap(p.seq.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		return nil, unavailable("load maps", os.NewSyscallError("mmap", err))
 	}
@@ -266,7 +267,12 @@ type Filter struct {
 	marked     bool   // a handover point waits for the worker to take markQueued frames
 	markN      uint64 // the admitted count at the handover point
 	markQueued uint64 // frames queued to the ring (not dropped) at the handover point
+	drops      uint64 // the socket's drops Settle saw last
 }
+
+// seqWords is the number of 8-byte words per member in the seq map: per side, the admitted,
+// done and pending sequence numbers and the shed deadline.
+const seqWords = 8
 
 // Attach sets the filter on a socket (SO_ATTACH_BPF), replacing whatever filter it had in one
 // step. c is an AF_PACKET socket such as *afpacket.Conn. One Filter serves one socket at a time:
@@ -283,6 +289,7 @@ func (f *Filter) Attach(c syscall.Conn) error {
 	f.base = f.Admitted()
 	f.done = atomic.LoadUint64(f.p.word(2*m + int(f.side)*m + f.index))
 	f.marked = false
+	f.drops = 0
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_BPF, f.prog.FD())
@@ -327,6 +334,10 @@ func (f *Filter) Wants() bool {
 // Settle makes no system call and does not allocate; it is not safe for concurrent use.
 func (f *Filter) Settle(received, packets, drops uint64) bool {
 	m := f.p.cfg.Members
+	if drops > f.drops {
+		f.drops = drops
+		atomic.StoreUint64(f.p.word(6*m+int(f.side)*m+f.index), monoNow()+uint64(ShedHold))
+	}
 	adm := atomic.LoadUint64(f.p.word(int(f.side)*m + f.index))
 	if f.marked && received >= f.markQueued {
 		f.publish(f.markN)
@@ -449,7 +460,7 @@ func (p *Path) Stats() (Stats, error) {
 		st.Expired += c.Expired
 		st.Closed += c.Closed
 		st.Forced += c.Forced
-		st.Orphans += c.Orphans
+		st.Shed += c.Shed
 		st.NoPort += c.NoPort
 	}
 	// Read the user-space counters before the walk: a flow added during it is then at worst

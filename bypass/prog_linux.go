@@ -71,10 +71,10 @@ const (
 	cntFrames   = 0  // [2]uint64, forwarded by tc, per ingress side
 	cntBytes    = 16 // [2]uint64
 	cntExpired  = 32
-	cntOrphans  = 40 // redirected on the tap's mark after the flow left the map
-	cntNoPort   = 48 // tap marked fast, but the ingress port has no peer in the port map
-	cntClosed   = 56 // flows the socket filter returned to the bridge on a TCP FIN or RST
-	cntForced   = 64 // directions handed over at Config.HandoverLimit with frames still in the ring
+	cntNoPort   = 40 // tap marked fast, but the ingress port has no peer in the port map
+	cntClosed   = 48 // flows the socket filter returned to the bridge on a TCP FIN or RST
+	cntForced   = 56 // directions handed over at Config.HandoverLimit with frames still in the ring
+	cntShed     = 64 // frames of flows handing over dropped while their ring overflowed
 	counterSize = 72
 )
 
@@ -313,9 +313,10 @@ func parseKey(p string, inelig string) asm.Instructions {
 
 // tcProgram is the tcx ingress program of both ports. It follows the socket filter's per-frame
 // decision left in cb[0]: a frame the filter let into a ring stays on the normal path (returning
-// TCX_NEXT), a frame it kept out is redirected to the peer port. A frame no filter of ours saw (no
-// bridge socket on the port at the moment) is redirected when its flow is live, and otherwise left
-// alone. Per-flow and per-CPU counters are updated on every redirect.
+// TCX_NEXT), a frame it kept out is redirected to the peer port without another parse or flow
+// lookup (the filter counted it against its flow). A frame no filter of ours saw (no bridge socket
+// on the port at the moment) is redirected when its flow is live, and counted against it, and
+// otherwise left alone. The per-CPU counters are updated on every redirect.
 func (p *Path) tcProgram() asm.Instructions {
 	ins := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
@@ -336,19 +337,20 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R0, 4, asm.Word),
 		asm.And.Imm(asm.R1, 1),
 		asm.StoreMem(asm.RFP, sideOff, asm.R1, asm.DWord),
+		// The filter found the flow live and counted the frame against it: forward it.
+		asm.LoadMem(asm.R1, asm.RFP, markOff, asm.DWord),
+		asm.JEq.Imm(asm.R1, markFast, "count"),
 	}
 	ins = append(ins, parseKey("p_", "next")...)
 	ins = append(ins,
-		asm.Mov.Imm(asm.R8, 0), // R8: 1 when redirecting a frame whose flow is gone (orphan)
+		// No filter of ours saw this frame (no bridge socket on the port at the moment):
+		// follow the map.
 		asm.LoadMapPtr(asm.R1, 0).WithReference("flows"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, keyOff),
 		asm.FnMapLookupElem.Call(),
 		asm.Mov.Reg(asm.R9, asm.R0),
-		asm.LoadMem(asm.R1, asm.RFP, markOff, asm.DWord),
-		asm.JEq.Imm(asm.R9, 0, "miss"),
-		asm.JEq.Imm(asm.R1, markFast, "hit"),
-		// No filter of ours saw this frame: follow the map.
+		asm.JEq.Imm(asm.R9, 0, "next"),
 		asm.LoadMem(asm.R2, asm.RFP, sideOff, asm.DWord),
 		asm.And.Imm(asm.R2, 1),
 		asm.LSh.Imm(asm.R2, 2),
@@ -356,7 +358,7 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.Add.Reg(asm.R3, asm.R2),
 		asm.LoadMem(asm.R3, asm.R3, valLive, asm.Word),
 		asm.JEq.Imm(asm.R3, 0, "next"),
-		asm.FnKtimeGetNs.Call().WithSymbol("hit"),
+		asm.FnKtimeGetNs.Call(),
 		asm.StoreMem(asm.R9, valLastSeen, asm.R0, asm.DWord),
 		asm.LoadMem(asm.R2, asm.RFP, sideOff, asm.DWord),
 		asm.And.Imm(asm.R2, 1),
@@ -367,9 +369,6 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.AddAtomic.Mem(asm.R3, asm.R4, asm.DWord, valPackets),
 		asm.LoadMem(asm.R4, asm.R6, skbLen, asm.Word),
 		asm.AddAtomic.Mem(asm.R3, asm.R4, asm.DWord, valBytes),
-		asm.Ja.Label("count"),
-		asm.JNE.Imm(asm.R1, markFast, "next").WithSymbol("miss"),
-		asm.Mov.Imm(asm.R8, 1),
 		// Per-CPU counters.
 		asm.Mov.Imm(asm.R1, 0).WithSymbol("count"),
 		asm.StoreMem(asm.RFP, sideOff+4, asm.R1, asm.Word), // array key 0 (the side's upper half is unused)
@@ -387,7 +386,6 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.AddAtomic.Mem(asm.R3, asm.R4, asm.DWord, cntFrames),
 		asm.LoadMem(asm.R4, asm.R6, skbLen, asm.Word),
 		asm.AddAtomic.Mem(asm.R3, asm.R4, asm.DWord, cntBytes),
-		asm.AddAtomic.Mem(asm.R0, asm.R8, asm.DWord, cntOrphans),
 		asm.LoadMem(asm.R1, asm.RFP, idxOff, asm.Word).WithSymbol("redirect"),
 		asm.Mov.Imm(asm.R2, 0),
 		asm.FnRedirect.Call(),
@@ -421,6 +419,8 @@ func (p *Path) tcProgram() asm.Instructions {
 //     (Filter.Settle published a done count at or past the flow's Last), the direction becomes
 //     live and the frame takes the fast path; otherwise the frame goes to the ring and becomes the
 //     flow's Last.
+//   - while that ring overflowed lately (see ShedHold), such a frame is dropped instead, and
+//     counted as shed.
 //
 // Every frame let into the ring increments the member's admitted count, the sequence number
 // Settle compares with.
@@ -430,6 +430,7 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 	admOff := uint32(8 * (int(side)*m + index))
 	doneOff := uint32(8 * (2*m + int(side)*m))
 	pendOff := uint32(8 * (4*m + int(side)*m + index))
+	shedOff := uint32(8 * (6*m + int(side)*m + index))
 	ins := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.Mov.Imm(asm.R0, markRing),
@@ -486,13 +487,27 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		asm.JNE.Imm(asm.R3, int32(index), "pend"),
 		asm.Mov.Imm(asm.R1, 1).WithSymbol("golive"),
 		asm.StoreMem(asm.R7, valLive+4*s, asm.R1, asm.Word),
-		asm.Mov.Imm(asm.R0, markFast).WithSymbol("fast"),
+		// The fast path: the frame is counted against its flow here, where the flow is at hand,
+		// and tc forwards it on the mark without looking the flow up again.
+		asm.StoreMem(asm.R7, valLastSeen, asm.R8, asm.DWord).WithSymbol("fast"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.AddAtomic.Mem(asm.R7, asm.R1, asm.DWord, valPackets+8*s),
+		asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
+		asm.AddAtomic.Mem(asm.R7, asm.R1, asm.DWord, valBytes+8*s),
+		asm.Mov.Imm(asm.R0, markFast),
 		asm.StoreMem(asm.R6, skbCB0, asm.R0, asm.Word),
 		asm.Mov.Imm(asm.R0, 0),
 		asm.Return(),
 		// Frames still in member R3's ring: this one queues behind them. On another member
 		// (the fanout group changed) it goes to the ring untracked until R3 has settled.
 		asm.JNE.Imm(asm.R3, int32(index), "admit").WithSymbol("outstanding"),
+		// The ring overflowed lately (Filter.Settle moved the shed deadline past now): the kernel
+		// is dropping frames anyway, so drop this one rather than queue it behind its flow (see
+		// ShedHold). Its flow's Last then stays put, the bridge catches up with it, and the flow
+		// leaves the overloaded ring in order. tc sees the ring mark and does not forward it.
+		asm.LoadMapValue(asm.R4, 0, shedOff).WithReference("seq"),
+		asm.LoadMem(asm.R4, asm.R4, 0, asm.DWord),
+		asm.JLT.Reg(asm.R8, asm.R4, "shed"),
 	)
 	if limit := p.cfg.HandoverLimit; limit > 0 {
 		// The bridge never caught up: after limit frames, switch anyway, letting this frame
@@ -542,6 +557,18 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		asm.Mov.Imm(asm.R1, 1),
 		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntExpired),
 		asm.Ja.Label("admit"),
+		// Shed: dropped, counted, and neither queued nor forwarded.
+		asm.Mov.Imm(asm.R1, 0).WithSymbol("shed"),
+		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, idxOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "shed_out"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntShed),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("shed_out"),
+		asm.Return(),
 		asm.LoadMapPtr(asm.R1, 0).WithReference("flows").WithSymbol("teardown"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, keyOff),
