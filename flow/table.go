@@ -381,14 +381,21 @@ func (t *Table[V]) Lookup(p *Packet, now time.Time) (*Flow[V], bool) {
 		return nil, false
 	}
 	ns := now.UnixNano()
-	h := t.hash(&p.Key)
 	created := false
-	i := t.find(&p.Key, h)
+	// The flow seen last first: a bulk transfer's frames come in runs of one flow.
+	i, h, hashed := t.tail, uint64(0), false
+	if i < 0 || t.flows[i].key != p.Key {
+		h, hashed = t.hash(&p.Key), true
+		i = t.find(&p.Key, h)
+	}
 	if i >= 0 && t.idle(&t.flows[i], ns) {
 		t.remove(i, Expired)
 		i = -1
 	}
 	if i < 0 {
+		if !hashed {
+			h = t.hash(&p.Key)
+		}
 		if i = t.insert(&p.Key, h, ns); i < 0 {
 			return nil, false
 		}
