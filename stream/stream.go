@@ -196,7 +196,8 @@ func (c Counters) Anomaly(a Anomaly) uint64 {
 type Result struct {
 	// View is the last up to Tail bytes already inspected followed by the New bytes this
 	// segment put in order (its own, then any held ones it joined). Nil when nothing new is in
-	// order. Valid until the next call on the Reassembler.
+	// order. Valid until the next call on the Reassembler; do not change it (its new bytes are
+	// retained from there).
 	View []byte
 	// New is how many bytes at the end of View are new.
 	New int
@@ -304,7 +305,13 @@ type Reassembler struct {
 	alt     []byte // Result.Alt is built here
 	altView []byte
 	viewLen int // length of the last Result.View, which starts at scratch[cfg.Headroom]
-	c       Counters
+	// The new bytes of the last view wait in scratch, at pendOff, for their direction's retain
+	// ring: when the receiver acknowledges them first (a bulk transfer's ACK often comes before
+	// the next segment), they are never copied there. pendS is nil when nothing waits.
+	pendS          *Stream
+	pendDir        Dir
+	pendOff, pendN int
+	c              Counters
 }
 
 // New returns a Reassembler with cfg's sizes (nil: the defaults). Its view buffer is allocated
@@ -344,6 +351,9 @@ func (r *Reassembler) Counters() Counters { return r.c }
 // MaxMemory, and resets s for a new connection. Call it when the connection ends or its state
 // is evicted. Calling it twice is harmless.
 func (r *Reassembler) Release(s *Stream) {
+	if r.pendS == s {
+		r.pendS = nil
+	}
 	for i := range s.h {
 		r.putHold(&s.h[i])
 		r.c.Memory -= len(s.h[i].buf)
@@ -395,6 +405,10 @@ const (
 func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) (res Result) {
 	d &= 1
 	r.c.Segments++
+	if r.pendS != nil && (r.pendS != s || r.pendDir == d) {
+		// Only the other direction of the same stream (its ACK) may come first.
+		r.flush()
+	}
 	r.altView, r.viewLen = nil, 0
 	if !s.started {
 		s.started = true
@@ -468,7 +482,8 @@ func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) (res Re
 		if r.cfg.Depth > 0 && h.inspected >= r.cfg.Depth {
 			a |= DepthReached
 		} else {
-			a |= r.data(h, o, seq, data, &res)
+			r.flush() // scratch is about to be reused
+			a |= r.data(s, d, seq, data, &res)
 		}
 	}
 	if flags&fFIN != 0 && !h.fin {
@@ -537,8 +552,9 @@ func (r *Reassembler) syn(s *Stream, d Dir, opts []byte, seq uint32, flags uint8
 }
 
 // data inspects a segment's payload starting at seq in direction h (o is the other one).
-func (r *Reassembler) data(h, o *half, seq uint32, data []byte, res *Result) Anomaly {
+func (r *Reassembler) data(s *Stream, d Dir, seq uint32, data []byte, res *Result) Anomaly {
 	var a Anomaly
+	h, o := &s.h[d], &s.h[1-d]
 	end := seq + uint32(len(data))
 	// Bytes before next were inspected: they must be the same ones.
 	if before(seq, h.next) {
@@ -619,11 +635,21 @@ func (r *Reassembler) data(h, o *half, seq uint32, data []byte, res *Result) Ano
 	h.next = next
 	h.inspected += int64(len(fresh))
 	r.c.Bytes += uint64(len(fresh))
-	r.retain(h, o, fresh)
+	r.pendS, r.pendDir, r.pendOff, r.pendN = s, d, r.cfg.Headroom+tail, len(fresh)
 	res.View = v
 	res.New = len(fresh)
 	r.viewLen = len(v)
 	return a
+}
+
+// flush retains the bytes waiting in scratch, if any (see Reassembler.pendS).
+func (r *Reassembler) flush() {
+	if r.pendS == nil {
+		return
+	}
+	s, d := r.pendS, r.pendDir
+	r.pendS = nil
+	r.retain(&s.h[d], &s.h[1-d], r.scratch[r.pendOff:r.pendOff+r.pendN])
 }
 
 // compareOld checks bytes [seq, seq+len(b)) against what was inspected.

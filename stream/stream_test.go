@@ -27,6 +27,13 @@ func seg(seq, ack uint32, flags uint8, win uint16, opts []byte, payload []byte) 
 	return b
 }
 
+// retained returns a copy of the bytes the client's direction retains, once the bytes waiting
+// for retention are in.
+func (c *conn) retained() []byte {
+	c.r.flush()
+	return c.s.h[c.cd].retained()
+}
+
 // retained returns a copy of the bytes h retains, oldest first.
 func (h *half) retained() []byte {
 	b := make([]byte, h.nret)
@@ -374,14 +381,14 @@ func TestRetainFollowsAcks(t *testing.T) {
 	for off := 0; off < len(data); off += 1000 {
 		c.send(off, data[off:off+1000])
 	}
-	assert.Len(t, c.s.h[c.cd].retained(), len(data), "nothing acknowledged: all kept")
+	assert.Len(t, c.retained(), len(data), "nothing acknowledged: all kept")
 	assert.Equal(t, Retransmission, c.send(0, data[:1000]).Anomalies)
 	evil := bytes.Clone(data[:1000])
 	evil[500] = 'X'
 	assert.Equal(t, OverlapDiffers, c.send(0, evil).Anomalies)
 	c.ackFromServer(len(data) - 100)
 	c.send(len(data), []byte("more"))
-	assert.Len(t, c.s.h[c.cd].retained(), 104, "only the unacknowledged bytes")
+	assert.Len(t, c.retained(), 104, "only the unacknowledged bytes")
 	assert.Equal(t, Retransmission, c.send(0, evil).Anomalies, "acknowledged: the receiver ignores it")
 	assert.Equal(t, 32768, c.r.Counters().Memory, "a ring of 30,000 bytes, rounded up to a power of two")
 }
@@ -550,4 +557,55 @@ func TestSynKeepsHeldSpace(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, uint32(2), next, "the ISN stays")
 	assert.Equal(t, []byte("01234567held"), c.send(0, []byte("01234567")).View)
+}
+
+// TestRetainDeferred: the new bytes of a view wait in the Reassembler's scratch for retention
+// until the next call that needs it; whatever comes in between, a retransmission with other
+// bytes is still caught, and bytes the receiver acknowledged meanwhile are not retained.
+func TestRetainDeferred(t *testing.T) {
+	data := []byte("0123456789abcdefghij")
+	evil := []byte("0123456789abcdefXhij")
+	var other Stream
+	for _, tc := range []struct {
+		name    string
+		between func(c *conn)
+	}{
+		{"nothing", func(*conn) {}},
+		{"the receiver's ACK of part", func(c *conn) { c.ackFromServer(10) }},
+		{"the receiver's data", func(c *conn) {
+			c.r.Segment(&c.s, 1-c.cd, seg(c.snext, c.cisn+1, fACK, 100, nil, []byte("reply")), 0)
+		}},
+		{"another stream's data", func(c *conn) {
+			c.r.Segment(&other, 0, seg(7, 0, fACK, 100, nil, []byte("other stream bytes")), 0)
+		}},
+		{"another stream released", func(c *conn) { c.r.Release(&other) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConn(t, &Config{Tail: 4}, 1, 2)
+			c.handshake()
+			other = Stream{}
+			c.r.Segment(&other, 0, seg(7, 0, fACK, 100, nil, []byte("x")), 0)
+			require.Equal(t, data, c.send(0, data).View)
+			tc.between(c)
+			assert.Equal(t, Retransmission, c.send(0, data).Anomalies)
+			assert.Equal(t, OverlapDiffers, c.send(0, evil).Anomalies)
+		})
+	}
+	t.Run("acknowledged before the next segment", func(t *testing.T) {
+		c := newConn(t, &Config{Tail: 4}, 1, 2)
+		c.handshake()
+		c.send(0, data)
+		c.ackFromServer(len(data))
+		assert.Equal(t, data[len(data)-4:], c.retained(), "the tail only")
+		assert.Equal(t, []byte("ghijmore"), c.send(len(data), []byte("more")).View)
+	})
+	t.Run("stream released while its bytes wait", func(t *testing.T) {
+		c := newConn(t, &Config{Tail: 4}, 1, 2)
+		c.handshake()
+		c.send(0, data)
+		c.r.Release(&c.s)
+		assert.Zero(t, c.r.Counters().Memory)
+		c.handshake()
+		assert.Equal(t, []byte("new"), c.send(0, []byte("new")).View)
+	})
 }
