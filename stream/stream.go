@@ -332,8 +332,9 @@ func New(cfg *Config) (*Reassembler, error) {
 // Frame returns head followed by the View of the last [Reassembler.Segment] (nothing when it
 // had none), for a caller that matches the view as the payload of a frame it builds: head is
 // copied into the [Config.Headroom] kept in front of the view, and the view itself is not
-// copied again. The caller may change the result (to fix a length field); it is valid until
-// the next call on the Reassembler. Frame returns nil when head is longer than the headroom.
+// copied again. The caller may change the header part of the result (to fix a length field),
+// not the view, whose new bytes are retained from there; it is valid until the next call on
+// the Reassembler. Frame returns nil when head is longer than the headroom.
 func (r *Reassembler) Frame(head []byte) []byte {
 	h := r.cfg.Headroom
 	if len(head) > h {
