@@ -59,6 +59,11 @@ func agreement(t *testing.T, p *Path, tap *ebpf.Program, f []byte) {
 	} else if eligible {
 		assert.Equal(t, uint32(0), ret, "filter: live flow %+v must stay out of the ring: % x", key, f)
 		assert.Equal(t, uint32(markFast), out.CB[0], "filter mark: % x", f)
+		var v flowValue
+		require.NoError(t, p.flows.Lookup(&key, &v))
+		assert.Equal(t, [2]uint64{1, 0}, v.Frames, "filter: the frame sent to the fast path counts on this very key")
+		assert.Equal(t, [2]uint64{uint64(len(f)), 0}, v.Bytes)
+		require.NoError(t, p.flows.Put(&key, &live)) // tc's own count below starts from zero
 	} else {
 		assert.Equal(t, uint32(retNext), ret, "filter: ineligible frame must reach the ring: % x", f)
 		assert.Equal(t, uint32(markRing), out.CB[0], "filter mark: % x", f)

@@ -21,6 +21,15 @@ const (
 	MaxMembers = 256
 )
 
+// ShedHold is how long after the kernel last dropped frames for a full ring the socket filter
+// drops, instead of queueing, the frames of flows handing over whose earlier frames are still in
+// that ring. A flood that overflows the ring would otherwise keep every such flow on the bridge
+// for good: each new frame would join the queue behind the last, and the bridge would never
+// reach the end of the flow. Dropping them changes how many frames the overload costs very
+// little (the ring is dropping frames anyway), keeps the order, and lets the flows leave the ring,
+// which ends the overload. Long enough to drain a large ring at a slow worker's pace.
+const ShedHold = 50 * time.Millisecond
+
 // Config sets up a [Path]. The zero value is usable: one member a side, [DefaultMaxFlows] and
 // [DefaultIdleTimeout].
 type Config struct {
@@ -32,13 +41,15 @@ type Config struct {
 	// [DefaultMaxFlows].
 	MaxFlows int
 	// IdleTimeout is how long a bypassed flow may see no frame, in either direction, before it
-	// expires and its next frame goes back to the bridge. 0 means [DefaultIdleTimeout].
+	// expires and its next frame goes back to the bridge. 0 means [DefaultIdleTimeout]. The
+	// socket filter reads the kernel's coarse clock, so expiry is exact to a scheduler tick.
 	IdleTimeout time.Duration
 	// HandoverLimit bounds the handover of a direction whose frames never let the bridge catch
-	// up (a saturating TCP stream keeps the ring full): after that many frames found earlier
-	// ones of the flow still in the ring, the next one takes the fast path anyway and may
-	// overtake up to a ring's worth of them (counted in [Stats].Forced). 0, the default, never
-	// gives up the order: such a flow stays on the bridge until its traffic pauses.
+	// up yet never overflow the ring (a stream that keeps a frame or two always queued; one that
+	// overflows it is shed, see [ShedHold]): after that many frames found earlier ones of the
+	// flow still in the ring, the next one takes the fast path anyway and may overtake up to a
+	// ring's worth of them (counted in [Stats].Forced). 0, the default, never gives up the order:
+	// such a flow stays on the bridge until its traffic pauses.
 	HandoverLimit int
 }
 
@@ -105,12 +116,14 @@ type Stats struct {
 	// Frames and Bytes count what the fast path forwarded, indexed by the ingress [Side]: Frames[A]
 	// went from A to B. A GSO super-frame counts once, with its full length.
 	Frames, Bytes [2]uint64
-	// Orphans counts frames the socket filter kept out of the ring whose flow left the map before
-	// tc saw them (a race with expiry, eviction or withdrawal); they were forwarded all the same.
-	Orphans uint64
 	// Forced counts directions handed over at Config.HandoverLimit, with frames of the flow
 	// still in the ring that the fast path may have overtaken.
 	Forced uint64
+	// Shed counts frames of flows handing over that the socket filter dropped because their
+	// ring had overflowed within [ShedHold]: instead of queueing behind the flow's earlier
+	// frames, which the bridge could then never catch up with, they were dropped, as the
+	// overflowing ring was dropping frames anyway. Counted in no socket's statistics.
+	Shed uint64
 	// AddErrors counts [Path.Add] calls the kernel refused (the flow stayed on the bridge).
 	AddErrors uint64
 	// NoPort counts frames the socket filter kept out of the ring that arrived on a port with no

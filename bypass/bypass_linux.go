@@ -20,8 +20,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// flowValue is the flow map's value. LastSeen, Frames and Bytes are written by the tc program;
-// Last, Live and Member by the socket filter during the handover; user space writes the whole
+// flowValue is the flow map's value. LastSeen, Frames and Bytes are written by the socket filter
+// for the frames it sends to the fast path, and by the tc program for those no filter of ours saw;
+// Last, Live, Member and Waits by the socket filter during the handover; user space writes the whole
 // value once, when it adds the flow.
 type flowValue struct {
 	LastSeen uint64    // CLOCK_MONOTONIC ns
@@ -41,10 +42,10 @@ type portValue struct {
 type counterValue struct {
 	Frames, Bytes [2]uint64
 	Expired       uint64
-	Orphans       uint64
 	NoPort        uint64
 	Closed        uint64
 	Forced        uint64
+	Shed          uint64
 }
 
 var (
@@ -63,8 +64,9 @@ type Path struct {
 
 	flows    *ebpf.Map // LRU hash flow.Key -> flowValue
 	ports    *ebpf.Map // hash ingress ifindex -> portValue
+	peers    *ebpf.Map // array Side -> the other port's ifindex, for the socket filters
 	counters *ebpf.Map // per-CPU array, one counterValue
-	seq      *ebpf.Map // one-element mmapable array: admitted, done and pending sequence numbers per member
+	seq      *ebpf.Map // one-element mmapable array: admitted, done and pending sequence numbers and the shed deadline, per member and side
 	seqMem   []byte
 	tc       *ebpf.Program
 
@@ -108,13 +110,16 @@ func Open(cfg *Config) (*Path, error) {
 	if p.ports, err = mk(&ebpf.MapSpec{Name: "afb_ports", Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 8}); err != nil {
 		return nil, err
 	}
+	if p.peers, err = mk(&ebpf.MapSpec{Name: "afb_peers", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 2}); err != nil {
+		return nil, err
+	}
 	if p.counters, err = mk(&ebpf.MapSpec{Name: "afb_counters", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: counterSize, MaxEntries: 1}); err != nil {
 		return nil, err
 	}
-	if p.seq, err = mk(&ebpf.MapSpec{Name: "afb_seq", Type: ebpf.Array, KeySize: 4, ValueSize: uint32(8 * 6 * c.Members), MaxEntries: 1, Flags: unix.BPF_F_MMAPABLE}); err != nil {
+	if p.seq, err = mk(&ebpf.MapSpec{Name: "afb_seq", Type: ebpf.Array, KeySize: 4, ValueSize: uint32(8 * seqWords * c.Members), MaxEntries: 1, Flags: unix.BPF_F_MMAPABLE}); err != nil {
 		return nil, err
 	}
-	size := (8*6*c.Members + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
+	size := (8*seqWords*c.Members + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
 	if p.seqMem, err = unix.Mmap(p.seq.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		return nil, unavailable("load maps", os.NewSyscallError("mmap", err))
 	}
@@ -127,7 +132,7 @@ func Open(cfg *Config) (*Path, error) {
 }
 
 func (p *Path) load(name string, typ ebpf.ProgramType, insns asm.Instructions) (*ebpf.Program, error) {
-	for sym, m := range map[string]*ebpf.Map{"flows": p.flows, "ports": p.ports, "counters": p.counters, "seq": p.seq} {
+	for sym, m := range map[string]*ebpf.Map{"flows": p.flows, "ports": p.ports, "peers": p.peers, "counters": p.counters, "seq": p.seq} {
 		if err := insns.AssociateMap(sym, m); err != nil && !errors.Is(err, asm.ErrUnreferencedSymbol) {
 			return nil, fmt.Errorf("bypass: %s: %w", name, err)
 		}
@@ -181,6 +186,11 @@ func (p *Path) Attach(a, b int) error {
 	for s := range 2 {
 		if err := p.ports.Put(uint32(idx[s]), portValue{Peer: uint32(idx[1-s]), Side: uint32(s)}); err != nil {
 			return fmt.Errorf("bypass: attach: port map: %w", err)
+		}
+	}
+	for s := range 2 {
+		if err := p.peers.Put(uint32(s), uint32(idx[1-s])); err != nil {
+			return fmt.Errorf("bypass: attach: peer map: %w", err)
 		}
 	}
 	var fresh [2]link.Link
@@ -261,12 +271,15 @@ type Filter struct {
 	side  Side
 	index int
 
-	base       uint64 // the member's admitted count when this filter was built
-	done       uint64 // the sequence number Settle published last
-	marked     bool   // a handover point waits for the worker to take markQueued frames
-	markN      uint64 // the admitted count at the handover point
-	markQueued uint64 // frames queued to the ring (not dropped) at the handover point
+	base   uint64   // the member's admitted count when this filter was built
+	done   uint64   // the sequence number Settle published last
+	points [2]point // handover points waiting to be published, oldest first
+	drops  uint64   // the socket's drops Observe saw last
 }
+
+// seqWords is the number of 8-byte words per member in the seq map: per side, the admitted,
+// done and pending sequence numbers and the shed deadline.
+const seqWords = 8
 
 // Attach sets the filter on a socket (SO_ATTACH_BPF), replacing whatever filter it had in one
 // step. c is an AF_PACKET socket such as *afpacket.Conn. One Filter serves one socket at a time:
@@ -282,7 +295,8 @@ func (f *Filter) Attach(c syscall.Conn) error {
 	m := f.p.cfg.Members
 	f.base = f.Admitted()
 	f.done = atomic.LoadUint64(f.p.word(2*m + int(f.side)*m + f.index))
-	f.marked = false
+	f.points = [2]point{}
+	f.drops = 0
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_BPF, f.prog.FD())
@@ -300,47 +314,71 @@ func (f *Filter) Attach(c syscall.Conn) error {
 }
 
 // Wants reports whether frames of flows handing over sit in the member's ring, waiting for
-// [Filter.Settle]. It reads shared memory: no system call, no allocation.
+// [Filter.Observe] and [Filter.Settle]. It reads shared memory: no system call, no allocation.
 func (f *Filter) Wants() bool {
 	m := f.p.cfg.Members
 	return atomic.LoadUint64(f.p.word(4*m+int(f.side)*m+f.index)) > f.done
 }
 
-// Settle lets flows handing over on this member switch to the fast path without a frame
-// overtaking another. Call it from the worker that owns the member's ring after it has flushed
-// (sent or dropped) every frame it took from the ring, whenever [Filter.Wants] says so:
+// Observe looks for a handover point: call it from the worker that owns the member's ring, while
+// [Filter.Wants] says so, with the socket's cumulative PACKET_STATISTICS (afpacket.Stats.Packets,
+// which includes the drops, and afpacket.Stats.Drops) read just before the call, after taking a
+// batch of frames and before sending them. [Filter.Settle], once they are sent, publishes it.
 //
-//   - received is the number of frames the worker has taken from the ring since the socket was
-//     opened;
-//   - packets and drops are the socket's cumulative PACKET_STATISTICS (afpacket.Stats.Packets,
-//     which includes the drops, and afpacket.Stats.Drops), read just before the call.
+// When packets equals the number of frames the filter has let in, no frame is between the filter
+// and the ring: every frame let in so far is among the first packets-drops the ring queued, and
+// once the worker has taken and flushed that many, a flow whose last bridged frame is among them
+// can take the fast path without overtaking any. Observing before the send and publishing right
+// after it wins the race with a flow whose next frame answers the one being sent (a ping, a UDP
+// request): publishing only after reading the statistics again would usually come too late.
 //
 // The counts are the socket's, from when it was opened; the filter must be the only one the socket
 // had that let frames in (peer opens sockets with a drop-all filter and replaces it with this one).
-//
-// When packets equals the number of frames the filter has let in, no frame is between the filter
-// and the ring, so once the worker has taken and flushed the frames queued until then, every
-// frame the filter let in before is dealt with. Settle publishes that, possibly on a later call,
-// and the next frame of a flow whose last bridged frame is covered takes the fast path. It reports
-// whether everything the filter let in so far has been published.
-//
-// Settle makes no system call and does not allocate; it is not safe for concurrent use.
-func (f *Filter) Settle(received, packets, drops uint64) bool {
+// A growing drop count means the ring overflows: the filter then sheds frames of flows handing over
+// for [ShedHold]. Observe makes no system call and does not allocate; it is not safe for
+// concurrent use.
+func (f *Filter) Observe(packets, drops uint64) {
 	m := f.p.cfg.Members
+	if drops > f.drops {
+		f.drops = drops
+		atomic.StoreUint64(f.p.word(6*m+int(f.side)*m+f.index), monoNow()+uint64(ShedHold))
+	}
 	adm := atomic.LoadUint64(f.p.word(int(f.side)*m + f.index))
-	if f.marked && received >= f.markQueued {
-		f.publish(f.markN)
-		f.marked = false
+	if f.base+packets != adm || packets < drops || adm <= f.done {
+		return
 	}
-	if !f.marked && f.base+packets == adm && packets >= drops {
-		if queued := packets - drops; received >= queued {
-			f.publish(adm)
-		} else {
-			f.marked, f.markN, f.markQueued = true, adm, queued
-		}
+	pt := point{n: adm, queued: packets - drops}
+	switch {
+	case !f.points[0].set():
+		f.points[0] = pt
+	case adm > f.points[0].n:
+		f.points[1] = pt // the newest; points[0] may be reached sooner
 	}
-	return !f.marked && f.done == adm
 }
+
+// Settle publishes the newest handover point [Filter.Observe] found whose frames the worker has
+// all taken and flushed: received is the number of frames it has taken from the ring since the
+// socket was opened, every one of them sent or dropped. The next frame of a flow whose last
+// bridged frame the point covers takes the fast path. Settle reports whether everything the
+// filter let in so far has been published. It makes no system call and does not allocate; it is
+// not safe for concurrent use.
+func (f *Filter) Settle(received uint64) bool {
+	switch {
+	case f.points[1].set() && received >= f.points[1].queued:
+		f.publish(f.points[1].n)
+		f.points = [2]point{}
+	case f.points[0].set() && received >= f.points[0].queued:
+		f.publish(f.points[0].n)
+		f.points = [2]point{f.points[1]}
+	}
+	return !f.points[0].set() && f.done == f.Admitted()
+}
+
+// point is a handover point: once the worker has taken queued frames from the ring and sent
+// them, every frame the filter let in up to admitted count n is dealt with.
+type point struct{ n, queued uint64 }
+
+func (p point) set() bool { return p.n != 0 }
 
 func (f *Filter) publish(n uint64) {
 	if n > f.done {
@@ -449,7 +487,7 @@ func (p *Path) Stats() (Stats, error) {
 		st.Expired += c.Expired
 		st.Closed += c.Closed
 		st.Forced += c.Forced
-		st.Orphans += c.Orphans
+		st.Shed += c.Shed
 		st.NoPort += c.NoPort
 	}
 	// Read the user-space counters before the walk: a flow added during it is then at worst
@@ -511,7 +549,7 @@ func (p *Path) release() error {
 		errs = append(errs, unix.Munmap(p.seqMem))
 		p.seqMem = nil
 	}
-	for _, m := range []*ebpf.Map{p.flows, p.ports, p.counters, p.seq} {
+	for _, m := range []*ebpf.Map{p.flows, p.ports, p.peers, p.counters, p.seq} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}

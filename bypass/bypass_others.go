@@ -49,8 +49,11 @@ func (*Path) Close() error { return nil }
 // Attach returns an error matching [ErrUnavailable].
 func (*Filter) Attach(syscall.Conn) error { return errOS }
 
+// Observe does nothing.
+func (*Filter) Observe(packets, drops uint64) {}
+
 // Settle reports false.
-func (*Filter) Settle(received, drops uint64) bool { return false }
+func (*Filter) Settle(received uint64) bool { return false }
 
 // Admitted returns 0.
 func (*Filter) Admitted() uint64 { return 0 }

@@ -31,15 +31,17 @@
 // last such frame. The first frame after Add always goes to the ring, so that number covers every
 // frame of the flow admitted before Add as well.
 //
-// The worker calls [Filter.Settle] after each batch it has flushed, while [Filter.Wants] says a
-// flow is waiting. Settle compares the admitted count with the socket's PACKET_STATISTICS: when
-// the kernel has queued (or dropped) exactly as many frames as the filter admitted, no frame is
-// between the filter and the ring, so once the worker has taken and flushed the frames queued
-// until then, every frame admitted before is dealt with, and Settle publishes the admitted count.
+// While [Filter.Wants] says a flow is waiting, the worker calls [Filter.Observe] after taking a
+// batch, before sending it, and [Filter.Settle] once it is sent. Observe compares the admitted
+// count with the socket's PACKET_STATISTICS: when the kernel has queued (or dropped) exactly as
+// many frames as the filter admitted, no frame is between the filter and the ring, so once the
+// worker has taken and flushed the frames queued until then, every frame admitted before is dealt
+// with, and Settle publishes the admitted count.
 // A frame of a handing-over flow takes the fast path, and makes its direction live, only when the
 // published count has reached the flow's last frame; otherwise it goes to the ring and becomes
 // the last frame. A flow therefore hands over at the first pause in its traffic long enough for
-// the bridge to catch up with it; a flood that never lets the bridge catch up stays on the bridge.
+// the bridge to catch up with it. While the ring overflows, frames of flows handing over are shed
+// rather than queued (see [ShedHold]), so that a flood leaves the bridge too.
 //
 // Expiry, eviction and withdrawal need no such care: they only send frames back to the ring,
 // behind the ones tc already forwarded.

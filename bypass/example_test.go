@@ -49,12 +49,17 @@ func Example() {
 		_ = p.Add(pkt.Key)
 	}
 
-	// After each batch, once the frames taken are flushed:
-	var taken uint64 // frames the worker took from conn's ring so far
-	if f.Wants() {
+	// After taking each batch from the ring, before sending it:
+	wants := f.Wants()
+	if wants {
 		if st, err := conn.Stats(); err == nil {
-			f.Settle(taken, st.Packets, st.Drops)
+			f.Observe(st.Packets, st.Drops)
 		}
+	}
+	// ... and once it is sent:
+	var taken uint64 // frames the worker took from conn's ring so far
+	if wants {
+		f.Settle(taken)
 	}
 	st, _ := p.Stats()
 	log.Printf("%d flows bypassed, %d frames forwarded A to B in the kernel", st.Current, st.Frames[bypass.A])

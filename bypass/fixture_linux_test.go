@@ -41,6 +41,13 @@ type bed struct {
 
 func newBed(t *testing.T, cfg *Config, veth *testenv.VethConfig) *bed {
 	t.Helper()
+	return newBedBuf(t, cfg, veth, 64<<20)
+}
+
+// newBedBuf is newBed with the forwarder's sockets given recvBuf bytes of receive buffer: a
+// small one overflows under a flood.
+func newBedBuf(t *testing.T, cfg *Config, veth *testenv.VethConfig, recvBuf int) *bed {
+	t.Helper()
 	testenv.RequirePriv(t)
 	br := testenv.NS(t, "br")
 	na := testenv.NS(t, "ha")
@@ -54,7 +61,7 @@ func newBed(t *testing.T, cfg *Config, veth *testenv.VethConfig) *bed {
 	b.attach()
 	b.sendA = openRaw(t, ha)
 	b.sendB = openRaw(t, hb)
-	b.fw = newForwarder(t, b.p, pa, pb)
+	b.fw = newForwarder(t, b.p, pa, pb, recvBuf)
 	b.stopFw = b.fw.start()
 	t.Cleanup(b.stopFw)
 	return b
@@ -209,7 +216,7 @@ type forwarder struct {
 	onFrame atomic.Pointer[func(side int, f []byte)]
 }
 
-func newForwarder(t *testing.T, p *Path, pa, pb testenv.Link) *forwarder {
+func newForwarder(t *testing.T, p *Path, pa, pb testenv.Link, recvBuf int) *forwarder {
 	t.Helper()
 	w := &forwarder{t: t}
 	for s, l := range []testenv.Link{pa, pb} {
@@ -220,7 +227,7 @@ func newForwarder(t *testing.T, p *Path, pa, pb testenv.Link) *forwarder {
 				Filter:         []bpf.Instruction{bpf.RetConstant{Val: 0}},
 				IgnoreOutgoing: true,
 				NoPoller:       true,
-				RecvBuffer:     64 << 20,
+				RecvBuffer:     recvBuf,
 				SendBuffer:     16 << 20,
 			})
 			return err
@@ -264,7 +271,7 @@ func (w *forwarder) loop(stop <-chan struct{}) {
 		default:
 		}
 		for s := range 2 {
-			for range 4096 { // bounded batch
+			for range 256 { // bounded batch, as a worker reads a ring
 				n, _, err := unix.Recvfrom(w.fds[s], buf, unix.MSG_DONTWAIT)
 				if err != nil {
 					break
@@ -281,10 +288,12 @@ func (w *forwarder) loop(stop <-chan struct{}) {
 				}
 				w.received[s].Add(1)
 			}
-			// Every frame taken from the socket has been sent: settle.
+			// Every frame taken from the socket has been sent: settle. (The forwarder sends each
+			// frame as it takes it, so it observes only now; peer's workers observe before sending.)
 			if w.filters[s].Wants() {
 				if st, err := w.conns[s].Stats(); err == nil {
-					w.filters[s].Settle(w.received[s].Load(), st.Packets, st.Drops)
+					w.filters[s].Observe(st.Packets, st.Drops)
+					w.filters[s].Settle(w.received[s].Load())
 				}
 			}
 		}

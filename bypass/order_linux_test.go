@@ -143,3 +143,86 @@ func TestHandoverOrderFullRate(t *testing.T) {
 	}
 	assert.Equal(t, [2]bool{true, true}, fs.Live)
 }
+
+// TestHandoverUnderOverload floods one flow into a bridge far slower than the flood, with a
+// receive buffer that overflows, and bypasses it at its first frame. Without shedding, every
+// new frame would queue behind the last and the flow would never leave the bridge. With it the
+// flow goes live, the frames leave the bridge in order (none duplicated), and every frame sent
+// is accounted for: forwarded by the bridge, forwarded by the fast path, dropped by the full
+// socket, or shed.
+func TestHandoverUnderOverload(t *testing.T) {
+	b := newBedBuf(t, nil, nil, 64<<10)
+	const switchAt = 300
+	mk := func(seq uint32) []byte { return udpFrame(b.macB, b.macA, ipA, ipB, 6666, testPort, seq, 0) }
+	k := keyOf(t, mk(0))
+	var added atomic.Bool
+	hook := func(side int, f []byte) {
+		seq, ok := testSeq(f)
+		if !ok || side != int(A) {
+			return
+		}
+		// Bypass once the flood has been overflowing the socket for a while.
+		if seq >= switchAt && !added.Swap(true) {
+			if err := b.p.Add(k); err != nil {
+				t.Errorf("add: %v", err)
+			}
+		}
+		// A slow verdict: 100 us a frame, a small fraction of what the sender manages.
+		for end := time.Now().Add(100 * time.Microsecond); time.Now().Before(end); {
+		}
+	}
+	b.fw.onFrame.Store(&hook)
+	obs := openObserver(t, b.ports[B])
+
+	const maxFrames, after = 200000, 2000
+	require.Less(t, switchAt, maxFrames)
+	sent, liveAt := 0, -1
+	deadline := time.Now().Add(20 * time.Second)
+	for seq := range uint32(maxFrames) {
+		b.sendA.send(t, mk(seq))
+		sent++
+		if liveAt < 0 && seq%64 == 63 {
+			if fs, ok, _ := b.p.Lookup(k); ok && fs.Live[A] {
+				liveAt = int(seq)
+			}
+		}
+		if (liveAt >= 0 && int(seq) >= liveAt+after) || time.Now().After(deadline) {
+			break
+		}
+	}
+	require.GreaterOrEqual(t, liveAt, 0, "the flow never went live (%d frames sent)", sent)
+
+	got := obs.collect(sent, 2*time.Second)
+	reordered, dups := 0, 0
+	seen := make(map[uint32]bool, len(got))
+	for i, s := range got {
+		if seen[s] {
+			dups++
+		}
+		seen[s] = true
+		if i > 0 && s < got[i-1] {
+			reordered++
+		}
+	}
+	assert.Zero(t, reordered, "frames out of order leaving the bridge")
+	assert.Zero(t, dups, "frames duplicated")
+
+	// Let the forwarder finish what it holds before reading the counters.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if st, err := b.fw.conns[A].Stats(); err == nil && b.fw.received[A].Load()+st.Drops >= st.Packets {
+			break
+		}
+	}
+	st, err := b.p.Stats()
+	require.NoError(t, err)
+	sock, err := b.fw.conns[A].Stats()
+	require.NoError(t, err)
+	bridged := b.fw.received[A].Load()
+	t.Logf("sent %d, live at %d: bridge %d, fast path %d, socket drops %d, shed %d", sent, liveAt, bridged, st.Frames[A], sock.Drops, st.Shed)
+	require.Positive(t, sock.Drops, "the flood never overflowed the socket")
+	// How many frames were shed depends on when the sender and the forwarder ran; that a frame
+	// of a flow handing over is shed while its ring overflows is TestShedWhileOverflowing's.
+	assert.Positive(t, st.Frames[A], "frames on the fast path")
+	assert.Equal(t, uint64(sent), bridged+st.Frames[A]+sock.Drops+st.Shed, "bridge + fast path + drops + shed = sent")
+	assert.Equal(t, uint64(len(got)), bridged+st.Frames[A], "what left the bridge")
+}

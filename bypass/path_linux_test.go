@@ -177,9 +177,14 @@ func TestRecreatedPort(t *testing.T) {
 	require.NoError(t, b.p.Add(k))
 	b.sendUntilLive(t, A, k, mk, 0)
 
-	// Re-create port B with a new index; the old forwarder's socket on it is dead, so start a
-	// fresh forwarder as peer's re-bind would, and re-attach.
+	// Re-create port B with a new index; the old forwarder's socket on it is dead, so close the
+	// old forwarder's sockets and start a fresh forwarder as peer's re-bind does, and re-attach.
+	// (A frame is counted against its flow by each socket filter of ours that sends it to the
+	// fast path: an old socket left open beside the new one would count it twice.)
 	b.stopFw()
+	for _, c := range b.fw.conns {
+		require.NoError(t, c.Close())
+	}
 	old := b.ifidx[1]
 	b.br.Run("ip", "link", "del", "p1")
 	nb := b.hostB.NS
@@ -189,7 +194,7 @@ func TestRecreatedPort(t *testing.T) {
 	b.attach()
 	require.NotEqual(t, old, b.ifidx[1])
 	b.sendB = openRaw(t, hb)
-	b.fw = newForwarder(t, b.p, b.ports[0], b.ports[1])
+	b.fw = newForwarder(t, b.p, b.ports[0], b.ports[1], 64<<20)
 	stop := b.fw.start()
 	t.Cleanup(stop)
 

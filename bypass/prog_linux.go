@@ -17,6 +17,7 @@ const (
 	skbVLANTCI        = 24
 	skbIngressIfindex = 36
 	skbCB0            = 48
+	skbCB1            = 52
 )
 
 // Marks the socket filter leaves in __sk_buff.cb[0] for the tc program that runs next on the same
@@ -52,6 +53,8 @@ const (
 	markOff   = -56  // tc: the tap's mark, saved across helper calls
 	sideOff   = -64  // tc: ingress side, saved across helper calls
 	scratchM  = -128 // cBPF M[0..15], 64 bytes
+	bulkOff   = -178 // parseKey's bulk load of the first bulkLen bytes; 2 mod 4, so that the IPv4 addresses at +26 and +30 are aligned
+	bulkLen   = 48
 )
 
 // Offsets in the flow map's value, [flowValue].
@@ -71,10 +74,10 @@ const (
 	cntFrames   = 0  // [2]uint64, forwarded by tc, per ingress side
 	cntBytes    = 16 // [2]uint64
 	cntExpired  = 32
-	cntOrphans  = 40 // redirected on the tap's mark after the flow left the map
-	cntNoPort   = 48 // tap marked fast, but the ingress port has no peer in the port map
-	cntClosed   = 56 // flows the socket filter returned to the bridge on a TCP FIN or RST
-	cntForced   = 64 // directions handed over at Config.HandoverLimit with frames still in the ring
+	cntNoPort   = 40 // tap marked fast, but the ingress port has no peer in the port map
+	cntClosed   = 48 // flows the socket filter returned to the bridge on a TCP FIN or RST
+	cntForced   = 56 // directions handed over at Config.HandoverLimit with frames still in the ring
+	cntShed     = 64 // frames of flows handing over dropped while their ring overflowed
 	counterSize = 72
 )
 
@@ -116,8 +119,53 @@ func parseKey(p string, inelig string) asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R6, skbVLANTCI, asm.Word),
 		asm.And.Imm(asm.R1, 0x0fff),
 		asm.StoreMem(asm.RFP, vlanOff, asm.R1, asm.Half),
-		asm.Mov.Imm(asm.R7, 12).WithSymbol(l("eth")), // R7: offset of the EtherType
 	}
+	// The common case in one bulk load: an untagged IPv4 TCP or UDP packet without options and not
+	// a fragment. Each LD_ABS beyond the linear part of an skb (all of it past the Ethernet
+	// header, for a frame an AF_PACKET socket sent) copies through skb_copy_bits on its own;
+	// one bpf_skb_load_bytes copies the 48 bytes this case needs at once. Anything else, and a
+	// frame shorter than 48 bytes, takes the general parse below, which reaches the same key.
+	ins = append(ins,
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol(l("eth")),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, bulkOff),
+		asm.Mov.Imm(asm.R4, bulkLen),
+		asm.FnSkbLoadBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, l("slow")),
+		asm.LoadMem(asm.R1, asm.RFP, bulkOff+12, asm.Half),
+		asm.HostTo(asm.BE, asm.R1, asm.Half),
+		asm.JNE.Imm(asm.R1, 0x0800, l("slow")),
+		asm.LoadMem(asm.R1, asm.RFP, bulkOff+14, asm.Byte),
+		asm.JNE.Imm(asm.R1, 0x45, l("slow")),
+		asm.LoadMem(asm.R1, asm.RFP, bulkOff+20, asm.Half),
+		asm.HostTo(asm.BE, asm.R1, asm.Half),
+		asm.JSet.Imm(asm.R1, 0x3fff, l("slow")),
+		asm.LoadMem(asm.R1, asm.RFP, bulkOff+23, asm.Byte),
+		asm.JEq.Imm(asm.R1, 6, l("bulk")),
+		asm.JNE.Imm(asm.R1, 17, l("slow")),
+		asm.StoreMem(asm.RFP, protoOff, asm.R1, asm.Byte).WithSymbol(l("bulk")),
+		asm.Mov.Imm(asm.R1, 4),
+		asm.StoreMem(asm.RFP, familyOff, asm.R1, asm.Byte),
+		asm.LoadMem(asm.R1, asm.RFP, bulkOff+26, asm.Word),
+		asm.HostTo(asm.BE, asm.R1, asm.Word),
+		asm.StoreMem(asm.RFP, addr0Off, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, bulkOff+30, asm.Word),
+		asm.HostTo(asm.BE, asm.R1, asm.Word),
+		asm.StoreMem(asm.RFP, addr1Off, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, bulkOff+34, asm.Half),
+		asm.HostTo(asm.BE, asm.R1, asm.Half),
+		asm.StoreMem(asm.RFP, port0Off, asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, asm.RFP, bulkOff+36, asm.Half),
+		asm.HostTo(asm.BE, asm.R1, asm.Half),
+		asm.StoreMem(asm.RFP, port1Off, asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, asm.RFP, protoOff, asm.Byte),
+		asm.JNE.Imm(asm.R1, 6, l("canon")),
+		asm.LoadMem(asm.R1, asm.RFP, bulkOff+47, asm.Byte),
+		asm.StoreMem(asm.RFP, flagsOff, asm.R1, asm.Byte),
+		asm.Ja.Label(l("canon")),
+		asm.Mov.Imm(asm.R7, 12).WithSymbol(l("slow")), // R7: offset of the EtherType
+	)
 	ins = append(ins, needLen(asm.RFP, 14)...)
 	ins = append(ins,
 		asm.LoadAbs(12, asm.Half),
@@ -313,9 +361,10 @@ func parseKey(p string, inelig string) asm.Instructions {
 
 // tcProgram is the tcx ingress program of both ports. It follows the socket filter's per-frame
 // decision left in cb[0]: a frame the filter let into a ring stays on the normal path (returning
-// TCX_NEXT), a frame it kept out is redirected to the peer port. A frame no filter of ours saw (no
-// bridge socket on the port at the moment) is redirected when its flow is live, and otherwise left
-// alone. Per-flow and per-CPU counters are updated on every redirect.
+// TCX_NEXT), a frame it kept out is redirected to the peer port without another parse or flow
+// lookup (the filter counted it against its flow). A frame no filter of ours saw (no bridge socket
+// on the port at the moment) is redirected when its flow is live, and counted against it, and
+// otherwise left alone. The per-CPU counters are updated on every redirect.
 func (p *Path) tcProgram() asm.Instructions {
 	ins := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
@@ -324,13 +373,21 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.Mov.Imm(asm.R2, 0),
 		asm.StoreMem(asm.R6, skbCB0, asm.R2, asm.Word),
 		asm.JEq.Imm(asm.R1, markRing, "next"),
-		asm.LoadMem(asm.R1, asm.R6, skbIngressIfindex, asm.Word),
+		asm.JNE.Imm(asm.R1, markFast, "unmarked"),
+		// The filter found the flow live, counted the frame and left the peer's ifindex in
+		// cb[1]: forward it, with no parse and no map lookup.
+		asm.LoadMem(asm.R1, asm.R6, skbCB1, asm.Word),
+		asm.StoreMem(asm.R6, skbCB1, asm.R2, asm.Word),
+		asm.JEq.Imm(asm.R1, 0, "noport"),
+		asm.FnRedirect.Call(),
+		asm.Return(),
+		asm.LoadMem(asm.R1, asm.R6, skbIngressIfindex, asm.Word).WithSymbol("unmarked"),
 		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference("ports"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, idxOff),
 		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "noport"),
+		asm.JEq.Imm(asm.R0, 0, "next"),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
 		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word), // the peer's ifindex from here on
 		asm.LoadMem(asm.R1, asm.R0, 4, asm.Word),
@@ -339,16 +396,14 @@ func (p *Path) tcProgram() asm.Instructions {
 	}
 	ins = append(ins, parseKey("p_", "next")...)
 	ins = append(ins,
-		asm.Mov.Imm(asm.R8, 0), // R8: 1 when redirecting a frame whose flow is gone (orphan)
+		// No filter of ours saw this frame (no bridge socket on the port at the moment):
+		// follow the map.
 		asm.LoadMapPtr(asm.R1, 0).WithReference("flows"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, keyOff),
 		asm.FnMapLookupElem.Call(),
 		asm.Mov.Reg(asm.R9, asm.R0),
-		asm.LoadMem(asm.R1, asm.RFP, markOff, asm.DWord),
-		asm.JEq.Imm(asm.R9, 0, "miss"),
-		asm.JEq.Imm(asm.R1, markFast, "hit"),
-		// No filter of ours saw this frame: follow the map.
+		asm.JEq.Imm(asm.R9, 0, "next"),
 		asm.LoadMem(asm.R2, asm.RFP, sideOff, asm.DWord),
 		asm.And.Imm(asm.R2, 1),
 		asm.LSh.Imm(asm.R2, 2),
@@ -356,7 +411,7 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.Add.Reg(asm.R3, asm.R2),
 		asm.LoadMem(asm.R3, asm.R3, valLive, asm.Word),
 		asm.JEq.Imm(asm.R3, 0, "next"),
-		asm.FnKtimeGetNs.Call().WithSymbol("hit"),
+		asm.FnKtimeGetCoarseNs.Call(),
 		asm.StoreMem(asm.R9, valLastSeen, asm.R0, asm.DWord),
 		asm.LoadMem(asm.R2, asm.RFP, sideOff, asm.DWord),
 		asm.And.Imm(asm.R2, 1),
@@ -367,9 +422,6 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.AddAtomic.Mem(asm.R3, asm.R4, asm.DWord, valPackets),
 		asm.LoadMem(asm.R4, asm.R6, skbLen, asm.Word),
 		asm.AddAtomic.Mem(asm.R3, asm.R4, asm.DWord, valBytes),
-		asm.Ja.Label("count"),
-		asm.JNE.Imm(asm.R1, markFast, "next").WithSymbol("miss"),
-		asm.Mov.Imm(asm.R8, 1),
 		// Per-CPU counters.
 		asm.Mov.Imm(asm.R1, 0).WithSymbol("count"),
 		asm.StoreMem(asm.RFP, sideOff+4, asm.R1, asm.Word), // array key 0 (the side's upper half is unused)
@@ -387,15 +439,12 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.AddAtomic.Mem(asm.R3, asm.R4, asm.DWord, cntFrames),
 		asm.LoadMem(asm.R4, asm.R6, skbLen, asm.Word),
 		asm.AddAtomic.Mem(asm.R3, asm.R4, asm.DWord, cntBytes),
-		asm.AddAtomic.Mem(asm.R0, asm.R8, asm.DWord, cntOrphans),
 		asm.LoadMem(asm.R1, asm.RFP, idxOff, asm.Word).WithSymbol("redirect"),
 		asm.Mov.Imm(asm.R2, 0),
 		asm.FnRedirect.Call(),
 		asm.Return(),
 		// A frame the filter kept out of the ring on a port with no peer: count the loss.
-		asm.LoadMem(asm.R1, asm.RFP, markOff, asm.DWord).WithSymbol("noport"),
-		asm.JNE.Imm(asm.R1, markFast, "next"),
-		asm.Mov.Imm(asm.R1, 0),
+		asm.Mov.Imm(asm.R1, 0).WithSymbol("noport"),
 		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
@@ -421,6 +470,8 @@ func (p *Path) tcProgram() asm.Instructions {
 //     (Filter.Settle published a done count at or past the flow's Last), the direction becomes
 //     live and the frame takes the fast path; otherwise the frame goes to the ring and becomes the
 //     flow's Last.
+//   - while that ring overflowed lately (see ShedHold), such a frame is dropped instead, and
+//     counted as shed.
 //
 // Every frame let into the ring increments the member's admitted count, the sequence number
 // Settle compares with.
@@ -430,6 +481,7 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 	admOff := uint32(8 * (int(side)*m + index))
 	doneOff := uint32(8 * (2*m + int(side)*m))
 	pendOff := uint32(8 * (4*m + int(side)*m + index))
+	shedOff := uint32(8 * (6*m + int(side)*m + index))
 	ins := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.Mov.Imm(asm.R0, markRing),
@@ -461,8 +513,8 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		// A TCP FIN or RST returns the flow to the bridge, so that its teardown is inspected.
 		asm.LoadMem(asm.R1, asm.RFP, flagsOff, asm.Byte),
 		asm.JSet.Imm(asm.R1, 0x05, "teardown"),
-		asm.FnKtimeGetNs.Call(),
-		asm.Mov.Reg(asm.R8, asm.R0), // R8: now
+		asm.FnKtimeGetCoarseNs.Call(), // the tick is plenty for an idle timeout, and costs no clock read
+		asm.Mov.Reg(asm.R8, asm.R0),   // R8: now
 		asm.LoadMem(asm.R1, asm.R7, valLastSeen, asm.DWord),
 		asm.Mov.Reg(asm.R2, asm.R8),
 		asm.Sub.Reg(asm.R2, asm.R1),
@@ -486,13 +538,51 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		asm.JNE.Imm(asm.R3, int32(index), "pend"),
 		asm.Mov.Imm(asm.R1, 1).WithSymbol("golive"),
 		asm.StoreMem(asm.R7, valLive+4*s, asm.R1, asm.Word),
-		asm.Mov.Imm(asm.R0, markFast).WithSymbol("fast"),
+		// The fast path: the frame is counted against its flow here, where the flow is at hand,
+		// and tc forwards it on the mark without looking the flow up again.
+		asm.StoreMem(asm.R7, valLastSeen, asm.R8, asm.DWord).WithSymbol("fast"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.AddAtomic.Mem(asm.R7, asm.R1, asm.DWord, valPackets+8*s),
+		asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
+		asm.AddAtomic.Mem(asm.R7, asm.R1, asm.DWord, valBytes+8*s),
+		// ... and against the per-CPU totals (array lookups, which the verifier inlines).
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, idxOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "peer"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntFrames+8*s),
+		asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
+		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntBytes+8*s),
+		// The peer's ifindex goes to tc in cb[1]; 0 (no port attached) makes tc count the frame
+		// as lost (NoPort).
+		asm.Mov.Imm(asm.R1, int32(side)).WithSymbol("peer"),
+		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("peers"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, idxOff),
+		asm.FnMapLookupElem.Call(),
+		asm.Mov.Imm(asm.R1, 0),
+		asm.JEq.Imm(asm.R0, 0, "topeer"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+		asm.StoreMem(asm.R6, skbCB1, asm.R1, asm.Word).WithSymbol("topeer"),
+		asm.Mov.Imm(asm.R0, markFast),
 		asm.StoreMem(asm.R6, skbCB0, asm.R0, asm.Word),
 		asm.Mov.Imm(asm.R0, 0),
 		asm.Return(),
 		// Frames still in member R3's ring: this one queues behind them. On another member
 		// (the fanout group changed) it goes to the ring untracked until R3 has settled.
 		asm.JNE.Imm(asm.R3, int32(index), "admit").WithSymbol("outstanding"),
+		// The ring overflowed lately (Filter.Settle moved the shed deadline past now): the kernel
+		// is dropping frames anyway, so drop this one rather than queue it behind its flow (see
+		// ShedHold). Its flow's Last then stays put, the bridge catches up with it, and the flow
+		// leaves the overloaded ring in order. tc sees the ring mark and does not forward it.
+		asm.LoadMapValue(asm.R4, 0, shedOff).WithReference("seq"),
+		asm.LoadMem(asm.R4, asm.R4, 0, asm.DWord),
+		asm.JLT.Reg(asm.R8, asm.R4, "shed"),
 	)
 	if limit := p.cfg.HandoverLimit; limit > 0 {
 		// The bridge never caught up: after limit frames, switch anyway, letting this frame
@@ -542,6 +632,18 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		asm.Mov.Imm(asm.R1, 1),
 		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntExpired),
 		asm.Ja.Label("admit"),
+		// Shed: dropped, counted, and neither queued nor forwarded.
+		asm.Mov.Imm(asm.R1, 0).WithSymbol("shed"),
+		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, idxOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "shed_out"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntShed),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("shed_out"),
+		asm.Return(),
 		asm.LoadMapPtr(asm.R1, 0).WithReference("flows").WithSymbol("teardown"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, keyOff),

@@ -162,14 +162,25 @@ func (c *addedCache) recent(k flow.Key, now int64) bool {
 	return false
 }
 
-// settle lets flows handing over on this direction's ingress socket switch to the fast path,
-// once the worker has flushed every frame it took (see bypass.Filter.Settle).
-func (w *worker) settle(d *direction) {
-	if d.bf == nil || d.tx.Pending() > 0 || !d.bf.Wants() {
-		return
+// observe looks for a handover point of the flows handing over on this direction's ingress
+// socket, after the worker took a batch and before it sends the rest of it (see
+// bypass.Filter.Observe): one getsockopt per batch, only while a flow waits. It reports whether
+// settle must follow the send.
+func (w *worker) observe(d *direction) bool {
+	if d.bf == nil || !d.bf.Wants() {
+		return false
 	}
 	if st, err := d.conn.Stats(); err == nil {
-		d.bf.Settle(d.taken, st.Packets, st.Drops)
+		d.bf.Observe(st.Packets, st.Drops)
+	}
+	return true
+}
+
+// settle publishes the handover point observe found once the worker has flushed every frame it
+// took (see bypass.Filter.Settle).
+func (w *worker) settle(d *direction) {
+	if d.tx.Pending() == 0 {
+		d.bf.Settle(d.taken)
 	}
 }
 

@@ -149,6 +149,8 @@ type Config struct {
 	//     share a worker. The bridge loads the program at Start (which then needs CAP_BPF or
 	//     CAP_SYS_ADMIN; re-binds after a link flap reuse it) and unloads it at Close.
 	// Use fanout.EBPF without Defrag for an inline bridge that must not change the traffic.
+	// With one worker the mode is moot (every frame has one place to go) and the sockets join
+	// in fanout.CPU mode, which spends nothing per frame choosing it.
 	ClusterType fanout.Mode
 	// Defrag makes the kernel reassemble IPv4 fragments before fanout on both sides
 	// (PACKET_FANOUT_FLAG_DEFRAG), so the verdict sees whole datagrams. That changes the traffic:
@@ -237,10 +239,12 @@ type BypassConfig struct {
 	// MaxFlows bounds the flow map; zero means bypass.DefaultMaxFlows. When it is full, the least
 	// recently used flow returns to the bridge (Stats.Bypass.Evicted).
 	MaxFlows int
-	// HandoverLimit lets a flow that never pauses long enough for the bridge to catch up with it
-	// (a saturating TCP stream keeps the RX ring full) hand over anyway, after that many of its
-	// frames had to wait, at the price of up to a ring's worth of reordering
-	// (Stats.Bypass.Forced); see bypass.Config.HandoverLimit. Zero keeps the order always.
+	// HandoverLimit lets a flow that never pauses long enough for the bridge to catch up with it,
+	// yet never overflows the RX ring, hand over anyway after that many of its frames had to
+	// wait, at the price of up to a ring's worth of reordering (Stats.Bypass.Forced); see
+	// bypass.Config.HandoverLimit. Zero keeps the order always. (A flow that overflows the ring
+	// needs no limit: while the ring overflows its frames are shed, Stats.Bypass.Shed, and it
+	// hands over in order; see bypass.ShedHold.)
 	HandoverLimit int
 }
 

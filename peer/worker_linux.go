@@ -323,11 +323,14 @@ func (w *worker) pump(d *direction) int {
 			d.c.Oversize++
 		}
 	}
+	waiting := w.observe(d)
 	if d.tx.Pending() > 0 {
 		w.flush(d)
 	}
 	d.taken += uint64(n)
-	w.settle(d)
+	if waiting {
+		w.settle(d)
+	}
 	if n > 0 {
 		_ = d.rx.Release()
 		if w.b.down.Load()&d.inBit != 0 {

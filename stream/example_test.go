@@ -53,3 +53,22 @@ func tcpSegment(seq uint32, flags uint8, data []byte) []byte {
 	copy(b[20:], data)
 	return b
 }
+
+// A caller that matches views as frames (with the rules engine of an IPS, say) asks Frame to
+// put the headers in front of the view: the view's bytes, up to 64 KiB, are not copied again.
+func ExampleReassembler_Frame() {
+	r, err := stream.New(&stream.Config{Tail: 3})
+	if err != nil {
+		panic(err)
+	}
+	var s stream.Stream
+	r.Segment(&s, 0, tcpSegment(100, 0x02, nil), 0)
+	r.Segment(&s, 1, tcpSegment(900, 0x12, nil), 0)
+	r.Segment(&s, 0, tcpSegment(101, 0x10, []byte("GET /forb")), 0)
+	res := r.Segment(&s, 0, tcpSegment(110, 0x10, []byte("idden")), 0)
+	frame := r.Frame([]byte("[headers]"))
+	fmt.Printf("%q\n%q\n", res.View, frame)
+	// Output:
+	// "orbidden"
+	// "[headers]orbidden"
+}

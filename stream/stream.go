@@ -118,6 +118,9 @@ type Config struct {
 	Depth int64
 	// DropOn is the anomalies that set [Result.Drop]; zero: [DefaultDropOn]; [NoDrop]: none.
 	DropOn Anomaly
+	// Headroom is how many bytes are kept free in front of every [Result.View], for
+	// [Reassembler.Frame] to put a header there without copying the view. Zero: 256.
+	Headroom int
 }
 
 // maxRanges is how many separate out-of-order ranges one direction may hold.
@@ -142,6 +145,7 @@ func (c *Config) resolve() (Config, error) {
 		{"MaxMemory", &r.MaxMemory, 64 << 20, 1 << 40},
 		{"Hold", &r.Hold, 65536, 1 << 24},
 		{"HoldBuffers", &r.HoldBuffers, 64, 1 << 20},
+		{"Headroom", &r.Headroom, 256, 1 << 16},
 	} {
 		if *f.v < 0 || *f.v > f.max {
 			return r, fmt.Errorf("%w: %s is %d; use 0 for the default (%d) or up to %d", ErrConfig, f.name, *f.v, f.def, f.max)
@@ -192,7 +196,8 @@ func (c Counters) Anomaly(a Anomaly) uint64 {
 type Result struct {
 	// View is the last up to Tail bytes already inspected followed by the New bytes this
 	// segment put in order (its own, then any held ones it joined). Nil when nothing new is in
-	// order. Valid until the next call on the Reassembler.
+	// order. Valid until the next call on the Reassembler; do not change it (its new bytes are
+	// retained from there).
 	View []byte
 	// New is how many bytes at the end of View are new.
 	New int
@@ -217,7 +222,7 @@ type Result struct {
 type rng struct{ start, end uint32 }
 
 type hold struct {
-	buf []byte // byte of sequence number s at buf[s & mask]
+	buf []byte // byte of sequence number s at buf[s & (len(buf)-1)]
 	rs  [maxRanges]rng
 	n   int
 }
@@ -236,8 +241,8 @@ type half struct {
 	ack       uint32 // highest ACK this side sent: the other direction's bytes before it arrived
 	win       uint32 // this side's latest window, scaled
 	inspected int64
-	ret       []byte // the last len(ret) inspected bytes, ending just before next: a window of buf
-	buf       []byte // the retain buffer: grows with the bytes in flight, up to 2 * Retain
+	nret      int    // how many inspected bytes buf retains: those just before next
+	buf       []byte // the retain ring, byte of sequence number s at buf[s & (len(buf)-1)]
 	hold      *hold
 }
 
@@ -295,12 +300,18 @@ func (s *Stream) Next(d Dir) (uint32, bool) { return s.h[d&1].next, s.h[d&1].ini
 // the buffer views are built in. It is not safe for concurrent use.
 type Reassembler struct {
 	cfg     Config
-	mask    uint32
 	holds   []*hold
 	scratch []byte
 	alt     []byte // Result.Alt is built here
 	altView []byte
-	c       Counters
+	viewLen int // length of the last Result.View, which starts at scratch[cfg.Headroom]
+	// The new bytes of the last view wait in scratch, at pendOff, for their direction's retain
+	// ring: when the receiver acknowledges them first (a bulk transfer's ACK often comes before
+	// the next segment), they are never copied there. pendS is nil when nothing waits.
+	pendS          *Stream
+	pendDir        Dir
+	pendOff, pendN int
+	c              Counters
 }
 
 // New returns a Reassembler with cfg's sizes (nil: the defaults). Its view buffer is allocated
@@ -312,11 +323,26 @@ func New(cfg *Config) (*Reassembler, error) {
 	}
 	return &Reassembler{
 		cfg:     c,
-		mask:    uint32(c.Hold - 1),
 		holds:   make([]*hold, 0, c.HoldBuffers),
-		scratch: make([]byte, c.Tail+maxSegment+c.Hold),
+		scratch: make([]byte, c.Headroom+c.Tail+maxSegment+c.Hold),
 		alt:     make([]byte, 0, 2*c.Tail+maxSegment),
 	}, nil
+}
+
+// Frame returns head followed by the View of the last [Reassembler.Segment] (nothing when it
+// had none), for a caller that matches the view as the payload of a frame it builds: head is
+// copied into the [Config.Headroom] kept in front of the view, and the view itself is not
+// copied again. The caller may change the header part of the result (to fix a length field),
+// not the view, whose new bytes are retained from there; it is valid until the next call on
+// the Reassembler. Frame returns nil when head is longer than the headroom.
+func (r *Reassembler) Frame(head []byte) []byte {
+	h := r.cfg.Headroom
+	if len(head) > h {
+		return nil
+	}
+	b := r.scratch[h-len(head) : h+r.viewLen]
+	copy(b, head)
+	return b
 }
 
 // Counters returns the totals so far.
@@ -326,10 +352,13 @@ func (r *Reassembler) Counters() Counters { return r.c }
 // MaxMemory, and resets s for a new connection. Call it when the connection ends or its state
 // is evicted. Calling it twice is harmless.
 func (r *Reassembler) Release(s *Stream) {
+	if r.pendS == s {
+		r.pendS = nil
+	}
 	for i := range s.h {
 		r.putHold(&s.h[i])
 		r.c.Memory -= len(s.h[i].buf)
-		s.h[i].buf, s.h[i].ret = nil, nil
+		s.h[i].buf, s.h[i].nret = nil, 0
 	}
 	*s = Stream{}
 }
@@ -374,20 +403,26 @@ const (
 // exactly the IP payload (cut at the IP length, without link padding). gsoSize is the
 // segment size of a GSO super-frame (the virtio-net header's gso_size), or 0. Nothing refers
 // to tcp after the call.
-func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) Result {
+func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) (res Result) {
 	d &= 1
 	r.c.Segments++
-	r.altView = nil
+	if r.pendS != nil && (r.pendS != s || r.pendDir == d) {
+		// Only the other direction of the same stream (its ACK) may come first.
+		r.flush()
+	}
+	r.altView, r.viewLen = nil, 0
 	if !s.started {
 		s.started = true
 		s.client = d
 	}
-	res := Result{Segments: 1}
+	res.Segments = 1
 	if len(tcp) < 20 || int(tcp[12]>>4)*4 < 20 || int(tcp[12]>>4)*4 > len(tcp) || len(tcp)-int(tcp[12]>>4)*4 > maxSegment {
-		return r.finish(s, d, res, Malformed)
+		r.finish(s, d, &res, Malformed)
+		return res
 	}
 	if s.blocked {
-		return r.finish(s, d, res, Blocked)
+		r.finish(s, d, &res, Blocked)
+		return res
 	}
 	var a Anomaly
 	h, o := &s.h[d], &s.h[1-d]
@@ -419,7 +454,8 @@ func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) Result 
 	}
 	if flags&fRST != 0 {
 		s.rst = true
-		return r.finish(s, d, res, a)
+		r.finish(s, d, &res, a)
+		return res
 	}
 	if len(data) > 0 {
 		mss := gsoSize
@@ -447,17 +483,20 @@ func (r *Reassembler) Segment(s *Stream, d Dir, tcp []byte, gsoSize int) Result 
 		if r.cfg.Depth > 0 && h.inspected >= r.cfg.Depth {
 			a |= DepthReached
 		} else {
-			a |= r.data(h, o, seq, data, &res)
+			r.flush() // scratch is about to be reused
+			a |= r.data(s, d, seq, data, &res)
 		}
 	}
 	if flags&fFIN != 0 && !h.fin {
 		h.fin = true
 		h.finSeq = seq + uint32(len(data))
 	}
-	return r.finish(s, d, res, a)
+	r.finish(s, d, &res, a)
+	return res
 }
 
-func (r *Reassembler) finish(s *Stream, d Dir, res Result, a Anomaly) Result {
+// finish completes res, in place: a Result is too big to copy back and forth on every segment.
+func (r *Reassembler) finish(s *Stream, d Dir, res *Result, a Anomaly) {
 	res.Anomalies = a
 	res.Alt = r.altView
 	res.Drop = a&r.cfg.DropOn != 0
@@ -467,7 +506,6 @@ func (r *Reassembler) finish(s *Stream, d Dir, res Result, a Anomaly) Result {
 	for m := uint32(a) & (1<<len(anomalyNames) - 1); m != 0; m &= m - 1 {
 		r.c.Anomalies[bits.TrailingZeros32(m)]++
 	}
-	return res
 }
 
 // syn records a SYN's sequence number and options.
@@ -480,8 +518,9 @@ func (r *Reassembler) syn(s *Stream, d Dir, opts []byte, seq uint32, flags uint8
 			s.client = 1 - d
 		}
 	}
-	// A repeated SYN may move the ISN only while no data was inspected.
-	if h.init && h.next != h.isn+1 {
+	// A repeated SYN may move the ISN only while no data was inspected or held (held ranges
+	// would be compared with the new sequence space as if they were in it).
+	if h.init && (h.next != h.isn+1 || h.hold != nil) {
 		h.syn = true
 		return
 	}
@@ -489,7 +528,7 @@ func (r *Reassembler) syn(s *Stream, d Dir, opts []byte, seq uint32, flags uint8
 	h.init = true
 	h.isn = seq
 	h.next = seq + 1
-	h.ret = h.ret[:0]
+	h.nret = 0
 	for len(opts) > 0 {
 		kind := opts[0]
 		if kind == 0 {
@@ -514,8 +553,9 @@ func (r *Reassembler) syn(s *Stream, d Dir, opts []byte, seq uint32, flags uint8
 }
 
 // data inspects a segment's payload starting at seq in direction h (o is the other one).
-func (r *Reassembler) data(h, o *half, seq uint32, data []byte, res *Result) Anomaly {
+func (r *Reassembler) data(s *Stream, d Dir, seq uint32, data []byte, res *Result) Anomaly {
 	var a Anomaly
+	h, o := &s.h[d], &s.h[1-d]
 	end := seq + uint32(len(data))
 	// Bytes before next were inspected: they must be the same ones.
 	if before(seq, h.next) {
@@ -545,14 +585,16 @@ func (r *Reassembler) data(h, o *half, seq uint32, data []byte, res *Result) Ano
 			if before(end, hi) {
 				hi = end
 			}
-			if before(lo, hi) && !r.ringEqual(hd, lo, data[lo-seq:hi-seq]) {
+			if before(lo, hi) && !ringEqual(hd.buf, lo, data[lo-seq:hi-seq]) {
 				a |= OverlapDiffers
 			}
 		}
 	}
-	tail := min(len(h.ret), r.cfg.Tail)
-	v := r.scratch[:tail+len(data)]
-	copy(v, h.ret[len(h.ret)-tail:])
+	tail := min(h.nret, r.cfg.Tail)
+	v := r.scratch[r.cfg.Headroom : r.cfg.Headroom+tail+len(data)]
+	if tail > 0 {
+		ringGet(h.buf, seq-uint32(tail), v[:tail])
+	}
 	copy(v[tail:], data)
 	next := end
 	if hd != nil && a&OverlapDiffers != 0 {
@@ -566,7 +608,7 @@ func (r *Reassembler) data(h, o *half, seq uint32, data []byte, res *Result) Ano
 				hi = end
 			}
 			if before(lo, hi) {
-				r.ringRead(hd, lo, v[tail+int(lo-seq):tail+int(hi-seq)])
+				ringGet(hd.buf, lo, v[tail+int(lo-seq):tail+int(hi-seq)])
 			}
 		}
 	}
@@ -581,7 +623,7 @@ func (r *Reassembler) data(h, o *half, seq uint32, data []byte, res *Result) Ano
 			if before(next, rs.end) {
 				n := int(rs.end - next)
 				v = v[:len(v)+n]
-				r.ringRead(hd, next, v[len(v)-n:])
+				ringGet(hd.buf, next, v[len(v)-n:])
 				next = rs.end
 			}
 		}
@@ -594,15 +636,26 @@ func (r *Reassembler) data(h, o *half, seq uint32, data []byte, res *Result) Ano
 	h.next = next
 	h.inspected += int64(len(fresh))
 	r.c.Bytes += uint64(len(fresh))
-	r.retain(h, o, fresh)
+	r.pendS, r.pendDir, r.pendOff, r.pendN = s, d, r.cfg.Headroom+tail, len(fresh)
 	res.View = v
 	res.New = len(fresh)
+	r.viewLen = len(v)
 	return a
+}
+
+// flush retains the bytes waiting in scratch, if any (see Reassembler.pendS).
+func (r *Reassembler) flush() {
+	if r.pendS == nil {
+		return
+	}
+	s, d := r.pendS, r.pendDir
+	r.pendS = nil
+	r.retain(&s.h[d], &s.h[1-d], r.scratch[r.pendOff:r.pendOff+r.pendN])
 }
 
 // compareOld checks bytes [seq, seq+len(b)) against what was inspected.
 func (r *Reassembler) compareOld(h, o *half, seq uint32, b []byte) Anomaly {
-	retStart := h.next - uint32(len(h.ret))
+	retStart := h.next - uint32(h.nret)
 	if before(seq, retStart) {
 		// The part no longer retained matters only if the receiver has not acknowledged it.
 		gone := uint32(len(b))
@@ -618,13 +671,15 @@ func (r *Reassembler) compareOld(h, o *half, seq uint32, b []byte) Anomaly {
 	if len(b) == 0 {
 		return Retransmission
 	}
-	i := int(seq - retStart)
-	if !bytes.Equal(h.ret[i:i+len(b)], b) {
-		pre := min(i, r.cfg.Tail)
-		post := min(len(h.ret)-i-len(b), r.cfg.Tail)
-		a := append(r.alt[:0], h.ret[i-pre:i]...)
-		a = append(a, b...)
-		r.altView = append(a, h.ret[i+len(b):i+len(b)+post]...)
+	if !ringEqual(h.buf, seq, b) {
+		pre := min(int(seq-retStart), r.cfg.Tail)
+		end := seq + uint32(len(b))
+		post := min(int(h.next-end), r.cfg.Tail)
+		a := r.alt[:pre+len(b)+post]
+		ringGet(h.buf, seq-uint32(pre), a[:pre])
+		copy(a[pre:], b)
+		ringGet(h.buf, end, a[pre+len(b):])
+		r.altView = a
 		return OverlapDiffers
 	}
 	return Retransmission
@@ -633,66 +688,82 @@ func (r *Reassembler) compareOld(h, o *half, seq uint32, b []byte) Anomaly {
 // minBuf is the size a retain buffer starts at.
 const minBuf = 4096
 
-// retain appends inspected bytes b (which end at h.next) to h's retain window. The window keeps
-// what the receiver (o) has not acknowledged, at least Tail bytes and at most Retain. It slides
-// through a buffer about twice its size, so bytes move about once each, not on every segment;
-// the buffer doubles when the window needs more room and MaxMemory allows.
+// retain appends inspected bytes b (which end at h.next) to h's retain ring. It keeps what the
+// receiver (o) has not acknowledged, at least Tail bytes and at most Retain. Each byte is
+// copied once, to its place in the ring; the ring doubles when it needs more room and
+// MaxMemory allows.
 func (r *Reassembler) retain(h, o *half, b []byte) {
-	want := len(h.ret) + len(b)
+	want := h.nret + len(b)
 	if o.ackSeen {
 		if un := int32(h.next - o.ack); un >= 0 && int(un) < want {
 			want = int(un)
 		}
 	}
-	want = min(max(want, r.cfg.Tail), r.cfg.Retain, len(h.ret)+len(b))
-	if 2*want > len(h.buf) && len(h.buf) < 2*r.cfg.Retain {
-		r.grow(h, want)
-	}
+	want = min(max(want, r.cfg.Tail), r.cfg.Retain, h.nret+len(b))
 	if want > len(h.buf) {
-		want = len(h.buf) // could not grow: keep what fits
+		r.grow(h, want, len(b))
+		want = min(want, len(h.buf)) // could not grow: keep what fits
 	}
-	if len(b) >= want {
-		copy(h.buf, b[len(b)-want:])
-		h.ret = h.buf[:want]
+	if want == 0 {
+		h.nret = 0
 		return
 	}
-	lo := len(h.buf) - cap(h.ret)
-	hi := lo + len(h.ret)
-	if hi+len(b) > len(h.buf) {
-		keep := want - len(b)
-		copy(h.buf, h.ret[len(h.ret)-keep:])
-		lo, hi = 0, keep
-	}
-	hi += copy(h.buf[hi:], b)
-	if hi-lo > want {
-		lo = hi - want
-	}
-	h.ret = h.buf[lo:hi]
+	n := min(len(b), want)
+	ringPut(h.buf, h.next-uint32(n), b[len(b)-n:])
+	h.nret = want
 }
 
-// grow gives h a retain buffer of at least 2*want bytes (a power of two from minBuf, at most
-// 2*Retain) if MaxMemory allows, keeping the retained bytes.
-func (r *Reassembler) grow(h *half, want int) {
+// grow gives h a retain ring of at least want bytes (a power of two from minBuf, at most
+// Retain rounded up to one) if MaxMemory allows, keeping the retained bytes, which end fresh
+// bytes before h.next.
+func (r *Reassembler) grow(h *half, want, fresh int) {
 	n := max(len(h.buf), minBuf)
-	for n < 2*want && n < 2*r.cfg.Retain {
+	for n < want {
 		n *= 2
 	}
-	n = min(n, max(2*r.cfg.Retain, minBuf))
 	if r.c.Memory-len(h.buf)+n > r.cfg.MaxMemory {
 		r.c.MemoryFull++
 		if h.buf != nil {
 			return
 		}
-		// A direction always gets a buffer for its tail, even past the limit.
-		n = max(2*r.cfg.Tail, 64)
+		// A direction always gets a ring for its tail, even past the limit.
+		n = 1 << bits.Len(uint(max(r.cfg.Tail, 64)-1))
 	}
 	if n <= len(h.buf) {
 		return
 	}
 	nb := make([]byte, n)
-	m := copy(nb, h.ret)
+	if h.nret > 0 {
+		// The retained bytes, in at most two pieces of the old ring, to their places in the new.
+		start := h.next - uint32(fresh) - uint32(h.nret)
+		i := int(start & uint32(len(h.buf)-1))
+		first := min(h.nret, len(h.buf)-i)
+		ringPut(nb, start, h.buf[i:i+first])
+		ringPut(nb, start+uint32(first), h.buf[:h.nret-first])
+	}
 	r.c.Memory += n - len(h.buf)
-	h.buf, h.ret = nb, nb[:m]
+	h.buf = nb
+}
+
+// ringPut writes b into ring buf (a power of two long, at least len(b)) from sequence number seq.
+func ringPut(buf []byte, seq uint32, b []byte) {
+	i := int(seq & uint32(len(buf)-1))
+	n := copy(buf[i:], b)
+	copy(buf, b[n:])
+}
+
+// ringGet reads len(b) bytes of ring buf from sequence number seq into b.
+func ringGet(buf []byte, seq uint32, b []byte) {
+	i := int(seq & uint32(len(buf)-1))
+	n := copy(b, buf[i:])
+	copy(b[n:], buf)
+}
+
+// ringEqual reports whether ring buf holds b from sequence number seq.
+func ringEqual(buf []byte, seq uint32, b []byte) bool {
+	i := int(seq & uint32(len(buf)-1))
+	n := min(len(b), len(buf)-i)
+	return bytes.Equal(buf[i:i+n], b[:n]) && bytes.Equal(buf[:len(b)-n], b[n:])
 }
 
 // hold keeps an out-of-order segment [seq, seq+len(data)), seq after next.
@@ -739,7 +810,7 @@ func (r *Reassembler) hold(h *half, seq uint32, data []byte) Anomaly {
 		if before(end, hi) {
 			hi = end
 		}
-		if before(lo, hi) && !r.ringEqual(hd, lo, data[lo-seq:hi-seq]) {
+		if before(lo, hi) && !ringEqual(hd.buf, lo, data[lo-seq:hi-seq]) {
 			a |= OverlapDiffers
 		}
 	}
@@ -760,33 +831,15 @@ func (r *Reassembler) hold(h *half, seq uint32, data []byte) Anomaly {
 			continue
 		}
 		if before(cur, x.start) {
-			r.ringWrite(hd, cur, data[cur-seq:x.start-seq])
+			ringPut(hd.buf, cur, data[cur-seq:x.start-seq])
 		}
 		cur = x.end
 	}
 	if before(cur, end) {
-		r.ringWrite(hd, cur, data[cur-seq:])
+		ringPut(hd.buf, cur, data[cur-seq:])
 	}
 	copy(hd.rs[:], rs[:n])
 	hd.n = n
 	r.c.Held++
 	return a
-}
-
-func (r *Reassembler) ringWrite(hd *hold, seq uint32, b []byte) {
-	i := int(seq & r.mask)
-	n := copy(hd.buf[i:], b)
-	copy(hd.buf, b[n:])
-}
-
-func (r *Reassembler) ringRead(hd *hold, seq uint32, b []byte) {
-	i := int(seq & r.mask)
-	n := copy(b, hd.buf[i:])
-	copy(b[n:], hd.buf)
-}
-
-func (r *Reassembler) ringEqual(hd *hold, seq uint32, b []byte) bool {
-	i := int(seq & r.mask)
-	n := min(len(b), len(hd.buf)-i)
-	return bytes.Equal(hd.buf[i:i+n], b[:n]) && bytes.Equal(hd.buf[:len(b)-n], b[n:])
 }

@@ -27,6 +27,22 @@ func seg(seq, ack uint32, flags uint8, win uint16, opts []byte, payload []byte) 
 	return b
 }
 
+// retained returns a copy of the bytes the client's direction retains, once the bytes waiting
+// for retention are in.
+func (c *conn) retained() []byte {
+	c.r.flush()
+	return c.s.h[c.cd].retained()
+}
+
+// retained returns a copy of the bytes h retains, oldest first.
+func (h *half) retained() []byte {
+	b := make([]byte, h.nret)
+	if h.nret > 0 {
+		ringGet(h.buf, h.next-uint32(h.nret), b)
+	}
+	return b
+}
+
 func mssOpt(mss uint16) []byte { return []byte{2, 4, byte(mss >> 8), byte(mss)} }
 func wsOpt(s uint8) []byte     { return []byte{1, 3, 3, s} }
 
@@ -365,16 +381,16 @@ func TestRetainFollowsAcks(t *testing.T) {
 	for off := 0; off < len(data); off += 1000 {
 		c.send(off, data[off:off+1000])
 	}
-	assert.Len(t, c.s.h[c.cd].ret, len(data), "nothing acknowledged: all kept")
+	assert.Len(t, c.retained(), len(data), "nothing acknowledged: all kept")
 	assert.Equal(t, Retransmission, c.send(0, data[:1000]).Anomalies)
 	evil := bytes.Clone(data[:1000])
 	evil[500] = 'X'
 	assert.Equal(t, OverlapDiffers, c.send(0, evil).Anomalies)
 	c.ackFromServer(len(data) - 100)
 	c.send(len(data), []byte("more"))
-	assert.Len(t, c.s.h[c.cd].ret, 104, "only the unacknowledged bytes")
+	assert.Len(t, c.retained(), 104, "only the unacknowledged bytes")
 	assert.Equal(t, Retransmission, c.send(0, evil).Anomalies, "acknowledged: the receiver ignores it")
-	assert.Equal(t, 65536, c.r.Counters().Memory)
+	assert.Equal(t, 32768, c.r.Counters().Memory, "a ring of 30,000 bytes, rounded up to a power of two")
 }
 
 func TestMaxMemory(t *testing.T) {
@@ -451,11 +467,145 @@ func TestRetainWindow(t *testing.T) {
 		h.next += uint32(n)
 		r.retain(&h, &o, b)
 		all = append(all, b...)
-		assert.Equal(t, all[max(0, len(all)-10):], h.ret, "after %d appends", i+1)
+		assert.Equal(t, all[max(0, len(all)-10):], h.retained(), "after %d appends", i+1)
 	}
 	// Acknowledged bytes go, down to the tail.
 	o.ackSeen, o.ack = true, h.next-1
 	h.next++
 	r.retain(&h, &o, []byte{1})
-	assert.Equal(t, []byte{all[len(all)-2], all[len(all)-1], 1}, h.ret)
+	assert.Equal(t, []byte{all[len(all)-2], all[len(all)-1], 1}, h.retained())
+}
+
+// TestFrame: Frame puts a header in front of the last view in place (the view's bytes are the
+// same memory), gives the header alone when the segment had no view, and refuses a header
+// longer than the headroom.
+func TestFrame(t *testing.T) {
+	c := newConn(t, &Config{Tail: 3, Headroom: 8}, 1, 2)
+	c.handshake()
+	c.send(0, []byte("abcdef"))
+	res := c.send(6, []byte("gh"))
+	require.Equal(t, []byte("defgh"), res.View)
+	f := c.r.Frame([]byte("HEAD"))
+	assert.Equal(t, []byte("HEADdefgh"), f)
+	assert.Same(t, &res.View[0], &f[4], "the view is not copied")
+	assert.Equal(t, []byte("12345678defgh"), c.r.Frame([]byte("12345678")))
+	assert.Nil(t, c.r.Frame([]byte("123456789")), "longer than the headroom")
+	c.ackFromServer(8)
+	assert.Equal(t, []byte("HEAD"), c.r.Frame([]byte("HEAD")), "no view: the header alone")
+	assert.Equal(t, Retransmission, c.send(6, []byte("gh")).Anomalies)
+	assert.Equal(t, []byte("H"), c.r.Frame([]byte("H")), "a retransmission has no view")
+}
+
+// TestRetainRing: the retain ring keeps exactly the bytes the window says, in order, while it
+// wraps, grows with wrapped contents and crosses sequence number 2^32; a retransmission across
+// the ring's end is compared byte for byte, and a differing one is named with the right Alt.
+func TestRetainRing(t *testing.T) {
+	const tail, retain = 5, 10000
+	r, err := New(&Config{Tail: tail, Retain: retain})
+	require.NoError(t, err)
+	var h, o half
+	h.next = 0xffffe000
+	start := h.next
+	var all []byte
+	rnd := uint32(1)
+	next := func(n uint32) int { rnd = rnd*1664525 + 1013904223; return int(rnd>>8) % int(n) }
+	for i := range 300 {
+		b := make([]byte, 1+next(3000))
+		for j := range b {
+			b[j] = byte(next(256))
+		}
+		if i%7 == 3 {
+			// The receiver acknowledges all but a random part.
+			o.ackSeen, o.ack = true, h.next-uint32(next(uint32(min(len(all), 12000))+1))
+		}
+		un := h.nret + len(b)
+		if o.ackSeen && int(h.next+uint32(len(b))-o.ack) < un {
+			un = int(h.next + uint32(len(b)) - o.ack)
+		}
+		want := min(max(un, tail), retain, h.nret+len(b))
+		h.next += uint32(len(b))
+		r.retain(&h, &o, b)
+		all = append(all, b...)
+		require.Equal(t, want, h.nret, "append %d", i)
+		require.Equal(t, all[len(all)-want:], h.retained(), "append %d", i)
+		require.LessOrEqual(t, len(h.buf), 16384)
+	}
+	require.Greater(t, uint32(len(all)), -start, "sequence numbers wrapped")
+	// Compare a range that straddles the ring's end.
+	end := int(h.next & uint32(len(h.buf)-1))
+	require.Greater(t, h.nret, end+100, "the retained bytes wrap in the ring")
+	off := len(all) - end - 50 // 50 bytes before the ring's end, 50 after
+	seq := start + uint32(off)
+	o.ackSeen, o.ack = true, start
+	assert.Equal(t, Retransmission, r.compareOld(&h, &o, seq, all[off:off+100]))
+	evil := bytes.Clone(all[off : off+100])
+	evil[60] ^= 0xff
+	require.Equal(t, OverlapDiffers, r.compareOld(&h, &o, seq, evil))
+	want := append(append(bytes.Clone(all[off-tail:off]), evil...), all[off+100:off+100+tail]...)
+	assert.Equal(t, want, r.altView)
+	assert.Equal(t, Unverifiable, r.compareOld(&h, &o, h.next-uint32(h.nret)-1, all[len(all)-h.nret-1:][:10]))
+}
+
+// TestSynKeepsHeldSpace: a repeated SYN with another ISN does not move the sequence space while
+// bytes are held out of order (the fuzzer found the held ranges compared against the new space).
+func TestSynKeepsHeldSpace(t *testing.T) {
+	c := newConn(t, nil, 1, 2)
+	c.handshake()
+	assert.Nil(t, c.send(8, []byte("held")).View)
+	c.r.Segment(&c.s, c.cd, seg(0x80000001, 0, fSYN, 100, nil, nil), 0)
+	next, ok := c.s.Next(c.cd)
+	assert.True(t, ok)
+	assert.Equal(t, uint32(2), next, "the ISN stays")
+	assert.Equal(t, []byte("01234567held"), c.send(0, []byte("01234567")).View)
+}
+
+// TestRetainDeferred: the new bytes of a view wait in the Reassembler's scratch for retention
+// until the next call that needs it; whatever comes in between, a retransmission with other
+// bytes is still caught, and bytes the receiver acknowledged meanwhile are not retained.
+func TestRetainDeferred(t *testing.T) {
+	data := []byte("0123456789abcdefghij")
+	evil := []byte("0123456789abcdefXhij")
+	var other Stream
+	for _, tc := range []struct {
+		name    string
+		between func(c *conn)
+	}{
+		{"nothing", func(*conn) {}},
+		{"the receiver's ACK of part", func(c *conn) { c.ackFromServer(10) }},
+		{"the receiver's data", func(c *conn) {
+			c.r.Segment(&c.s, 1-c.cd, seg(c.snext, c.cisn+1, fACK, 100, nil, []byte("reply")), 0)
+		}},
+		{"another stream's data", func(c *conn) {
+			c.r.Segment(&other, 0, seg(7, 0, fACK, 100, nil, []byte("other stream bytes")), 0)
+		}},
+		{"another stream released", func(c *conn) { c.r.Release(&other) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConn(t, &Config{Tail: 4}, 1, 2)
+			c.handshake()
+			other = Stream{}
+			c.r.Segment(&other, 0, seg(7, 0, fACK, 100, nil, []byte("x")), 0)
+			require.Equal(t, data, c.send(0, data).View)
+			tc.between(c)
+			assert.Equal(t, Retransmission, c.send(0, data).Anomalies)
+			assert.Equal(t, OverlapDiffers, c.send(0, evil).Anomalies)
+		})
+	}
+	t.Run("acknowledged before the next segment", func(t *testing.T) {
+		c := newConn(t, &Config{Tail: 4}, 1, 2)
+		c.handshake()
+		c.send(0, data)
+		c.ackFromServer(len(data))
+		assert.Equal(t, data[len(data)-4:], c.retained(), "the tail only")
+		assert.Equal(t, []byte("ghijmore"), c.send(len(data), []byte("more")).View)
+	})
+	t.Run("stream released while its bytes wait", func(t *testing.T) {
+		c := newConn(t, &Config{Tail: 4}, 1, 2)
+		c.handshake()
+		c.send(0, data)
+		c.r.Release(&c.s)
+		assert.Zero(t, c.r.Counters().Memory)
+		c.handshake()
+		assert.Equal(t, []byte("new"), c.send(0, []byte("new")).View)
+	})
 }

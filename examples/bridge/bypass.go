@@ -108,6 +108,9 @@ func (b *bridge) bypassInterval(prev, cur snapshot) []string {
 		line += fmt.Sprintf("; fast path %s %s frames/s %s", b.dirName(verdict.Direction(s)),
 			rate(float64(c.Frames[s]-p.Frames[s])/dt), bitRate(8*float64(c.Bytes[s]-p.Bytes[s])/dt))
 	}
+	if n := c.Shed - p.Shed; n != 0 {
+		line += fmt.Sprintf("; shed %d frames of flows handing over from an overflowing ring", n)
+	}
 	return []string{line}
 }
 
@@ -126,8 +129,8 @@ func (b *bridge) bypassFinal(s snapshot) []string {
 	for d := range c.Frames {
 		line += fmt.Sprintf(", fast path %s %d frames %s", b.dirName(verdict.Direction(d)), c.Frames[d], byteCount(c.Bytes[d]))
 	}
-	if c.AddErrors != 0 || c.Orphans != 0 || c.NoPort != 0 || c.Forced != 0 {
-		line += fmt.Sprintf(", add-errors %d, orphans %d, no-port %d, forced %d", c.AddErrors, c.Orphans, c.NoPort, c.Forced)
+	if c.AddErrors != 0 || c.NoPort != 0 || c.Forced != 0 || c.Shed != 0 {
+		line += fmt.Sprintf(", add-errors %d, no-port %d, forced %d, shed %d", c.AddErrors, c.NoPort, c.Forced, c.Shed)
 	}
 	return []string{line}
 }
@@ -135,9 +138,9 @@ func (b *bridge) bypassFinal(s snapshot) []string {
 // bypassCollector exports the fast path's counters and the frames each worker bypassed. Like
 // collector it reads the counters when Prometheus scrapes.
 type bypassCollector struct {
-	bridges                                         []*bridge
-	bypassed, active, flows, added, removed         *prometheus.Desc
-	frames, bytes, orphans, addErrs, noPort, forced *prometheus.Desc
+	bridges                                      []*bridge
+	bypassed, active, flows, added, removed      *prometheus.Desc
+	frames, bytes, addErrs, noPort, forced, shed *prometheus.Desc
 }
 
 func newBypassCollector(bridges []*bridge) *bypassCollector {
@@ -152,16 +155,16 @@ func newBypassCollector(bridges []*bridge) *bypassCollector {
 		removed:  prometheus.NewDesc("afbridge_bypass_flows_removed_total", "Flows returned to the bridge, by reason (expired, closed by a TCP FIN or RST, evicted from a full map, withdrawn).", []string{"bridge", "reason"}, nil),
 		frames:   prometheus.NewDesc("afbridge_bypass_frames_total", "Frames the fast path forwarded (never seen by a worker).", dir, nil),
 		bytes:    prometheus.NewDesc("afbridge_bypass_bytes_total", "Bytes of the frames the fast path forwarded.", dir, nil),
-		orphans:  prometheus.NewDesc("afbridge_bypass_orphan_frames_total", "Frames the socket filter kept out whose flow left the map before tc forwarded them (forwarded all the same).", br, nil),
 		addErrs:  prometheus.NewDesc("afbridge_bypass_add_errors_total", "Flows the kernel refused to put on the fast path (they stayed on the bridge).", br, nil),
 		noPort:   prometheus.NewDesc("afbridge_bypass_no_port_frames_total", "Frames kept out of the ring on a port with no peer in the port map.", br, nil),
 		forced:   prometheus.NewDesc("afbridge_bypass_forced_handovers_total", "Flow directions handed over at the handover limit, out of order.", br, nil),
+		shed:     prometheus.NewDesc("afbridge_bypass_shed_frames_total", "Frames of flows handing over dropped while their ring overflowed, so that the flows could leave it in order.", br, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *bypassCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.bypassed, c.active, c.flows, c.added, c.removed, c.frames, c.bytes, c.orphans, c.addErrs, c.noPort, c.forced} {
+	for _, d := range []*prometheus.Desc{c.bypassed, c.active, c.flows, c.added, c.removed, c.frames, c.bytes, c.addErrs, c.noPort, c.forced, c.shed} {
 		ch <- d
 	}
 }
@@ -201,9 +204,9 @@ func (c *bypassCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.frames, s.Frames[side], dir)
 			counter(c.bytes, s.Bytes[side], dir)
 		}
-		counter(c.orphans, s.Orphans, name)
 		counter(c.addErrs, s.AddErrors, name)
 		counter(c.noPort, s.NoPort, name)
 		counter(c.forced, s.Forced, name)
+		counter(c.shed, s.Shed, name)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -342,4 +343,34 @@ func TestBypassTap(t *testing.T) {
 	p.signal(syscall.SIGTERM)
 	require.Equal(t, 0, p.exitCode(30*time.Second))
 	assert.Regexp(t, `bypass: flows [1-9]\d* .*fast path b1->b0 [1-9]\d* frames`, p.stderr.String())
+}
+
+// TestBypassUnavailable: when the kernel refuses the fast path (here: started without CAP_BPF and
+// CAP_SYS_ADMIN, which creating a BPF map needs), the bridge says so once, clearly, and runs
+// with Bypass meaning Pass: flows the verdict bypasses keep being forwarded, by the bridge.
+func TestBypassUnavailable(t *testing.T) {
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) is not installed")
+	}
+	tp := newTopo(t)
+	bypassServer(t, tp)
+	p := startCmd(t, tp.bridge, setpriv, nil, "--bounding-set", "-bpf,-sys_admin,-perfmon", "--",
+		bridgeBinary(t), "-i", "b0:b1", "-bypass-after", "0", "-metrics", "127.0.0.1:9101")
+	p.waitFor(`bridging b0 <-> b1`, 20*time.Second)
+	p.waitFor(`kernel fast path unavailable: Bypass verdicts forward as Pass.*(CAP_BPF|permission|not permitted)`, 5*time.Second)
+	cl := dialBypass(t, tp.client)
+	for range 4 {
+		cl.chunk()
+	}
+	require.True(t, cl.echo("still forwarded", 10*time.Second), "a bypassed flow is forwarded by the bridge")
+	tp.mustPass(t, "/hello")
+	m := scrape(t, tp)
+	assert.Equal(t, 0.0, m["afbridge_bypass_active"], "the fast path does not run")
+	assert.Positive(t, m["afbridge_bypassed_frames_total"], "the verdict said Bypass")
+	p.signal(syscall.SIGTERM)
+	require.Equal(t, 0, p.exitCode(30*time.Second))
+	out := p.stderr.String()
+	assert.Equal(t, 1, strings.Count(out, "kernel fast path unavailable"), "said once: %s", out)
+	assert.Contains(t, out, "bypass: the kernel fast path did not run")
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -65,8 +66,10 @@ type inspector struct {
 	flows   *flow.Table[flowEntry]
 	dgram   []byte       // a reassembled datagram as a frame
 	synth   []byte       // the frame the rules see: headers and the stream's view
+	head    []byte       // the headers alone, for streams.Frame
 	why     *rules.Rule  // the built-in signature of the last inspection drop, or nil
 	whyPkt  rules.Packet // the frame it concerns, decoded
+	res2    rules.Result // the second part of a frame too long for one IP length (matchAll)
 	// cur is the flow of the frame inspect judged last, nil when it has none (not IP, a held
 	// fragment, a full table); valid until the next inspect or tick.
 	cur *flow.Flow[flowEntry]
@@ -92,6 +95,7 @@ func newInspector(tail int, stats *inspectStats) (*inspector, error) {
 		streams: streams,
 		dgram:   make([]byte, 64+defrag.MaxHeader+65535),
 		synth:   make([]byte, 0, 256+tail+2*65536),
+		head:    make([]byte, 0, 256),
 	}
 	in.flows, err = flow.NewTable(flow.Config[flowEntry]{
 		Capacity: inspectFlows,
@@ -173,14 +177,16 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 	in.cur = f
 	e := &f.State
 	var fl rules.Flow
-	match := frame
-	tailLen := 0 // bytes of view that were inspected before
+	match, built := frame, false // built: match is a frame synthesize or viewFrame made
+	tailLen := 0                 // bytes of view that were inspected before
 	var view []byte
 	if pk.Key.Proto == flow.ProtoTCP && pk.Payload > pk.L4 && !e.bypassed {
 		end := min(pk.End, len(frame))
 		sr := in.streams.Segment(&e.tcp, stream.Dir(p.Dir), frame[pk.L4:end], 0)
 		fl = flowBits(sr.ToServer, e.tcp.Established())
-		match = in.synthesize(frame, pk, sr.View)
+		if sr.View != nil || pk.ExtHeaders > 0 || min(pk.Payload, end) < end {
+			match, built = in.viewFrame(frame, pk, sr.View), true
+		} // else no payload (an ACK): the frame is its own view, nothing to build
 		view, tailLen = sr.View, len(sr.View)-sr.New
 		if sr.Drop {
 			in.stats.segDrops.Add(1)
@@ -195,20 +201,25 @@ func (in *inspector) inspect(p *verdict.Packet, set *rules.Set, res *rules.Resul
 				// the rules judge the bytes as a receiver taking them would read them, so that
 				// an alert names the attempt.
 				f.Drop()
-				match = frame
+				match, built = frame, false
 				if sr.Alt != nil {
-					match = in.synthesize(frame, pk, sr.Alt)
+					match, built = in.synthesize(frame, pk, sr.Alt), true
 				}
 			}
 		}
 	} else {
 		fl = flowBits(pk.Src() == f.Client(), f.Established())
 		if pk.ExtHeaders > 0 {
-			match = in.synthesize(frame, pk, frame[min(pk.Payload, pk.End, len(frame)):min(pk.End, len(frame))])
+			match, built = in.synthesize(frame, pk, frame[min(pk.Payload, pk.End, len(frame)):min(pk.End, len(frame))]), true
 		}
 	}
 	res.Flow = fl
-	act := set.Match(match, res)
+	var act rules.Action
+	if built {
+		act = in.matchAll(set, frame, pk, match, res)
+	} else {
+		act = set.Match(match, res)
+	}
 	if act == rules.Alert && tailLen > 0 {
 		act = in.dedupe(view, tailLen, res)
 	}
@@ -305,24 +316,90 @@ func (in *inspector) tick(now time.Time) {
 // extension headers, which the rules' decoder need not walk again), its transport header, and
 // payload, with the IP length fixed to match.
 func (in *inspector) synthesize(frame []byte, pk *flow.Packet, payload []byte) []byte {
-	b := append(in.synth[:0], frame[:pk.L3]...)
-	ip := len(b)
-	pay := min(pk.Payload, pk.End, len(frame))
-	l4 := min(pk.L4, pay)
-	if pk.Key.Family == 4 {
-		b = append(b, frame[pk.L3:l4]...)
-		b = append(b, frame[l4:pay]...)
-		b = append(b, payload...)
-		binary.BigEndian.PutUint16(b[ip+2:], uint16(min(len(b)-ip, 65535)))
-	} else {
-		b = append(b, frame[pk.L3:pk.L3+40]...)
-		b[ip+6] = pk.Key.Proto
-		b = append(b, frame[l4:pay]...)
-		b = append(b, payload...)
-		binary.BigEndian.PutUint16(b[ip+4:], uint16(min(len(b)-ip-40, 65535)))
-	}
+	b := append(appendHeaders(in.synth[:0], frame, pk), payload...)
+	setIPLength(b, pk)
 	in.synth = b[:0]
 	return b
+}
+
+// viewFrame is synthesize for view, the stream's view of the last segment: the headers go in
+// front of the view where the reassembler built it, so that a 64 KiB view is not copied again.
+func (in *inspector) viewFrame(frame []byte, pk *flow.Packet, view []byte) []byte {
+	in.head = appendHeaders(in.head[:0], frame, pk)
+	b := in.streams.Frame(in.head)
+	if b == nil {
+		return in.synthesize(frame, pk, view) // headers longer than the headroom
+	}
+	setIPLength(b, pk)
+	return b
+}
+
+// matchAll matches b, a frame synthesize or viewFrame built from frame, as [rules.Set.Match]
+// does. When b's payload is longer than its IP length can state (a segment of nearly 64 KiB
+// behind the stream's tail), the rules' decoder stops at 65,535 bytes; the rest is matched in
+// a second frame that repeats in.tail bytes before it, so that a content across the cut is
+// found, and the two results are merged.
+func (in *inspector) matchAll(set *rules.Set, frame []byte, pk *flow.Packet, b []byte, res *rules.Result) rules.Action {
+	act := set.Match(b, res)
+	pay := min(pk.Payload, pk.End, len(frame))
+	hdr, ipHdr := pay, pay-pk.L3 // the headers' length in b, and the part an IP length counts
+	if pk.Key.Family != 4 {
+		hdr = pk.L3 + 40 + pay - min(pk.L4, pay)
+		ipHdr = hdr - pk.L3 - 40
+	}
+	fits := 65535 - ipHdr // payload bytes the IP length can cover
+	if len(b)-hdr <= fits || act == rules.Pass || act == rules.Drop || act == rules.Reject {
+		return act
+	}
+	// synthesize may build over b (its own buffer): append moves the bytes as memmove does.
+	second := in.synthesize(frame, pk, b[hdr+fits-min(in.tail, fits):])
+	r2 := &in.res2
+	r2.Flow = res.Flow
+	switch act2 := set.Match(second, r2); {
+	case act2 == rules.NoMatch:
+	case act == rules.NoMatch || act2 == rules.Pass:
+		res.Action, res.Rule, res.Overflow = r2.Action, r2.Rule, r2.Overflow
+		res.Alerts = append(res.Alerts[:0], r2.Alerts...)
+		act = act2
+	default: // alerts in the first part; alerts, a drop or a reject in the second
+		for _, r := range r2.Alerts {
+			switch {
+			case slices.Contains(res.Alerts, r): // found in the repeated bytes again
+			case len(res.Alerts) < rules.MaxAlerts:
+				res.Alerts = append(res.Alerts, r)
+			default:
+				res.Overflow++
+			}
+		}
+		res.Overflow += r2.Overflow
+		if act2 != rules.Alert {
+			res.Action, res.Rule, act = act2, r2.Rule, act2
+		}
+	}
+	return act
+}
+
+// appendHeaders appends to b the headers synthesize puts in front of the payload.
+func appendHeaders(b, frame []byte, pk *flow.Packet) []byte {
+	b = append(b, frame[:pk.L3]...)
+	pay := min(pk.Payload, pk.End, len(frame))
+	if pk.Key.Family == 4 {
+		return append(b, frame[pk.L3:pay]...)
+	}
+	ip := len(b)
+	b = append(b, frame[pk.L3:pk.L3+40]...)
+	b[ip+6] = pk.Key.Proto
+	return append(b, frame[min(pk.L4, pay):pay]...)
+}
+
+// setIPLength sets the IP length of b, a frame appendHeaders began, to cover the rest of b.
+func setIPLength(b []byte, pk *flow.Packet) {
+	ip := pk.L3
+	if pk.Key.Family == 4 {
+		binary.BigEndian.PutUint16(b[ip+2:], uint16(min(len(b)-ip, 65535)))
+	} else {
+		binary.BigEndian.PutUint16(b[ip+4:], uint16(min(len(b)-ip-40, 65535)))
+	}
 }
 
 // flowEntry is what a worker remembers of one flow beyond what the flow table tracks.

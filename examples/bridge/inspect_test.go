@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -465,4 +466,58 @@ drop tcp any any -> any any (msg:"long"; content:"0123456789abcdefghij"; sid:9;)
 		}
 	}
 	assert.Equal(t, 2, n)
+}
+
+// TestInspectLongSegment: a segment of nearly 64 KiB behind the stream's tail makes a view
+// longer than an IP length can state; the bytes past 65,535 are matched too (they were not:
+// "forbidden" in a full-size segment's last bytes passed), also across the cut, and alerts of
+// both parts are reported.
+func TestInspectLongSegment(t *testing.T) {
+	const first = "HELO 0123456789abcdef" // more than the stream's tail of 16 bytes
+	long := func(size, off int, s string) string {
+		b := bytes.Repeat([]byte("x"), size)
+		copy(b[off:], s)
+		return string(b)
+	}
+	for _, v6 := range []bool{false, true} {
+		size := 65535 - 20 - 20 // the largest TCP payload: IPv4 counts its header, IPv6 not
+		if v6 {
+			size = 65535 - 20
+		}
+		// The view is 16 tail bytes and the payload; the IP length covers the TCP header and
+		// the first size-16 bytes of the payload.
+		for _, tc := range []struct {
+			name string
+			data string
+			want verdict.Verdict
+		}{
+			{"clean", long(size, 0, ""), verdict.Pass},
+			{"at the end", long(size, size-9, "forbidden"), verdict.Drop},
+			{"across the cut", long(size, size-20, "forbidden"), verdict.Drop},
+			{"at the start", long(size, 0, "forbidden"), verdict.Drop},
+		} {
+			t.Run(fmt.Sprintf("v6=%v/%s", v6, tc.name), func(t *testing.T) {
+				b, _, _ := testBridge(t, evasionRules, peer.IPS, peer.IPS)
+				c := &tcpConn{t: t, h: b.cfg.Verdict.New(0), v6: v6, cport: 47000, cisn: 1, sisn: 2}
+				c.handshake()
+				require.Equal(t, verdict.Pass, c.send(0, first))
+				before := b.eng.alerts.Load()
+				assert.Equal(t, tc.want, c.send(len(first), tc.data))
+				assert.EqualValues(t, map[verdict.Verdict]int{verdict.Pass: 0, verdict.Drop: 1}[tc.want], b.eng.alerts.Load()-before)
+			})
+		}
+	}
+	t.Run("alerts of both parts", func(t *testing.T) {
+		b, _, _ := testBridge(t, `alert tcp any any -> any any (msg:"a"; content:"aaaa"; sid:1;)
+alert tcp any any -> any any (msg:"b"; content:"bbbb"; sid:2;)`, peer.IPS, peer.IPS)
+		c := &tcpConn{t: t, h: b.cfg.Verdict.New(0), cport: 47001, cisn: 1, sisn: 2}
+		c.handshake()
+		require.Equal(t, verdict.Pass, c.send(0, first))
+		size := 65535 - 20 - 20
+		data := []byte(long(size, 0, "aaaa"))
+		copy(data[size-4:], "bbbb")
+		before := b.eng.alerts.Load()
+		assert.Equal(t, verdict.Pass, c.send(len(first), string(data)))
+		assert.EqualValues(t, 2, b.eng.alerts.Load()-before)
+	})
 }
