@@ -1,14 +1,17 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
+	"github.com/afbridge/afbridge/examples/bridge/rules"
 	"github.com/afbridge/afbridge/peer"
 	"github.com/afbridge/afbridge/verdict"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // skipRules are the bench harness's shape (every content 14 bytes or
@@ -69,6 +72,52 @@ func TestInspectTCPSkipScan(t *testing.T) {
 					}
 					assert.Equal(t, want, c.send(from, s[from:]), "%q cut at %v, forbidden %v", needle, cuts, bad)
 				}
+			}
+		}
+	}
+}
+
+// BenchmarkInspectSkip is BenchmarkInspect with random payloads (what iperf3
+// sends) and the bench harness's rule shape, whose contents the rules
+// package matches through its skip table ("skip"), beside the evasion
+// rules, whose 3-byte content keeps the plain automaton ("noskip").
+func BenchmarkInspectSkip(b *testing.B) {
+	for _, set := range []struct{ name, text string }{{"skip", skipRules()}, {"noskip", evasionRules}} {
+		for _, size := range []int{64, 1448} {
+			for _, mode := range []string{"match", "inspect"} {
+				b.Run(fmt.Sprintf("%s/%s/%dB", set.name, mode, size), func(b *testing.B) {
+					br, _, _ := testBridge(b, set.text, peer.IPS, peer.IPS)
+					rs, err := rules.Parse(strings.NewReader(set.text), "bench.rules")
+					require.NoError(b, err)
+					rh := br.rulesFactory(rs).New(0).(*ruleHandler)
+					if mode == "match" {
+						rh.ins = nil
+					}
+					c := &tcpConn{t: b, h: rh, cport: 43000, cisn: 1, sisn: 2}
+					c.handshake()
+					pay := make([]byte, size)
+					rng := rand.New(rand.NewPCG(1, 2))
+					for i := range pay {
+						pay[i] = byte(rng.Uint32())
+					}
+					seg := c.frame(true, c.cisn+1, c.sisn+1, 0x18, pay)
+					ack := c.frame(false, c.sisn+1, 0, 0x10, nil)
+					seq := c.cisn + 1
+					tcpData := seg.Data[14+20:]
+					b.SetBytes(int64(len(seg.Data)))
+					b.ReportAllocs()
+					for i := 0; b.Loop(); i++ {
+						binary.BigEndian.PutUint32(tcpData[4:], seq)
+						if rh.Handle(seg) != verdict.Pass {
+							b.Fatal("a random segment was not passed")
+						}
+						seq += uint32(size)
+						if i%8 == 7 {
+							binary.BigEndian.PutUint32(ack.Data[14+20+8:], seq)
+							rh.Handle(ack)
+						}
+					}
+				})
 			}
 		}
 	}
