@@ -58,7 +58,8 @@
 // pays, goes a Wu-Manber skip table: over 2-byte blocks (64 KiB), or for
 // thousands of binary contents over 3-byte blocks hashed to 1 MiB. It is
 // built from the rules' fast patterns (their longest contents), which must
-// be at least 4 bytes long; a scan then reads about one byte in m-1 of
+// be at least 4 bytes long, but for at most two shorter ones without nocase
+// letters, searched on their own; a scan then reads about one byte in m-1 of
 // random data, m the shortest fast pattern's length (up to 32), and walks
 // the automaton's trie only where a block could end the first m bytes of a
 // pattern. The results are the same either way: when a fast pattern occurs

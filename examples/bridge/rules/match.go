@@ -210,7 +210,7 @@ func (s *Set) addSkip() {
 	for id, rules := range s.byPattern {
 		for _, i := range rules {
 			for _, p := range s.rules[i].patterns {
-				if leftOut(s.ac.pats[p], int(p), optional, f.m) {
+				if !f.exactFor(p, s.ac.pats[p]) {
 					s.rescan[id>>6] |= 1 << (uint(id) & 63)
 				}
 			}

@@ -1,6 +1,9 @@
 package rules
 
-import "bytes"
+import (
+	"bytes"
+	"slices"
+)
 
 // skipFilter lets a scan jump over most of a payload instead of walking the
 // automaton over every byte: a Wu-Manber SHIFT table over 2-byte blocks
@@ -57,6 +60,13 @@ type skipFilter struct {
 	// shorter than m): a skip scan finds it only where it verifies a window
 	// anyway.
 	partial bool
+	// optional are the patterns a scan may find in part, as given to
+	// newSkipFilter (nil: none).
+	optional []bool
+	// tiny are required patterns too short for the table (under
+	// minSkipWindow bytes, at most maxTinyPatterns, matched exactly by
+	// bytes): a scan searches each with bytes.Index, which is vectorised.
+	tiny []int32
 	// perKiB is four times the table's estimated work per KiB of random
 	// bytes (see skipCost): a scan whose work outruns it is on data the
 	// skip does not suit, and gives up early (see hopeless).
@@ -88,6 +98,11 @@ const (
 	// skipVerifyCost is the estimated cost of verifying a shift-0 window,
 	// in table lookups.
 	skipVerifyCost = 4
+	// maxTinyPatterns is the most required patterns under minSkipWindow
+	// bytes that a filter searches on its own; tinyCost is the estimated
+	// cost of each search per byte, in table lookups.
+	maxTinyPatterns = 2
+	tinyCost        = 0.05
 )
 
 // newSkipFilter returns a skip filter for the automaton's patterns, or nil
@@ -105,12 +120,23 @@ func newSkipFilter(a *automaton, optional []bool) *skipFilter {
 		return nil
 	}
 	minLen, required := -1, 0
+	var tiny []int32
 	for id, p := range a.pats {
-		if optional == nil || !optional[id] {
-			required++
-			if minLen < 0 || len(p) < minLen {
-				minLen = len(p)
+		if optional != nil && optional[id] {
+			continue
+		}
+		required++
+		if len(p) < minSkipWindow {
+			// Searched on its own when exact bytes: a nocase letter
+			// would need a search per case variant.
+			if len(tiny) == maxTinyPatterns || a.nocase[id] && hasLetter(p) {
+				return nil
 			}
+			tiny = append(tiny, int32(id))
+			continue
+		}
+		if minLen < 0 || len(p) < minLen {
+			minLen = len(p)
 		}
 	}
 	if minLen < minSkipWindow {
@@ -118,7 +144,7 @@ func newSkipFilter(a *automaton, optional []bool) *skipFilter {
 	}
 	var (
 		bestM    int
-		bestCost = maxSkipCost
+		bestCost = maxSkipCost - tinyCost*float64(len(tiny))
 		narrow   *[1 << 16]uint8
 		wide     []uint8
 	)
@@ -136,19 +162,20 @@ func newSkipFilter(a *automaton, optional []bool) *skipFilter {
 	if narrow == nil && wide == nil {
 		return nil
 	}
-	return newSkipFilterWindow(a, bestM, optional, narrow, wide, wideBits)
+	return newSkipFilterWindow(a, bestM, optional, tiny, narrow, wide, wideBits)
 }
 
 // newSkipFilterWindow returns the skip filter of window m (2 <= m <= 256,
 // and m >= 3 for a wide table) with table narrow or wide, whatever it
 // costs: tests use it to try every window. Patterns that are optional or
-// shorter than m are left out.
-func newSkipFilterWindow(a *automaton, m int, optional []bool, narrow *[1 << 16]uint8, wide []uint8, bits uint) *skipFilter {
+// shorter than m are left out of the table; those of tiny (shorter than m,
+// exact bytes) are searched on their own.
+func newSkipFilterWindow(a *automaton, m int, optional []bool, tiny []int32, narrow *[1 << 16]uint8, wide []uint8, bits uint) *skipFilter {
 	longest := 0
 	for _, p := range a.pats {
 		longest = max(longest, len(p))
 	}
-	f := &skipFilter{m: m, shift: narrow, wide: wide, wideBits: bits, levels: make([]int32, longest+2)}
+	f := &skipFilter{m: m, shift: narrow, wide: wide, wideBits: bits, levels: make([]int32, longest+2), optional: optional, tiny: tiny}
 	if narrow != nil {
 		f.perKiB = int(4*1024*skipCost(narrow[:])) + 1
 	} else {
@@ -163,7 +190,7 @@ func newSkipFilterWindow(a *automaton, m int, optional []bool, narrow *[1 << 16]
 	// the root takes only goto edges, so the k-byte prefixes of the
 	// patterns are the states of depth k.
 	for id, p := range a.pats {
-		f.partial = f.partial || leftOut(p, id, optional, m)
+		f.partial = f.partial || !f.exactFor(int32(id), p)
 		s := int32(0)
 		for k, c := range p {
 			s = a.step(s, a.class[c]) >> 1
@@ -171,6 +198,12 @@ func newSkipFilterWindow(a *automaton, m int, optional []bool, narrow *[1 << 16]
 		}
 	}
 	return f
+}
+
+// exactFor reports whether a skip scan finds pattern id, p, exactly: the
+// table holds it, or it is searched on its own.
+func (f *skipFilter) exactFor(id int32, p []byte) bool {
+	return !leftOut(p, int(id), f.optional, f.m) || slices.Contains(f.tiny, id)
 }
 
 // leftOut reports whether pattern id, p, stays out of a table of window m.
@@ -290,7 +323,7 @@ func (a *automaton) findBudget(data []byte, tailFrom int, all, tail, memo []uint
 		base := len(found)
 		var ok bool
 		if found, ok = a.scanSkip(data, tailFrom, all, tail, found, budget, true); ok {
-			return found, !a.skip.partial
+			return a.findTiny(data, tailFrom, all, tail, found), !a.skip.partial
 		}
 		// Too many candidate windows: start again with the automaton,
 		// which needs the bitsets as it left them, zero.
@@ -467,6 +500,30 @@ func (a *automaton) scanWide(data []byte, tailFrom int, all, tail []uint64, foun
 		covered += max(end-from, 0)
 	}
 	return found, true
+}
+
+// findTiny sets the bits of the skip filter's tiny patterns, which the
+// skip scan finds only where it verifies a window anyway.
+func (a *automaton) findTiny(data []byte, tailFrom int, all, tail []uint64, found []int32) []int32 {
+	for _, id := range a.skip.tiny {
+		p := a.pats[id]
+		w, bit := id>>6, uint64(1)<<(uint(id)&63)
+		if tail[w]&bit != 0 {
+			continue // and so in all
+		}
+		i := bytes.Index(data, p)
+		if i < 0 {
+			continue
+		}
+		if all[w]&bit == 0 {
+			all[w] |= bit
+			found = append(found, id)
+		}
+		if i >= tailFrom || bytes.Contains(data[tailFrom:], p) {
+			tail[w] |= bit
+		}
+	}
+	return found
 }
 
 // hopeless reports whether a scan that has done used units of work (see

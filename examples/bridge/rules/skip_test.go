@@ -13,12 +13,13 @@ import (
 )
 
 // skipSpec says which skip filter checkSkip builds: window m, a 2-byte
-// table or (bits > 0) a wide one of 1<<bits entries, and the optional
-// patterns.
+// table or (bits > 0) a wide one of 1<<bits entries, the optional
+// patterns, and whether short exact patterns are searched on their own.
 type skipSpec struct {
 	m        int
 	bits     uint
 	optional []bool
+	tiny     bool // search up to maxTinyPatterns patterns shorter than m on their own
 }
 
 // checkSkip compares the skip scan of text with the filter of sp against
@@ -32,10 +33,18 @@ func checkSkip(t *testing.T, a *automaton, sp skipSpec, pats [][]byte, nocase []
 	saved := a.skip
 	defer func() { a.skip = saved }()
 	m := sp.m
+	var tiny []int32
+	if sp.tiny {
+		for id, p := range pats {
+			if len(p) < m && len(tiny) < maxTinyPatterns && (!nocase[id] || !hasLetter(p)) {
+				tiny = append(tiny, int32(id))
+			}
+		}
+	}
 	if sp.bits == 0 {
-		a.skip = newSkipFilterWindow(a, m, sp.optional, skipTable(a.pats, sp.optional, m), nil, 0)
+		a.skip = newSkipFilterWindow(a, m, sp.optional, tiny, skipTable(a.pats, sp.optional, m), nil, 0)
 	} else {
-		a.skip = newSkipFilterWindow(a, m, sp.optional, nil, wideTable(a.pats, sp.optional, m, sp.bits), sp.bits)
+		a.skip = newSkipFilterWindow(a, m, sp.optional, tiny, nil, wideTable(a.pats, sp.optional, m, sp.bits), sp.bits)
 	}
 
 	words := (len(pats) + 63) / 64
@@ -56,7 +65,7 @@ func checkSkip(t *testing.T, a *automaton, sp skipSpec, pats [][]byte, nocase []
 			gotAll := all[id>>6]&(1<<(id&63)) != 0
 			gotTail := tail[id>>6]&(1<<(id&63)) != 0
 			require.Equal(t, gotAll, seen[int32(id)], "%s: found matches all for %d: %s", what, id, desc)
-			if exact || !leftOut(p, id, sp.optional, m) {
+			if exact || a.skip.exactFor(int32(id), p) {
 				require.Equal(t, wantAll[id], gotAll, "%s: all %q: %s", what, p, desc)
 				require.Equal(t, wantTail[id], gotTail, "%s: tail %q: %s", what, p, desc)
 			} else {
@@ -69,6 +78,7 @@ func checkSkip(t *testing.T, a *automaton, sp skipSpec, pats [][]byte, nocase []
 	all, tail := make([]uint64, words), make([]uint64, words)
 	found, ok := a.scanSkip(text, tailFrom, all, tail, make([]int32, 0, len(pats)), math.MaxInt, false)
 	require.True(t, ok, desc)
+	found = a.findTiny(text, tailFrom, all, tail, found)
 	check("scanSkip", all, tail, found, false)
 
 	// Through findBudget, with the memo the automaton uses when it falls
@@ -158,9 +168,10 @@ func TestSkipAgainstNaive(t *testing.T) {
 				}
 			}
 			for _, m := range []int{2, shortest, 2 + rng.IntN(shortest-1), 2 + rng.IntN(longest-1)} {
-				checkSkip(t, a, skipSpec{m, 0, optional}, pats, nocase, text, tailFrom, budget)
+				tiny := rng.IntN(2) == 0
+				checkSkip(t, a, skipSpec{m, 0, optional, tiny}, pats, nocase, text, tailFrom, budget)
 				if m >= 3 {
-					checkSkip(t, a, skipSpec{m, []uint{6, 10}[rng.IntN(2)], optional}, pats, nocase, text, tailFrom, budget)
+					checkSkip(t, a, skipSpec{m, []uint{6, 10}[rng.IntN(2)], optional, tiny}, pats, nocase, text, tailFrom, budget)
 				}
 			}
 		}
@@ -193,9 +204,9 @@ func TestSkipEdges(t *testing.T) {
 			for m := 2; m <= longest; m++ {
 				for _, text := range tc.texts {
 					for from := 0; from <= len(text); from++ {
-						checkSkip(t, a, skipSpec{m, 0, nil}, pats, tc.nocase, []byte(text), from, budget)
+						checkSkip(t, a, skipSpec{m, 0, nil, m%2 == 0}, pats, tc.nocase, []byte(text), from, budget)
 						if m >= 3 {
-							checkSkip(t, a, skipSpec{m, 8, nil}, pats, tc.nocase, []byte(text), from, budget)
+							checkSkip(t, a, skipSpec{m, 8, nil, m%2 == 1}, pats, tc.nocase, []byte(text), from, budget)
 						}
 					}
 				}
@@ -208,7 +219,8 @@ func TestSkipEdges(t *testing.T) {
 // byte choosing the window (low 5 bits, reduced to 2 up to the longest
 // pattern), whether to budget, and a dense budget; a byte for where the tail
 // starts (low 6 bits) and a wide table of 64 entries instead of the 2-byte
-// one (bit 6, for windows of 3 or more); then patterns, each a length byte (low 4 bits: 2 to 17 bytes; bit
+// one (bit 6, for windows of 3 or more); bit 7 of the first byte searches
+// short exact patterns on their own; then patterns, each a length byte (low 4 bits: 2 to 17 bytes; bit
 // 4: nocase) and its bytes, up to a zero length byte; the rest is the text.
 func FuzzSkip(f *testing.F) {
 	f.Add([]byte("\x03\x00\x03abcd\x13ABCDe\x00xxabcdeABCD"))
@@ -246,7 +258,7 @@ func FuzzSkip(f *testing.F) {
 			budget = skipBudget(len(in))
 		}
 		a := newAutomatonDense(pats, nocase, []int{denseBudget, 0}[mode>>6&1])
-		sp := skipSpec{m: m}
+		sp := skipSpec{m: m, tiny: mode&128 != 0}
 		if wide && m >= 3 {
 			sp.bits = 6
 		}
@@ -262,7 +274,16 @@ func TestSkipChosen(t *testing.T) {
 	require.NotNil(t, bench.ac.skip)
 	assert.Equal(t, 14, bench.ac.skip.m)
 	assert.NotNil(t, mustParse(t, etRules(100, 1)).ac.skip)
-	assert.True(t, mustParse(t, benchHarnessRules(100)+`alert tcp any any -> any any (content:"abc"; sid:1;)`).ac.skip == nil, "a 3-byte content")
+	// Up to two short contents that are rules' fast patterns are searched
+	// on their own, unless nocase.
+	short := mustParse(t, benchHarnessRules(100)+`alert tcp any any -> any any (content:"abc"; sid:1;)
+alert tcp any any -> any any (content:"|00 01|"; sid:2;)`)
+	require.NotNil(t, short.ac.skip)
+	assert.Len(t, short.ac.skip.tiny, 2)
+	assert.True(t, mustParse(t, benchHarnessRules(100)+`alert tcp any any -> any any (content:"abc"; nocase; sid:1;)`).ac.skip == nil, "a 3-byte nocase content")
+	assert.True(t, mustParse(t, benchHarnessRules(100)+`alert tcp any any -> any any (content:"abc"; sid:1;)
+alert tcp any any -> any any (content:"|00 01|"; sid:2;)
+alert tcp any any -> any any (content:"a"; sid:3;)`).ac.skip == nil, "three short contents")
 	// Short contents beside a longer one in every rule: the skip leaves
 	// them out, and a frame with the longer one is scanned again.
 	many := mustParse(t, manyRules(100))
@@ -315,8 +336,11 @@ func TestMatchSkipAgainstNaive(t *testing.T) {
 	rules := benchHarnessRules(100) + etRules(100, 4) + manyRules(100) +
 		"alert ip any any -> any any (content:\"IpPayLoad\"; nocase; sid:9001;)\n" +
 		"drop tcp any any -> any 80 (content:\"GET /forbidden\"; content:\"Host: evil\"; nocase; sid:9002;)\n" +
-		"drop tcp any any -> any any (content:\"GET\"; content:\"/forbidden-too\"; content:\"|0d 0a|\"; sid:9003;)\n"
+		"drop tcp any any -> any any (content:\"GET\"; content:\"/forbidden-too\"; content:\"|0d 0a|\"; sid:9003;)\n" +
+		"alert tcp any any -> any 5201 (content:\"|00 ff|\"; sid:9004;)\n" +
+		"alert udp any any -> any any (content:\"Zq\"; content:\"|0d 0a|\"; sid:9005;)\n"
 	set := mustParse(t, rules)
+	require.Len(t, set.ac.skip.tiny, 2, "two short fast patterns")
 	require.NotNil(t, set.ac.skip)
 	require.Nil(t, set.ac.skip.wide)
 	require.NotNil(t, set.rescan, "short contents beside long ones")
@@ -364,6 +388,15 @@ func checkMatchSkip(t *testing.T, set *Set, rounds int) {
 			pay = []byte("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxGET x\r\n/forbidden-too yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy")
 			if rng.IntN(2) == 0 {
 				pay = bytes.Replace(pay, []byte("\r\n"), []byte("\r."), 1)
+			}
+		case 4:
+			// The short contents searched on their own, in random
+			// bytes.
+			for _, c := range []string{"\x00\xff", "Zq", "\r\n"} {
+				for range 30 + rng.IntN(60) {
+					pay = append(pay, byte(rng.Uint32()))
+				}
+				pay = append(pay, c...)
 			}
 		case 2, 3:
 			// Every content of one rule, in random bytes: the rule
