@@ -56,6 +56,10 @@ type automaton struct {
 
 	pats   [][]byte
 	nocase []bool
+
+	// skip, when not nil, lets a scan jump over most of the input (see
+	// skipFilter); find uses it. newAutomaton sets it; a Set sets its own.
+	skip *skipFilter
 }
 
 // denseBudget bounds the dense rows: 4 MiB holds every state of depth 2 or
@@ -198,7 +202,9 @@ func newAutomatonDense(pats [][]byte, nocase []bool, budget int) *automaton {
 	for i, p := range pats {
 		t.add(p, nocase[i])
 	}
-	return t.compile()
+	a := t.compile()
+	a.skip = newSkipFilter(a, nil)
+	return a
 }
 
 // compile turns the trie into an automaton. The trie is not usable after.

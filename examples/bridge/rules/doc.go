@@ -35,9 +35,8 @@
 // searched in the fragment's IP payload.
 //
 // [Set.Match] decodes a frame (Ethernet, up to two 802.1Q/802.1ad tags, IPv4
-// or IPv6 with extension headers, TCP, UDP, ICMP, ICMPv6), runs one
-// Aho-Corasick pass over the payload for all content patterns of all rules,
-// and resolves the verdict in Suricata's default action order: pass, drop,
+// or IPv6 with extension headers, TCP, UDP, ICMP, ICMPv6), finds every
+// content pattern of every rule in the payload in one pass, and resolves the verdict in Suricata's default action order: pass, drop,
 // reject, alert. It allocates nothing once its [Result] has been used, and a
 // Set is safe for concurrent use with one Result per goroutine.
 //
@@ -54,6 +53,20 @@
 // neither. A rule set over [MaxRules], [MaxContentLen], [MaxPatternBytes] or
 // [MaxAutomatonBytes] is refused with a [*LimitError] naming the first rule
 // over the limit.
+//
+// The content pass is an Aho-Corasick automaton. In front of it, when it
+// pays, goes a Wu-Manber skip table: over 2-byte blocks (64 KiB), or for
+// thousands of binary contents over 3-byte blocks hashed to 1 MiB. It is
+// built from the rules' fast patterns (their longest contents), which must
+// be at least 4 bytes long, but for at most two shorter ones without nocase
+// letters, searched on their own; a scan then reads about one byte in m-1 of
+// random data, m the shortest fast pattern's length (up to 32), and walks
+// the automaton's trie only where a block could end the first m bytes of a
+// pattern. The results are the same either way: when a fast pattern occurs
+// whose rule has a content the table leaves out, the payload is scanned
+// again with the automaton, and a payload on which the skip finds too many
+// candidate places (text made of the patterns' bytes) falls back to the
+// automaton after a bounded amount of work.
 //
 // Replacing a Set (a reload) needs no call here: parse the new one while the
 // old is in force, swap the pointer, and drop every reference to the old Set

@@ -34,6 +34,13 @@ type Set struct {
 	scan  [numGroups]scanRegion
 	ac    *automaton // nil when no rule has content
 	words int        // uint64 words in a pattern bitset
+	// rescan has the bit of every fast pattern with a rule that has a
+	// content the skip table leaves out (another rule's fast pattern
+	// shorter than the window, or a content that is no rule's fast
+	// pattern): when such a pattern occurs, a skip scan did not find
+	// everything the rule needs, and Match scans again with the automaton
+	// alone. nil when there is no such rule.
+	rescan []uint64
 }
 
 type scanRegion uint8
@@ -178,8 +185,37 @@ func compileLimits(rules []*Rule, lim limits) (*Set, error) {
 	if len(tr.pats) > 0 {
 		s.ac = tr.compile()
 		s.words = (len(tr.pats) + 63) / 64
+		s.addSkip()
 	}
 	return s, nil
+}
+
+// addSkip puts a skip filter in front of the automaton when one pays, with
+// the contents that are no rule's fast pattern optional, and marks in rescan
+// the fast patterns whose rules have a content the filter leaves out.
+func (s *Set) addSkip() {
+	if len(s.byPattern) > maxSkipPatterns {
+		return
+	}
+	optional := make([]bool, len(s.byPattern))
+	for id, rules := range s.byPattern {
+		optional[id] = len(rules) == 0
+	}
+	f := newSkipFilter(s.ac, optional)
+	s.ac.skip = f
+	if f == nil || !f.partial {
+		return
+	}
+	s.rescan = make([]uint64, s.words)
+	for id, rules := range s.byPattern {
+		for _, i := range rules {
+			for _, p := range s.rules[i].patterns {
+				if !f.exactFor(p, s.ac.pats[p]) {
+					s.rescan[id>>6] |= 1 << (uint(id) & 63)
+				}
+			}
+		}
+	}
 }
 
 // plainNets returns the address index keys of a rule without content, and
@@ -263,8 +299,9 @@ func (r *Result) grow(s *Set) {
 // frame and allocates nothing once r has been used with s.
 //
 // Rules without content are checked by header. For rules with content, one
-// Aho-Corasick pass over the payload finds every pattern that occurs, and
-// only the rules whose longest content is among them are checked further.
+// pass over the payload (Aho-Corasick, behind a skip table when the contents
+// allow one) finds every pattern that occurs, and only the rules whose
+// longest content is among them are checked further.
 func (s *Set) Match(frame []byte, r *Result) Action {
 	r.grow(s)
 	r.Action, r.Rule, r.Alerts, r.Overflow = NoMatch, nil, r.Alerts[:0], 0
@@ -302,7 +339,15 @@ func (s *Set) Match(frame []byte, r *Result) Action {
 		// word for the patterns found, which with tens of thousands of
 		// patterns is much less than all of them.
 		ipHits, l4Hits, memo := r.hits[:s.words], r.hits[s.words:2*s.words], r.hits[2*s.words:3*s.words]
-		r.found = s.ac.scanMemo(frame[from:p.end], p.payOff-from, ipHits, l4Hits, memo, r.found[:0])
+		data, tailFrom := frame[from:p.end], p.payOff-from
+		found, exact := s.ac.find(data, tailFrom, ipHits, l4Hits, memo, r.found[:0])
+		if !exact && hasAny(s.rescan, found) {
+			// A rule to check has a content the skip table leaves
+			// out, which the skip scan may have missed.
+			clearHits(ipHits, l4Hits, memo, found)
+			found = s.ac.scanMemo(data, tailFrom, ipHits, l4Hits, memo, found[:0])
+		}
+		r.found = found
 		for _, id := range r.found {
 			for _, i := range s.byPattern[id] {
 				rule := s.rules[i]
@@ -366,6 +411,19 @@ func clearHits(ipHits, l4Hits, memo []uint64, found []int32) {
 	for _, id := range found {
 		ipHits[id>>6], l4Hits[id>>6], memo[id>>6] = 0, 0, 0
 	}
+}
+
+// hasAny reports whether one of ids has its bit set in bits (nil: none).
+func hasAny(bits []uint64, ids []int32) bool {
+	if bits == nil {
+		return false
+	}
+	for _, id := range ids {
+		if bits[id>>6]&(1<<(uint(id)&63)) != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func hasAll(bits []uint64, ids []int32) bool {
