@@ -116,7 +116,10 @@
 // different data, 2900002 invalid, tiny-first or over-limit fragments, 2900003 TCP segments
 // overlapping inspected data with different data, 2900004 segments that cannot be inspected (out
 // of order beyond the hold, urgent data, an unverifiable retransmission), 2900005 IPv6 extension
-// header chains over flow.MaxExtHeaders. The final counters add a line for inspection.
+// header chains over flow.MaxExtHeaders. The final counters add a line for inspection. Memory is
+// bounded per worker: out-of-order data up to 1 MiB past a gap in up to 32 directions at once,
+// and up to 4 MiB of unacknowledged inspected bytes a direction (64 MiB in all) to check
+// retransmissions against.
 //
 // Once every socket is open the bridge prints, on standard error, any preflight findings, then one
 // line per bridge:

@@ -84,7 +84,13 @@ func newInspector(tail int, stats *inspectStats) (*inspector, error) {
 	if err != nil {
 		return nil, err
 	}
-	streams, err := stream.New(&stream.Config{Tail: tail, Retain: max(tail, 1<<20)})
+	// A segment lost before the bridge (a full ring) leaves a gap that TCP fills a round trip
+	// later; what arrives meanwhile must be held, or it is dropped and the loss cascades through
+	// the whole window. With offloads on, one super-frame past the gap is already 64 KiB, and
+	// a fast sender has megabytes in flight: hold up to 1 MiB past a gap, in at most 32 directions
+	// at once (32 MiB a worker at worst; buffers are made when first needed), and keep up to
+	// 4 MiB a direction to check retransmissions against.
+	streams, err := stream.New(&stream.Config{Tail: tail, Retain: max(tail, 4<<20), Hold: 1 << 20, HoldBuffers: 32})
 	if err != nil {
 		return nil, err
 	}
