@@ -267,8 +267,11 @@ func FuzzSkip(f *testing.F) {
 }
 
 // TestSkipChosen keeps newSkipFilter's choice honest: it is used for the
-// bench harness's rules and ET-shaped sets of a hundred rules, and not when
-// a content is shorter than minSkipWindow or the patterns are many.
+// bench harness's rules and ET-shaped sets, with short contents left out
+// when they are no rule's fast pattern and searched on their own when up to
+// two are; not for a short nocase fast pattern, three short ones, more than
+// maxSkipPatterns patterns, or a table full of small shifts; and the wide
+// table for thousands of binary contents.
 func TestSkipChosen(t *testing.T) {
 	bench := mustParse(t, benchHarnessRules(100))
 	require.NotNil(t, bench.ac.skip)
