@@ -114,7 +114,9 @@ type Stats struct {
 	// Withdrawn counts flows removed by [Path.Withdraw] and [Path.WithdrawAll].
 	Withdrawn uint64
 	// Frames and Bytes count what the fast path forwarded, indexed by the ingress [Side]: Frames[A]
-	// went from A to B. A GSO super-frame counts once, with its full length.
+	// went from A to B. A GSO super-frame counts once, with its full length. A frame is counted
+	// when the socket filter sends it to the fast path; one that then finds no peer port is
+	// counted in NoPort as well.
 	Frames, Bytes [2]uint64
 	// Forced counts directions handed over at Config.HandoverLimit, with frames of the flow
 	// still in the ring that the fast path may have overtaken.

@@ -271,10 +271,11 @@ type Filter struct {
 	side  Side
 	index int
 
-	base   uint64   // the member's admitted count when this filter was built
-	done   uint64   // the sequence number Settle published last
-	points [2]point // handover points waiting to be published, oldest first
-	drops  uint64   // the socket's drops Observe saw last
+	base     uint64   // the member's admitted count when this filter was built
+	done     uint64   // the sequence number Settle published last
+	points   [2]point // handover points waiting to be published, oldest first
+	drops    uint64   // the socket's drops Observe saw last
+	observed uint64   // when Observe ran last, monoNow; 0: not since Attach
 }
 
 // seqWords is the number of 8-byte words per member in the seq map: per side, the admitted,
@@ -296,7 +297,7 @@ func (f *Filter) Attach(c syscall.Conn) error {
 	f.base = f.Admitted()
 	f.done = atomic.LoadUint64(f.p.word(2*m + int(f.side)*m + f.index))
 	f.points = [2]point{}
-	f.drops = 0
+	f.drops, f.observed = 0, 0
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_BPF, f.prog.FD())
@@ -339,10 +340,17 @@ func (f *Filter) Wants() bool {
 // concurrent use.
 func (f *Filter) Observe(packets, drops uint64) {
 	m := f.p.cfg.Members
+	// Drops since an Observe long ago (the socket is read only while a flow waits) are old
+	// news: they only resynchronise the count. Drops between two Observes close together mean
+	// the ring overflows now.
+	now := monoNow()
 	if drops > f.drops {
+		if f.observed != 0 && now-f.observed <= uint64(ShedHold) {
+			atomic.StoreUint64(f.p.word(6*m+int(f.side)*m+f.index), now+uint64(ShedHold))
+		}
 		f.drops = drops
-		atomic.StoreUint64(f.p.word(6*m+int(f.side)*m+f.index), monoNow()+uint64(ShedHold))
 	}
+	f.observed = now
 	adm := atomic.LoadUint64(f.p.word(int(f.side)*m + f.index))
 	if f.base+packets != adm || packets < drops || adm <= f.done {
 		return

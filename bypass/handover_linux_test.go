@@ -192,3 +192,33 @@ func settle(f *Filter, received, packets, drops uint64) bool {
 	f.Observe(packets, drops)
 	return f.Settle(received)
 }
+
+// TestShedIgnoresOldDrops: drops the socket counted while no flow was handing over (Observe
+// was not called) do not start shedding when a flow hands over later; drops between two
+// Observes close together do.
+func TestShedIgnoresOldDrops(t *testing.T) {
+	p := openPath(t, nil)
+	f, err := p.Filter(A, 0, nil)
+	require.NoError(t, err)
+	defer f.Close()
+	frame := []byte{
+		0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00,
+		0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+		0x1a, 0x0a, 0x12, 0xb5, 0, 12, 0, 0, 0, 0, 0, 1,
+	}
+	run := func() uint32 {
+		t.Helper()
+		ret, err := f.prog.Run(&ebpf.RunOptions{Data: append(make([]byte, 14), frame...), Context: skbCtx{}})
+		require.NoError(t, err)
+		return ret
+	}
+	require.NoError(t, p.Add(keyOf(t, frame)))
+	require.Equal(t, uint32(retNext), run(), "first frame after Add: to the ring")
+	f.Observe(1+500, 500) // 500 drops from long before: the first Observe since Attach
+	assert.Equal(t, uint32(retNext), run(), "old drops: queued, not shed")
+	f.Observe(2+501, 501) // one more drop since the last Observe: the ring overflows now
+	assert.Equal(t, uint32(0), run(), "shed")
+	st, err := p.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), st.Shed)
+}

@@ -576,7 +576,7 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		// Frames still in member R3's ring: this one queues behind them. On another member
 		// (the fanout group changed) it goes to the ring untracked until R3 has settled.
 		asm.JNE.Imm(asm.R3, int32(index), "admit").WithSymbol("outstanding"),
-		// The ring overflowed lately (Filter.Settle moved the shed deadline past now): the kernel
+		// The ring overflowed lately (Filter.Observe moved the shed deadline past now): the kernel
 		// is dropping frames anyway, so drop this one rather than queue it behind its flow (see
 		// ShedHold). Its flow's Last then stays put, the bridge catches up with it, and the flow
 		// leaves the overloaded ring in order. tc sees the ring mark and does not forward it.

@@ -69,7 +69,8 @@ type inspector struct {
 	head    []byte       // the headers alone, for streams.Frame
 	why     *rules.Rule  // the built-in signature of the last inspection drop, or nil
 	whyPkt  rules.Packet // the frame it concerns, decoded
-	res2    rules.Result // the second part of a frame too long for one IP length (matchAll)
+	res2    rules.Result // a further part of a frame too long for one IP length (matchAll)
+	part    []byte       // that part's frame
 	// cur is the flow of the frame inspect judged last, nil when it has none (not IP, a held
 	// fragment, a full table); valid until the next inspect or tick.
 	cur *flow.Flow[flowEntry]
@@ -101,6 +102,7 @@ func newInspector(tail int, stats *inspectStats) (*inspector, error) {
 		streams: streams,
 		dgram:   make([]byte, 64+defrag.MaxHeader+65535),
 		synth:   make([]byte, 0, 256+tail+2*65536),
+		part:    make([]byte, 0, 256+65536),
 		head:    make([]byte, 0, 256),
 	}
 	in.flows, err = flow.NewTable(flow.Config[flowEntry]{
@@ -342,9 +344,10 @@ func (in *inspector) viewFrame(frame []byte, pk *flow.Packet, view []byte) []byt
 
 // matchAll matches b, a frame synthesize or viewFrame built from frame, as [rules.Set.Match]
 // does. When b's payload is longer than its IP length can state (a segment of nearly 64 KiB
-// behind the stream's tail), the rules' decoder stops at 65,535 bytes; the rest is matched in
-// a second frame that repeats in.tail bytes before it, so that a content across the cut is
-// found, and the two results are merged.
+// behind the stream's tail, or a gap filled in front of held out-of-order data, up to the
+// stream's Hold), the rules' decoder stops at 65,535 bytes; the rest is matched in further
+// frames, each as long as an IP length allows and repeating in.tail bytes before it, so that a
+// content across a cut is found, and the results are merged. Every byte of b is matched.
 func (in *inspector) matchAll(set *rules.Set, frame []byte, pk *flow.Packet, b []byte, res *rules.Result) rules.Action {
 	act := set.Match(b, res)
 	pay := min(pk.Payload, pk.End, len(frame))
@@ -354,32 +357,38 @@ func (in *inspector) matchAll(set *rules.Set, frame []byte, pk *flow.Packet, b [
 		ipHdr = hdr - pk.L3 - 40
 	}
 	fits := 65535 - ipHdr // payload bytes the IP length can cover
-	if len(b)-hdr <= fits || act == rules.Pass || act == rules.Drop || act == rules.Reject {
-		return act
-	}
-	// synthesize may build over b (its own buffer): append moves the bytes as memmove does.
-	second := in.synthesize(frame, pk, b[hdr+fits-min(in.tail, fits):])
-	r2 := &in.res2
-	r2.Flow = res.Flow
-	switch act2 := set.Match(second, r2); {
-	case act2 == rules.NoMatch:
-	case act == rules.NoMatch || act2 == rules.Pass:
-		res.Action, res.Rule, res.Overflow = r2.Action, r2.Rule, r2.Overflow
-		res.Alerts = append(res.Alerts[:0], r2.Alerts...)
-		act = act2
-	default: // alerts in the first part; alerts, a drop or a reject in the second
-		for _, r := range r2.Alerts {
-			switch {
-			case slices.Contains(res.Alerts, r): // found in the repeated bytes again
-			case len(res.Alerts) < rules.MaxAlerts:
-				res.Alerts = append(res.Alerts, r)
-			default:
-				res.Overflow++
-			}
+	payload := b[hdr:]
+	step := fits - min(in.tail, fits-1) // each further frame starts in.tail bytes before the cut
+	for start := step; start+in.tail < len(payload) && len(payload) > fits; start += step {
+		if act == rules.Pass || act == rules.Drop || act == rules.Reject {
+			break
 		}
-		res.Overflow += r2.Overflow
-		if act2 != rules.Alert {
-			res.Action, res.Rule, act = act2, r2.Rule, act2
+		// Built in its own buffer: b (in.synth, or the stream's view) stays as it is.
+		part := append(appendHeaders(in.part[:0], frame, pk), payload[start:min(start+fits, len(payload))]...)
+		setIPLength(part, pk)
+		in.part = part[:0]
+		r2 := &in.res2
+		r2.Flow = res.Flow
+		switch act2 := set.Match(part, r2); {
+		case act2 == rules.NoMatch:
+		case act == rules.NoMatch || act2 == rules.Pass:
+			res.Action, res.Rule, res.Overflow = r2.Action, r2.Rule, r2.Overflow
+			res.Alerts = append(res.Alerts[:0], r2.Alerts...)
+			act = act2
+		default: // alerts before; alerts, a drop or a reject in this part
+			for _, r := range r2.Alerts {
+				switch {
+				case slices.Contains(res.Alerts, r): // found in the repeated bytes again
+				case len(res.Alerts) < rules.MaxAlerts:
+					res.Alerts = append(res.Alerts, r)
+				default:
+					res.Overflow++
+				}
+			}
+			res.Overflow += r2.Overflow
+			if act2 != rules.Alert {
+				res.Action, res.Rule, act = act2, r2.Rule, act2
+			}
 		}
 	}
 	return act

@@ -521,3 +521,36 @@ alert tcp any any -> any any (msg:"b"; content:"bbbb"; sid:2;)`, peer.IPS, peer.
 		assert.EqualValues(t, 2, b.eng.alerts.Load()-before)
 	})
 }
+
+// TestInspectGapFilledLate: a one-byte gap in front of 300 KB of held out-of-order data; the
+// byte that fills it makes a view of all of it, longer than several IP lengths, and the view is
+// matched to its end (it was not: past about 128 KiB the bytes reached the receiver unmatched).
+func TestInspectGapFilledLate(t *testing.T) {
+	const first = "HELO 0123456789abcdef"
+	const seg, n = 60000, 5
+	for _, tc := range []struct {
+		name string
+		at   int // where "forbidden" goes in the held data; negative: nowhere
+		want verdict.Verdict
+	}{
+		{"clean", -1, verdict.Pass},
+		{"near the end", seg*n - 100, verdict.Drop},
+		{"across a part's cut", 65535 - 40 - 16 + 65535 - 40 - 16 - 30, verdict.Drop},
+		{"in the middle", seg*n / 2, verdict.Drop},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _, _ := testBridge(t, evasionRules, peer.IPS, peer.IPS)
+			c := &tcpConn{t: t, h: b.cfg.Verdict.New(0), cport: 47100, cisn: 1, sisn: 2}
+			c.handshake()
+			require.Equal(t, verdict.Pass, c.send(0, first))
+			data := bytes.Repeat([]byte("x"), seg*n)
+			if tc.at >= 0 {
+				copy(data[tc.at:], "forbidden")
+			}
+			for i := range n {
+				require.Equal(t, verdict.Pass, c.send(len(first)+1+i*seg, string(data[i*seg:(i+1)*seg])), "held segment %d", i)
+			}
+			assert.Equal(t, tc.want, c.send(len(first), "y"), "the byte that fills the gap is judged with all the held data")
+		})
+	}
+}
