@@ -536,7 +536,7 @@ func TestInspectGapFilledLate(t *testing.T) {
 		{"clean", -1, verdict.Pass},
 		{"near the end", seg*n - 100, verdict.Drop},
 		{"across a part's cut", 65535 - 40 - 16 + 65535 - 40 - 16 - 30, verdict.Drop},
-		{"in the middle", seg*n / 2, verdict.Drop},
+		{"in the middle", seg * n / 2, verdict.Drop},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, _, _ := testBridge(t, evasionRules, peer.IPS, peer.IPS)
