@@ -422,14 +422,10 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.AddAtomic.Mem(asm.R3, asm.R4, asm.DWord, valPackets),
 		asm.LoadMem(asm.R4, asm.R6, skbLen, asm.Word),
 		asm.AddAtomic.Mem(asm.R3, asm.R4, asm.DWord, valBytes),
-		// Per-CPU counters.
-		asm.Mov.Imm(asm.R1, 0).WithSymbol("count"),
-		asm.StoreMem(asm.RFP, sideOff+4, asm.R1, asm.Word), // array key 0 (the side's upper half is unused)
-		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, sideOff+4),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "redirect"),
+	)
+	// Per-CPU counters; the key goes in the side's unused upper half, idxOff holds the peer.
+	ins = append(ins, lookupCounters(sideOff+4, "redirect")...)
+	ins = append(ins,
 		asm.LoadMem(asm.R2, asm.RFP, sideOff, asm.Word),
 		asm.And.Imm(asm.R2, 1),
 		asm.LSh.Imm(asm.R2, 3),
@@ -444,15 +440,9 @@ func (p *Path) tcProgram() asm.Instructions {
 		asm.FnRedirect.Call(),
 		asm.Return(),
 		// A frame the filter kept out of the ring on a port with no peer: count the loss.
-		asm.Mov.Imm(asm.R1, 0).WithSymbol("noport"),
-		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
-		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, idxOff),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "next"),
-		asm.Mov.Imm(asm.R1, 1),
-		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntNoPort),
+	)
+	ins = append(ins, labelled("noport", countEvent(cntNoPort, "next"))...)
+	ins = append(ins,
 		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("next"),
 		asm.Return(),
 	)
@@ -545,14 +535,10 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		asm.AddAtomic.Mem(asm.R7, asm.R1, asm.DWord, valPackets+8*s),
 		asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
 		asm.AddAtomic.Mem(asm.R7, asm.R1, asm.DWord, valBytes+8*s),
-		// ... and against the per-CPU totals (array lookups, which the verifier inlines).
-		asm.Mov.Imm(asm.R1, 0),
-		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
-		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, idxOff),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "peer"),
+	)
+	// ... and against the per-CPU totals (array lookups, which the verifier inlines).
+	ins = append(ins, lookupCounters(idxOff, "peer")...)
+	ins = append(ins,
 		asm.Mov.Imm(asm.R1, 1),
 		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntFrames+8*s),
 		asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word),
@@ -592,17 +578,9 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 			asm.Add.Imm(asm.R1, 1),
 			asm.StoreMem(asm.R7, valWaits+4*s, asm.R1, asm.Word),
 			asm.JLT.Imm(asm.R1, int32(limit), "pend"),
-			asm.Mov.Imm(asm.R1, 0),
-			asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
-			asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, idxOff),
-			asm.FnMapLookupElem.Call(),
-			asm.JEq.Imm(asm.R0, 0, "golive"),
-			asm.Mov.Imm(asm.R1, 1),
-			asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntForced),
-			asm.Ja.Label("golive"),
 		)
+		ins = append(ins, countEvent(cntForced, "golive")...)
+		ins = append(ins, asm.Ja.Label("golive"))
 	}
 	ins = append(ins,
 		asm.LoadMapValue(asm.R1, 0, admOff).WithReference("seq").WithSymbol("pend"),
@@ -616,48 +594,20 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 		asm.StoreMem(asm.R7, valMember+4*s, asm.R2, asm.Word),
 		asm.Mov.Reg(asm.R0, asm.R9),
 		asm.Return(),
-		// Idle past the timeout: hand the flow back.
-		asm.LoadMapPtr(asm.R1, 0).WithReference("flows").WithSymbol("expire"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, keyOff),
-		asm.FnMapDeleteElem.Call(),
-		asm.JNE.Imm(asm.R0, 0, "admit"), // another CPU removed it first, and counted it
-		asm.Mov.Imm(asm.R1, 0),
-		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
-		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, idxOff),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "admit"),
-		asm.Mov.Imm(asm.R1, 1),
-		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntExpired),
-		asm.Ja.Label("admit"),
-		// Shed: dropped, counted, and neither queued nor forwarded.
-		asm.Mov.Imm(asm.R1, 0).WithSymbol("shed"),
-		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
-		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, idxOff),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "shed_out"),
-		asm.Mov.Imm(asm.R1, 1),
-		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntShed),
+	)
+	// Idle past the timeout, or a TCP FIN or RST: hand the flow back, counted by the CPU that
+	// removed it (when another removed it first, it counted).
+	ins = append(ins, labelled("expire", removeFlow("admit"))...)
+	ins = append(ins, countEvent(cntExpired, "admit")...)
+	ins = append(ins, asm.Ja.Label("admit"))
+	ins = append(ins, labelled("teardown", removeFlow("admit"))...)
+	ins = append(ins, countEvent(cntClosed, "admit")...)
+	ins = append(ins, asm.Ja.Label("admit"))
+	// Shed: dropped, counted, and neither queued nor forwarded.
+	ins = append(ins, labelled("shed", countEvent(cntShed, "shed_out"))...)
+	ins = append(ins,
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("shed_out"),
 		asm.Return(),
-		asm.LoadMapPtr(asm.R1, 0).WithReference("flows").WithSymbol("teardown"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, keyOff),
-		asm.FnMapDeleteElem.Call(),
-		asm.JNE.Imm(asm.R0, 0, "admit"),
-		asm.Mov.Imm(asm.R1, 0),
-		asm.StoreMem(asm.RFP, idxOff, asm.R1, asm.Word),
-		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, idxOff),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "admit"),
-		asm.Mov.Imm(asm.R1, 1),
-		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, cntClosed),
 		// Into the ring.
 		asm.LoadMapValue(asm.R1, 0, admOff).WithReference("seq").WithSymbol("admit"),
 		asm.Mov.Imm(asm.R2, 1),
@@ -680,5 +630,46 @@ func (p *Path) tapProgram(side Side, index int, user []bpf.Instruction) (asm.Ins
 func fetchAdd(dst, src asm.Register, off int16) asm.Instruction {
 	ins := asm.FetchAdd.Mem(dst, src, asm.DWord, off)
 	ins.Constant = int64(asm.FetchAdd >> 8)
+	return ins
+}
+
+// lookupCounters looks up the per-CPU counters (key 0, stored at the stack slot key) into R0, and
+// jumps to miss if the lookup fails, which it cannot for an array but the verifier wants checked.
+// It clobbers R1 to R5.
+func lookupCounters(key int16, miss string) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.RFP, key, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counters"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, int32(key)),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, miss),
+	}
+}
+
+// countEvent adds one to the per-CPU counter at offset off and falls through, or jumps to miss.
+func countEvent(off int16, miss string) asm.Instructions {
+	return append(lookupCounters(idxOff, miss),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, off),
+	)
+}
+
+// removeFlow deletes the flow keyed at keyOff from the flow map and jumps to gone when it was not
+// there (another CPU removed it first). It clobbers R0 to R5.
+func removeFlow(gone string) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMapPtr(asm.R1, 0).WithReference("flows"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, keyOff),
+		asm.FnMapDeleteElem.Call(),
+		asm.JNE.Imm(asm.R0, 0, gone),
+	}
+}
+
+// labelled puts sym on the first of ins.
+func labelled(sym string, ins asm.Instructions) asm.Instructions {
+	ins[0] = ins[0].WithSymbol(sym)
 	return ins
 }
