@@ -3,6 +3,7 @@
 package bypass
 
 import (
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,18 +20,11 @@ func TestHandoverStateMachine(t *testing.T) {
 	f, err := p.Filter(B, 1, nil)
 	require.NoError(t, err)
 	defer f.Close()
-	frame := []byte{
-		0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00,
-		0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1,
-		0x12, 0xb5, 0x1a, 0x0a, 0, 12, 0, 0, 0, 0, 0, 1,
-	}
+	frame := tapFrame(ipB, ipA, testPort, 6666)
 	k := keyOf(t, frame)
 	run := func() (ret, mark uint32) {
 		t.Helper()
-		var out skbCtxOut
-		ret, err := f.prog.Run(&ebpf.RunOptions{Data: append(make([]byte, 14), frame...), Context: skbCtx{}, ContextOut: &out})
-		require.NoError(t, err)
-		return ret, out.CB[0]
+		return runTap(t, f, frame)
 	}
 	value := func() flowValue {
 		t.Helper()
@@ -85,17 +79,12 @@ func TestHandoverLimit(t *testing.T) {
 	f, err := p.Filter(A, 0, nil)
 	require.NoError(t, err)
 	defer f.Close()
-	frame := []byte{
-		0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00,
-		0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
-		0x1a, 0x0a, 0x12, 0xb5, 0, 12, 0, 0, 0, 0, 0, 1,
-	}
+	frame := tapFrame(ipA, ipB, 6666, testPort)
 	k := keyOf(t, frame)
 	require.NoError(t, p.Add(k))
 	var rets []uint32
 	for range 5 {
-		ret, err := f.prog.Run(&ebpf.RunOptions{Data: append(make([]byte, 14), frame...), Context: skbCtx{}})
-		require.NoError(t, err)
+		ret, _ := runTap(t, f, frame)
 		rets = append(rets, ret)
 	}
 	// The first frame after Add, then two that wait behind it, then the third waiter switches.
@@ -117,20 +106,12 @@ func TestShedWhileOverflowing(t *testing.T) {
 	f, err := p.Filter(A, 0, nil)
 	require.NoError(t, err)
 	defer f.Close()
-	frame := []byte{
-		0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00,
-		0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
-		0x1a, 0x0a, 0x12, 0xb5, 0, 12, 0, 0, 0, 0, 0, 1,
-	}
-	other := append([]byte(nil), frame...)
-	other[35]++ // another source port: a flow not on the fast path
+	frame := tapFrame(ipA, ipB, 6666, testPort)
+	other := tapFrame(ipA, ipB, 6667, testPort) // a flow not on the fast path
 	k := keyOf(t, frame)
 	run := func(fr []byte) (ret, mark uint32) {
 		t.Helper()
-		var out skbCtxOut
-		ret, err := f.prog.Run(&ebpf.RunOptions{Data: append(make([]byte, 14), fr...), Context: skbCtx{}, ContextOut: &out})
-		require.NoError(t, err)
-		return ret, out.CB[0]
+		return runTap(t, f, fr)
 	}
 	last := func() uint64 {
 		t.Helper()
@@ -201,15 +182,10 @@ func TestShedIgnoresOldDrops(t *testing.T) {
 	f, err := p.Filter(A, 0, nil)
 	require.NoError(t, err)
 	defer f.Close()
-	frame := []byte{
-		0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00,
-		0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
-		0x1a, 0x0a, 0x12, 0xb5, 0, 12, 0, 0, 0, 0, 0, 1,
-	}
+	frame := tapFrame(ipA, ipB, 6666, testPort)
 	run := func() uint32 {
 		t.Helper()
-		ret, err := f.prog.Run(&ebpf.RunOptions{Data: append(make([]byte, 14), frame...), Context: skbCtx{}})
-		require.NoError(t, err)
+		ret, _ := runTap(t, f, frame)
 		return ret
 	}
 	require.NoError(t, p.Add(keyOf(t, frame)))
@@ -221,4 +197,20 @@ func TestShedIgnoresOldDrops(t *testing.T) {
 	st, err := p.Stats()
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1), st.Shed)
+}
+
+// tapFrame is an IPv4/UDP frame from src:sport to dst:dport as the socket filter sees it.
+func tapFrame(src, dst [4]byte, sport, dport uint16) []byte {
+	return udpFrame(net.HardwareAddr{0, 0, 0, 0, 0, 2}, net.HardwareAddr{0, 0, 0, 0, 0, 1}, src, dst, sport, dport, 1, 0)
+}
+
+// runTap runs the socket filter f on frame with BPF_PROG_TEST_RUN and returns its verdict and the
+// mark it left in cb[0] for tc. A test run pulls 14 bytes of Ethernet header first, so the frame
+// gets a dummy one in front.
+func runTap(t *testing.T, f *Filter, frame []byte) (ret, mark uint32) {
+	t.Helper()
+	var out skbCtxOut
+	ret, err := f.prog.Run(&ebpf.RunOptions{Data: append(make([]byte, 14), frame...), Context: skbCtx{}, ContextOut: &out})
+	require.NoError(t, err)
+	return ret, out.CB[0]
 }
