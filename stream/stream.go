@@ -577,15 +577,7 @@ func (r *Reassembler) data(s *Stream, d Dir, seq uint32, data []byte, res *Resul
 	hd := h.hold
 	if hd != nil {
 		for i := 0; i < hd.n; i++ {
-			rs := hd.rs[i]
-			lo, hi := rs.start, rs.end
-			if before(lo, seq) {
-				lo = seq
-			}
-			if before(end, hi) {
-				hi = end
-			}
-			if before(lo, hi) && !ringEqual(hd.buf, lo, data[lo-seq:hi-seq]) {
+			if hd.differs(hd.rs[i], seq, end, data) {
 				a |= OverlapDiffers
 			}
 		}
@@ -803,14 +795,7 @@ func (r *Reassembler) hold(h *half, seq uint32, data []byte) Anomaly {
 			ins = true
 		}
 		add(x)
-		lo, hi := x.start, x.end
-		if before(lo, seq) {
-			lo = seq
-		}
-		if before(end, hi) {
-			hi = end
-		}
-		if before(lo, hi) && !ringEqual(hd.buf, lo, data[lo-seq:hi-seq]) {
+		if hd.differs(x, seq, end, data) {
 			a |= OverlapDiffers
 		}
 	}
@@ -842,4 +827,17 @@ func (r *Reassembler) hold(h *half, seq uint32, data []byte) Anomaly {
 	hd.n = n
 	r.c.Held++
 	return a
+}
+
+// differs reports whether data, the bytes from seq to end, differs from the held range r where
+// the two overlap.
+func (hd *hold) differs(r rng, seq, end uint32, data []byte) bool {
+	lo, hi := r.start, r.end
+	if before(lo, seq) {
+		lo = seq
+	}
+	if before(end, hi) {
+		hi = end
+	}
+	return before(lo, hi) && !ringEqual(hd.buf, lo, data[lo-seq:hi-seq])
 }
