@@ -215,14 +215,7 @@ func TestBypassAfter(t *testing.T) {
 
 			cl := dialBypass(t, tp.client)
 			// The flow passes 64 KiB, is bypassed, and hands over at a pause between chunks.
-			var m map[string]float64
-			for i := 0; ; i++ {
-				require.Less(t, i, 20, "the flow never took the fast path: %v", m)
-				cl.chunk()
-				if m = scrape(t, tp); m["afbridge_bypass_bytes_total{b1->b0}"] > 0 {
-					break
-				}
-			}
+			m := untilBypassed(t, tp, cl, 0)
 			assert.Equal(t, 1.0, m["afbridge_bypass_active"])
 			assert.Equal(t, 1.0, m["afbridge_bypass_flows"])
 			rx1, fp1 := m["afbridge_received_bytes_total"], m["afbridge_bypass_bytes_total"]
@@ -275,14 +268,7 @@ func TestBypassRule(t *testing.T) {
 	p := start(t, tp.bridge, "-i", "b0:b1", "-rules", rulesPath, "-metrics", "127.0.0.1:9101")
 	p.waitFor(`bridging b0 <-> b1`, 20*time.Second)
 	cl := dialBypass(t, tp.client)
-	var m map[string]float64
-	for i := 0; ; i++ {
-		require.Less(t, i, 20, "the flow never took the fast path: %v", m)
-		cl.chunk()
-		if m = scrape(t, tp); m["afbridge_bypass_bytes_total{b1->b0}"] > 0 {
-			break
-		}
-	}
+	untilBypassed(t, tp, cl, 0)
 	cl.chunk()
 	assert.True(t, cl.echo("forbidden, but trusted", 10*time.Second), "the bypassed flow is not judged")
 	tp.mustBlock(t, "/forbidden") // another flow is
@@ -311,13 +297,7 @@ func TestBypassYAML(t *testing.T) {
 	p.signal(syscall.SIGHUP)
 	p.waitFor(`SIGHUP: b0 <-> b1: 0 bypassed flows withdrawn`, 10*time.Second)
 	cl := dialBypass(t, tp.client)
-	for i := 0; ; i++ {
-		require.Less(t, i, 20, "the flow never took the fast path: %v", m)
-		cl.chunk()
-		if m = scrape(t, tp); m["afbridge_bypass_bytes_total{b1->b0}"] > 0 {
-			break
-		}
-	}
+	m = untilBypassed(t, tp, cl, 0)
 	p.signal(syscall.SIGTERM)
 	require.Equal(t, 0, p.exitCode(30*time.Second))
 	assert.Regexp(t, `bypass: flows [1-9]`, p.stderr.String())
@@ -331,14 +311,7 @@ func TestBypassTap(t *testing.T) {
 	p := start(t, tp.bridge, "-i", "b0:b1", "-mode", "tap", "-bypass-after", "0", "-metrics", "127.0.0.1:9101")
 	p.waitFor(`bridging b0 <-> b1 \(tap`, 20*time.Second)
 	cl := dialBypass(t, tp.client)
-	var m map[string]float64
-	for i := 0; ; i++ {
-		require.Less(t, i, 20, "the flow never took the fast path: %v", m)
-		cl.chunk()
-		if m = scrape(t, tp); m["afbridge_bypass_bytes_total{b1->b0}"] > 0 {
-			break
-		}
-	}
+	untilBypassed(t, tp, cl, 0)
 	cl.chunk()
 	p.signal(syscall.SIGTERM)
 	require.Equal(t, 0, p.exitCode(30*time.Second))
@@ -373,4 +346,19 @@ func TestBypassUnavailable(t *testing.T) {
 	out := p.stderr.String()
 	assert.Equal(t, 1, strings.Count(out, "kernel fast path unavailable"), "said once: %s", out)
 	assert.Contains(t, out, "bypass: the kernel fast path did not run")
+}
+
+// untilBypassed sends chunks over cl, at most 20, until the fast path has forwarded more than
+// after bytes towards the client, and returns the metrics then. A flow hands over at a pause
+// between chunks in which the bridge has caught up with it.
+func untilBypassed(t *testing.T, tp *topo, cl *bypassClient, after float64) map[string]float64 {
+	t.Helper()
+	var m map[string]float64
+	for i := 0; ; i++ {
+		require.Less(t, i, 20, "the flow never took the fast path: %v", m)
+		cl.chunk()
+		if m = scrape(t, tp); m["afbridge_bypass_bytes_total{b1->b0}"] > after {
+			return m
+		}
+	}
 }

@@ -302,18 +302,7 @@ func TestLeastPrivilegeBypass(t *testing.T) {
 		assert.Equal(t, "1", st["NoNewPrivs"], "thread %s", tid)
 		assert.Equal(t, "2", st["Seccomp"], "thread %s", tid)
 	}
-	bypassed := func(what string) float64 {
-		cl := dialBypass(t, tp.client)
-		var m map[string]float64
-		for i := 0; ; i++ {
-			require.Less(t, i, 20, "%s: the flow never took the fast path: %v\n%s", what, m, p.stderr.String())
-			cl.chunk()
-			if m = scrape(t, tp); m["afbridge_bypass_bytes_total{b1->b0}"] > 0 {
-				return m["afbridge_bypass_bytes_total{b1->b0}"]
-			}
-		}
-	}
-	before := bypassed("before the re-bind")
+	before := untilBypassed(t, tp, dialBypass(t, tp.client), 0)["afbridge_bypass_bytes_total{b1->b0}"]
 
 	tp.bridge.Run("ip", "link", "del", "b1")
 	_, s0 := testenv.Veth(t, tp.bridge, "b1", tp.server, "s0", nil)
@@ -325,14 +314,7 @@ func TestLeastPrivilegeBypass(t *testing.T) {
 		}
 	}
 	require.NoError(t, err, "forwarding after the re-bind")
-	cl := dialBypass(t, tp.client)
-	for i := 0; ; i++ {
-		require.Less(t, i, 20, "after the re-bind: the flow never took the fast path\n%s", p.stderr.String())
-		cl.chunk()
-		if scrape(t, tp)["afbridge_bypass_bytes_total{b1->b0}"] > before+bypassChunk/2 {
-			break
-		}
-	}
+	untilBypassed(t, tp, dialBypass(t, tp.client), before+bypassChunk/2) // after the re-bind
 	p.signal(syscall.SIGTERM)
 	require.Equal(t, 0, p.exitCode(30*time.Second), p.stderr.String())
 	out := p.stderr.String()
