@@ -297,7 +297,7 @@ func TestBypassYAML(t *testing.T) {
 	p.signal(syscall.SIGHUP)
 	p.waitFor(`SIGHUP: b0 <-> b1: 0 bypassed flows withdrawn`, 10*time.Second)
 	cl := dialBypass(t, tp.client)
-	m = untilBypassed(t, tp, cl, 0)
+	untilBypassed(t, tp, cl, 0)
 	p.signal(syscall.SIGTERM)
 	require.Equal(t, 0, p.exitCode(30*time.Second))
 	assert.Regexp(t, `bypass: flows [1-9]`, p.stderr.String())
